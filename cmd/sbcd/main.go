@@ -1,0 +1,98 @@
+// Command sbcd is the EdgeSBC daemon: a B2BUA between a carrier trunk and
+// an enterprise PBX.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/edgesbc/edgesbc/configs"
+	"github.com/edgesbc/edgesbc/sbc"
+	"github.com/edgesbc/edgesbc/sbc/config"
+)
+
+func main() {
+	cfgPath := flag.String("config", "", "config file (YAML); the embedded loopback default when empty")
+	check := flag.String("check-config", "", "validate this config file and exit")
+	flag.Parse()
+
+	if *check != "" {
+		if _, err := config.Load(*check); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s: ok\n", *check)
+		return
+	}
+	if err := run(*cfgPath); err != nil {
+		fmt.Fprintln(os.Stderr, "sbcd:", err)
+		os.Exit(1)
+	}
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		c, err := config.Parse(configs.Default)
+		if err != nil {
+			return nil, fmt.Errorf("embedded default config: %w", err)
+		}
+		return c, nil
+	}
+	return config.Load(path)
+}
+
+func run(path string) error {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	s, err := sbc.New(cfg, sbc.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := s.Start(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		_ = s.Close(context.Background())
+		return fmt.Errorf("admin API listen %s: %w", cfg.Admin.Listen, err)
+	}
+	admin := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin API stopped", "error", err)
+		}
+	}()
+	log.Info("sbcd running", "admin", cfg.Admin.Listen, "config", orDefault(path))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("shutting down: ending calls")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = admin.Shutdown(sctx)
+	return s.Close(sctx)
+}
+
+func orDefault(p string) string {
+	if p == "" {
+		return "(embedded default)"
+	}
+	return p
+}

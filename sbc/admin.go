@@ -1,0 +1,62 @@
+package sbc
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// LegInfo is one leg of a call as the admin API shows it.
+type LegInfo struct {
+	Realm  string `json:"realm"`
+	CallID string `json:"call_id"`
+	Peer   string `json:"peer"`
+}
+
+// CallInfo is a call as the admin API shows it.
+type CallInfo struct {
+	ID    string    `json:"id"`
+	State string    `json:"state"`
+	Route string    `json:"route"`
+	Start time.Time `json:"start"`
+	A     LegInfo   `json:"a"`
+	B     *LegInfo  `json:"b,omitempty"`
+}
+
+// Calls lists the active calls, oldest first.
+func (s *SBC) Calls() []CallInfo {
+	calls := s.calls.snapshot()
+	out := make([]CallInfo, 0, len(calls))
+	for _, c := range calls {
+		c.mu.Lock()
+		ci := CallInfo{
+			ID: c.ID, State: c.state.String(), Route: c.route, Start: c.Start,
+			A: LegInfo{Realm: c.a.realm.Name, CallID: c.a.d.CallID, Peer: c.a.peer},
+		}
+		if c.b != nil {
+			ci.B = &LegInfo{Realm: c.b.realm.Name, CallID: c.b.d.CallID, Peer: c.b.peer}
+		}
+		c.mu.Unlock()
+		out = append(out, ci)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// AdminHandler serves /healthz, /metrics and /api/v1/calls.
+func (s *SBC) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/v1/calls", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Calls())
+	})
+	return mux
+}

@@ -1,0 +1,318 @@
+package sbc
+
+import (
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/topology"
+)
+
+// callLinger keeps an ended call's Call-IDs known for a while, so a BYE
+// that crossed ours is answered 200 (not 481) and late ACKs are absorbed.
+const callLinger = 8 * time.Second
+
+// maxRingTime bounds how long leg B may ring (RFC 3261 Timer C is at least
+// three minutes); after it the call is cancelled as unanswered.
+const maxRingTime = 3 * time.Minute
+
+// findLeg matches an in-dialog request to a call leg: its Call-ID, the
+// realm it arrived in, and the SBC's own tag in To.
+func (s *SBC) findLeg(r *Realm, req *sip.Request) (legRef, bool) {
+	cid := req.CallID()
+	if cid == nil {
+		return legRef{}, false
+	}
+	ref, ok := s.calls.lookup(cid.Value())
+	if !ok {
+		return legRef{}, false
+	}
+	c := ref.call
+	c.mu.Lock()
+	l := c.leg(ref.side)
+	ok = l != nil && l.realm == r && l.d.CallID == cid.Value() && toTag(req) == l.d.LocalTag
+	c.mu.Unlock()
+	return ref, ok
+}
+
+// inOrder applies RFC 3261 12.2.2: a request with a CSeq not above the
+// last one seen on the leg is out of order (500).
+func inOrder(l *Leg, req *sip.Request) bool {
+	seq := req.CSeq().SeqNo
+	if l.remoteCSeq != 0 && seq <= l.remoteCSeq {
+		return false
+	}
+	l.remoteCSeq = seq
+	return true
+}
+
+// onBye ends a call from either side: 200 at once to the sender, BYE to
+// the other leg.
+func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+	ref, ok := s.findLeg(r, req)
+	if !ok {
+		s.reply(r, req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	c := ref.call
+	c.mu.Lock()
+	l := c.leg(ref.side)
+	if !inOrder(l, req) {
+		c.mu.Unlock()
+		s.reply(r, req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", "")
+		return
+	}
+	state := c.state
+	setup := state == StateTrying || state == StateEarly
+	if setup && ref.side == SideB {
+		// The callee's BYE overtook its own 2xx (each packet has its own
+		// goroutine): the answer is still relayed, then A gets its BYE.
+		c.byeB = true
+	}
+	cancel := c.cancelSetup
+	c.mu.Unlock()
+
+	s.reply(r, req, tx, sip.StatusOK, "OK", "")
+	switch {
+	case state == StateEnded:
+	case setup && ref.side == SideA:
+		// A caller may BYE an early dialog: that is a CANCEL of leg B.
+		if cancel != nil {
+			cancel()
+		}
+	case setup:
+	default:
+		s.hangup(c, "bye_"+ref.side.String(), l)
+	}
+}
+
+// hangup ends a call and sends BYE on every established leg except from
+// (the leg whose BYE ended it). A call still being set up is cancelled
+// instead: its setup goroutine ends it.
+func (s *SBC) hangup(c *Call, result string, from *Leg) {
+	c.mu.Lock()
+	state, cancel, a, b := c.state, c.cancelSetup, c.a, c.b
+	c.mu.Unlock()
+	switch state {
+	case StateEnded:
+		return
+	case StateTrying, StateEarly:
+		if cancel != nil {
+			cancel()
+		}
+		return
+	}
+	if !s.end(c, result) {
+		return
+	}
+	for _, l := range []*Leg{a, b} {
+		if l != nil && l != from {
+			s.sendBye(c, l)
+		}
+	}
+}
+
+// end marks a call over, exactly once, and releases what it held.
+func (s *SBC) end(c *Call, result string) bool {
+	c.mu.Lock()
+	if c.state == StateEnded {
+		c.mu.Unlock()
+		return false
+	}
+	c.state = StateEnded
+	c.result = result
+	close(c.done)
+	ids := []string{c.a.d.CallID}
+	if c.b != nil {
+		ids = append(ids, c.b.d.CallID)
+	}
+	answered := c.answered
+	c.mu.Unlock()
+
+	s.calls.removeActive(c)
+	time.AfterFunc(callLinger, func() { s.calls.remove(c, ids...) })
+	s.media.End(c.ID)
+	s.metrics.ActiveCalls.Dec()
+	s.metrics.Calls.WithLabelValues(result).Inc()
+	attrs := []any{"call", c.ID, "result", result, "route", c.route}
+	if !answered.IsZero() {
+		attrs = append(attrs, "talk", time.Since(answered).Round(time.Millisecond))
+	}
+	c.a.realm.log.Info("call ended", attrs...)
+	return true
+}
+
+func (s *SBC) sendBye(c *Call, l *Leg) {
+	c.mu.Lock()
+	l.cseq++
+	bye := topology.BuildRequest(sip.BYE, l.d, l.cseq, 70, l.local, nil, nil, nil, "")
+	c.mu.Unlock()
+	s.finish(l.realm, bye)
+}
+
+// onInDialog relays a request inside a call (re-INVITE, UPDATE, INFO,
+// OPTIONS, MESSAGE, NOTIFY, REFER) to the other leg and its final answer
+// back, rebuilt for each side.
+func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+	ref, ok := s.findLeg(r, req)
+	if !ok {
+		s.reply(r, req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	c := ref.call
+	isInvite := req.Method == sip.INVITE
+	offers := (isInvite || req.Method == sip.UPDATE) && isSDP(req)
+
+	c.mu.Lock()
+	x, y := c.leg(ref.side), c.other(ref.side)
+	switch {
+	case c.state == StateEnded:
+		c.mu.Unlock()
+		s.reply(r, req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "")
+		return
+	case !inOrder(x, req):
+		c.mu.Unlock()
+		s.reply(r, req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", "")
+		return
+	case y == nil || y.d.RemoteTag == "":
+		c.mu.Unlock()
+		s.reply(r, req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "")
+		return
+	case (isInvite || offers) && c.inviteBusy:
+		// Glare: an offer is already under way (RFC 3261 14.2, 3311 5.2).
+		c.mu.Unlock()
+		s.reply(r, req, tx, sip.StatusRequestPending, "Request Pending", "", sip.NewHeader("Retry-After", "1"))
+		return
+	}
+	if isInvite || offers {
+		c.inviteBusy = true
+	}
+	if isInvite || req.Method == sip.UPDATE {
+		if u, ok := contactURI(req); ok {
+			x.d.Target = u // target refresh
+		}
+	}
+	y.cseq++
+	seq, d := y.cseq, y.d
+	c.mu.Unlock()
+	release := func() {
+		if isInvite || offers {
+			c.mu.Lock()
+			c.inviteBusy = false
+			c.mu.Unlock()
+		}
+	}
+
+	body := req.Body()
+	if offers {
+		var err error
+		if body, err = s.media.Offer(c.ID, ref.side, body); err != nil {
+			release()
+			s.reply(r, req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "")
+			return
+		}
+	}
+	if isInvite {
+		s.respond(r, tx, buildLocalResponse(r, req, sip.StatusTrying, "Trying", ""))
+	}
+	mf := maxForwards(req) - 1
+	if mf < 0 {
+		release()
+		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", "")
+		return
+	}
+	out := topology.BuildRequest(req.Method, d, seq, mf, y.local, y.realm.filter, req, body, contentType(req))
+	res := s.transact(y.realm, out)
+	if res == nil {
+		release()
+		s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", "")
+		// RFC 3261 12.2.1.2: a dialog whose peer does not answer is over.
+		s.hangup(c, "timeout_in_dialog", nil)
+		return
+	}
+
+	rbody := res.Body()
+	if res.IsSuccess() && offers && isSDP(res) {
+		var err error
+		if rbody, err = s.media.Answer(c.ID, ref.side^1, rbody); err != nil {
+			rbody = nil
+		}
+	} else if isInvite && res.IsSuccess() && isSDP(res) {
+		// Late offer: the re-INVITE had no SDP, the 2xx carries the offer.
+		var err error
+		if rbody, err = s.media.Offer(c.ID, ref.side^1, rbody); err != nil {
+			rbody = nil
+		}
+	}
+	refresh := res.IsSuccess() && (isInvite || req.Method == sip.UPDATE)
+	if refresh {
+		c.mu.Lock()
+		if u, ok := contactURI(res); ok {
+			y.d.Target = u
+		}
+		c.mu.Unlock()
+	}
+	back := topology.BuildResponse(req, res.StatusCode, res.Reason, x.d.LocalTag, refresh, x.local, r.filter, res, rbody, contentType(res))
+
+	if !(isInvite && res.IsSuccess()) {
+		release()
+		s.respond(r, tx, back)
+		if res.StatusCode == sip.StatusCallTransactionDoesNotExists {
+			s.hangup(c, "peer_lost_dialog", nil)
+		}
+		return
+	}
+
+	// A re-INVITE's 2xx: ACK the far leg (with the answer if the offer came
+	// late), and retransmit the 2xx to the near leg until its ACK.
+	w := &ackWaiter{leg: ref.side, cseq: req.CSeq().SeqNo, ch: make(chan *sip.Request, 1)}
+	c.mu.Lock()
+	c.ackWait = w
+	c.mu.Unlock()
+	if offers {
+		s.ackLeg(c, y, seq, nil)
+	}
+	s.respond(r, tx, back)
+	ack := s.awaitAck(c, r, tx, back, w)
+	release()
+	if ack == nil {
+		if c.State() != StateEnded {
+			s.hangup(c, "no_ack", nil)
+		}
+		return
+	}
+	if !offers {
+		answer := ack.Body()
+		if len(answer) > 0 && isSDP(ack) {
+			var err error
+			if answer, err = s.media.Answer(c.ID, ref.side, answer); err != nil {
+				answer = nil
+			}
+		}
+		s.ackLeg(c, y, seq, answer)
+	}
+}
+
+// transact sends a request and waits for its final response; nil when the
+// transaction failed (timeout or transport error). Provisional responses
+// to in-dialog requests are hop-by-hop and stop here.
+func (s *SBC) transact(r *Realm, req *sip.Request) *sip.Response {
+	tx, err := r.request(s.ctx, req)
+	if err != nil {
+		r.log.Debug("request not sent", "method", req.Method, "error", err)
+		return nil
+	}
+	s.metrics.reqOut(r.Name, string(req.Method))
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			s.metrics.resIn(r.Name, res.StatusCode)
+			if !res.IsProvisional() {
+				return res
+			}
+		case <-tx.Done():
+			return nil
+		}
+	}
+}

@@ -1,0 +1,540 @@
+package sbc
+
+import (
+	"context"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/policy"
+	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/topology"
+)
+
+// onInvite starts a call, or hands a re-INVITE to the in-dialog path. The
+// handler runs for the whole setup: sipgo ends the server transaction when
+// it returns, so it returns only after the final answer on leg A (and, for
+// a 2xx, after its ACK).
+func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+	if toTag(req) != "" {
+		s.onInDialog(r, req, tx)
+		return
+	}
+	mf := maxForwards(req)
+	if mf <= 0 {
+		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", newTag())
+		return
+	}
+	if bad := unsupportedRequire(req); bad != "" {
+		s.reply(r, req, tx, sip.StatusBadExtension, "Bad Extension", newTag(), sip.NewHeader("Unsupported", bad))
+		return
+	}
+	if req.Recipient.Scheme != "sip" && req.Recipient.Scheme != "sips" {
+		s.reply(r, req, tx, 416, "Unsupported URI Scheme", newTag())
+		return
+	}
+	cid := req.CallID().Value()
+	if _, ok := s.calls.lookup(cid); ok {
+		// Either our own leg B came back to us, or a second INVITE of a
+		// call we already have (RFC 3261 8.2.2.2, merged request).
+		s.reply(r, req, tx, sip.StatusLoopDetected, "Loop Detected", newTag())
+		return
+	}
+	s.respond(r, tx, buildLocalResponse(r, req, sip.StatusTrying, "Trying", ""))
+
+	dec, ok := s.router.Route(r.Name, req.Recipient.User)
+	if !ok {
+		s.reply(r, req, tx, sip.StatusNotFound, "Not Found", newTag())
+		s.metrics.Calls.WithLabelValues("no_route").Inc()
+		return
+	}
+	out := s.realms[dec.ToRealm]
+
+	c := s.newCall(r, req, dec.Route)
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	c.mu.Lock()
+	c.cancelSetup = cancel
+	c.mu.Unlock()
+	if !tx.OnCancel(func(*sip.Request) { cancel() }) {
+		cancel() // CANCEL (and sipgo's 487) came before we could listen
+	}
+
+	offer := req.Body()
+	if len(offer) > 0 && isSDP(req) {
+		var err error
+		if offer, err = s.media.Offer(c.ID, SideA, offer); err != nil {
+			r.log.Info("offer refused", "call", c.ID, "error", err)
+			s.reply(r, req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", c.a.d.LocalTag)
+			s.end(c, "rejected_488")
+			return
+		}
+	}
+
+	var last *sip.Response
+	for i, t := range dec.Targets {
+		o := s.tryTarget(ctx, c, out, dec, t, req, offer, mf-1, tx)
+		switch o.kind {
+		case outcomeAnswered:
+			s.confirm(c, r, req, tx, o.res, len(offer) > 0)
+			return
+		case outcomeCancelled:
+			// sipgo has already answered the CANCEL and sent 487 when the
+			// caller cancelled; a BYE or shutdown gets it here.
+			s.reply(r, req, tx, sip.StatusRequestTerminated, "Request Terminated", c.a.d.LocalTag)
+			s.end(c, "cancelled")
+			return
+		case outcomeFinal:
+			s.relayFinal(c, r, req, tx, o.res)
+			return
+		case outcomeFailover:
+			last = o.res
+			r.log.Debug("target failed", "call", c.ID, "target", t.String(), "try", i+1, "status", statusOf(o.res))
+		}
+	}
+	if last != nil {
+		s.relayFinal(c, r, req, tx, last)
+		return
+	}
+	s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", c.a.d.LocalTag)
+	s.end(c, "timeout")
+}
+
+func statusOf(res *sip.Response) int {
+	if res == nil {
+		return 0
+	}
+	return res.StatusCode
+}
+
+// newCall registers a call and its leg A, the dialog the caller opened.
+func (s *SBC) newCall(r *Realm, req *sip.Request, route string) *Call {
+	from, to := req.From(), req.To()
+	a := &Leg{
+		side: SideA, realm: r, local: r.local(req.Transport()),
+		peer: req.Source(), invite: req, remoteCSeq: req.CSeq().SeqNo,
+	}
+	a.d = topology.Dialog{
+		CallID:    req.CallID().Value(),
+		LocalURI:  to.Address, LocalName: to.DisplayName, LocalTag: newTag(),
+		RemoteURI: from.Address, RemoteName: from.DisplayName, RemoteTag: fromTag(req),
+		RouteSet:  recordRoute(req, false),
+	}
+	if u, ok := contactURI(req); ok {
+		a.d.Target = u
+	} else {
+		a.d.Target = from.Address
+	}
+	// inviteBusy until confirmed: a re-INVITE during setup gets 491.
+	c := &Call{ID: newCallID(), Start: time.Now(), route: route, a: a, done: make(chan struct{}), inviteBusy: true}
+	s.calls.add(c)
+	s.metrics.ActiveCalls.Inc()
+	return c
+}
+
+type outcomeKind int
+
+const (
+	outcomeAnswered outcomeKind = iota
+	outcomeFinal                // a final answer to relay as is
+	outcomeFailover             // 408, 5xx or silence: try the next target
+	outcomeCancelled
+)
+
+type outcome struct {
+	kind outcomeKind
+	res  *sip.Response
+}
+
+// tryTarget sends leg B's INVITE to one target and relays what comes back
+// until a final answer, a cancel, or the target's silence.
+func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Decision, t config.Target, req *sip.Request, offer []byte, mf int, txA sip.ServerTransaction) outcome {
+	b := s.newLegB(c, out, t, req)
+	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, out.filter, req, offer, contentType(req))
+	b.invite = inv
+
+	c.mu.Lock()
+	if c.state == StateEnded {
+		c.mu.Unlock()
+		return outcome{kind: outcomeCancelled}
+	}
+	old := c.b
+	c.b = b
+	c.mu.Unlock()
+	if old != nil {
+		s.calls.dropLeg(old.d.CallID)
+	}
+	s.calls.addLeg(c, SideB, b.d.CallID)
+
+	txB, err := out.request(s.ctx, inv)
+	if err != nil {
+		out.log.Info("INVITE not sent", "call", c.ID, "target", t.String(), "error", err)
+		return outcome{kind: outcomeFailover}
+	}
+	s.metrics.reqOut(out.Name, "INVITE")
+	defer txB.Terminate()
+	// A 2xx retransmitted after our ACK means the ACK was lost.
+	if ctx, ok := txB.(*sip.ClientTx); ok {
+		ctx.OnRetransmission(func(res *sip.Response) { s.onStrayResponse(out, res) })
+	}
+
+	silence := time.NewTimer(dec.TargetTimeout)
+	defer silence.Stop()
+	ring := time.NewTimer(maxRingTime)
+	defer ring.Stop()
+	heard, provisional, cancelled := false, false, false
+	cancelSent := false
+	ctxDone := ctx.Done()
+	for {
+		select {
+		case res := <-txB.Responses():
+			s.metrics.resIn(out.Name, res.StatusCode)
+			heard = true
+			silence.Stop()
+			switch {
+			case res.IsProvisional():
+				provisional = true
+				if cancelled {
+					if !cancelSent {
+						cancelSent = true
+						s.sendCancel(out, inv)
+					}
+					continue
+				}
+				if res.StatusCode > 100 {
+					s.relayProvisional(c, b, req, txA, res)
+				}
+			case res.IsSuccess():
+				s.learnDialog(c, b, res)
+				if cancelled {
+					// The callee answered as the caller gave up: ACK and
+					// hang up the leg B dialog that now exists.
+					s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
+					s.sendBye(c, b)
+					return outcome{kind: outcomeCancelled}
+				}
+				if len(offer) > 0 {
+					s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
+				}
+				return outcome{kind: outcomeAnswered, res: res}
+			default:
+				if cancelled {
+					return outcome{kind: outcomeCancelled}
+				}
+				if res.StatusCode == sip.StatusRequestTimeout || res.StatusCode >= 500 && res.StatusCode < 600 {
+					return outcome{kind: outcomeFailover, res: res}
+				}
+				return outcome{kind: outcomeFinal, res: res}
+			}
+		case <-txB.Done():
+			if cancelled {
+				return outcome{kind: outcomeCancelled}
+			}
+			return outcome{kind: outcomeFailover}
+		case <-silence.C:
+			if !heard {
+				// No 100 Trying from the target in time: it is down or
+				// unreachable. Stop retransmitting and move on.
+				return outcome{kind: outcomeFailover}
+			}
+		case <-ring.C:
+			// Rung too long without an answer: cancel it and let the next
+			// target (or a 408 to the caller) have the call.
+			if provisional && !cancelSent {
+				cancelSent = true
+				s.sendCancel(out, inv)
+			}
+			return outcome{kind: outcomeFailover}
+		case <-ctxDone:
+			ctxDone = nil
+			cancelled = true
+			c.mu.Lock()
+			if c.state != StateEnded {
+				c.result = "cancelled"
+			}
+			c.mu.Unlock()
+			if provisional {
+				cancelSent = true
+				s.sendCancel(out, inv)
+			} else if !heard {
+				// RFC 3261 9.1: no CANCEL before a provisional. Wait for
+				// one, but only as long as the target may stay silent,
+				// not for Timer B.
+				silence.Reset(dec.TargetTimeout)
+			}
+		}
+	}
+}
+
+func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *Leg {
+	transport := "UDP"
+	if t.Transport == "tcp" {
+		transport = "TCP"
+	}
+	from, to := req.From(), req.To()
+	b := &Leg{side: SideB, realm: out, local: out.local(transport), peer: t.String(), cseq: uint32(randUint16()) + 1}
+	target := sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: t.Host, Port: t.Port}
+	if transport == "TCP" {
+		target.UriParams = sip.NewParams()
+		target.UriParams.Add("transport", "tcp")
+	}
+	b.d = topology.Dialog{
+		CallID:    newSIPCallID(),
+		LocalURI:  sip.Uri{Scheme: "sip", User: from.Address.User, Host: b.local.Host},
+		LocalName: from.DisplayName,
+		LocalTag:  newTag(),
+		RemoteURI: sip.Uri{Scheme: "sip", User: to.Address.User, Host: t.Host},
+		RemoteName: to.DisplayName,
+		Target:    target,
+	}
+	return b
+}
+
+// learnDialog takes leg B's dialog state from a response that creates it:
+// the callee's tag, Contact and route set (RFC 3261 12.1.2).
+func (s *SBC) learnDialog(c *Call, b *Leg, res *sip.Response) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tag := toTag(res); tag != "" {
+		b.d.RemoteTag = tag
+	}
+	if u, ok := contactURI(res); ok {
+		b.d.Target = u
+	}
+	if rr := recordRoute(res, true); len(rr) > 0 || res.IsSuccess() {
+		b.d.RouteSet = rr
+	}
+}
+
+func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.ServerTransaction, res *sip.Response) {
+	if toTag(res) != "" {
+		s.learnDialog(c, b, res)
+	}
+	body := res.Body()
+	if len(body) > 0 && isSDP(res) {
+		var err error
+		if body, err = s.media.Answer(c.ID, SideB, body); err != nil {
+			c.a.realm.log.Info("early media answer refused", "call", c.ID, "error", err)
+			body = nil
+		}
+	}
+	c.mu.Lock()
+	if c.state == StateTrying {
+		c.state = StateEarly
+	}
+	a := c.a
+	c.mu.Unlock()
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.realm.filter, res, body, contentType(res))
+	s.respond(a.realm, txA, out)
+}
+
+// relayFinal gives leg A the failure that ended the call's last attempt.
+func (s *SBC) relayFinal(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	s.respond(r, tx, out)
+	s.end(c, resultOf(res.StatusCode))
+}
+
+func resultOf(code int) string {
+	switch {
+	case code == 486 || code == 600:
+		return "busy"
+	case code == 487:
+		return "cancelled"
+	case code == 408:
+		return "timeout"
+	case code >= 500 && code < 600:
+		return "failed_5xx"
+	case code >= 600:
+		return "rejected_6xx"
+	default:
+		return "rejected_4xx"
+	}
+}
+
+// confirm relays leg B's 2xx to leg A, retransmits it until A's ACK, and
+// ACKs leg B with A's answer when the offer came late (in the 2xx).
+func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, offerSent bool) {
+	body := res.Body()
+	if len(body) > 0 && isSDP(res) {
+		var err error
+		if offerSent {
+			body, err = s.media.Answer(c.ID, SideB, body)
+		} else {
+			body, err = s.media.Offer(c.ID, SideB, body)
+		}
+		if err != nil {
+			r.log.Info("answer refused", "call", c.ID, "error", err)
+			body = nil
+		}
+	}
+	c.mu.Lock()
+	if c.state == StateEnded { // a BYE or shutdown raced the answer
+		c.mu.Unlock()
+		return
+	}
+	c.state = StateAnswered
+	c.answered = time.Now()
+	w := &ackWaiter{leg: SideA, cseq: req.CSeq().SeqNo, ch: make(chan *sip.Request, 1)}
+	c.ackWait = w
+	a, b := c.a, c.b
+	c.mu.Unlock()
+
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, r.filter, res, body, contentType(res))
+	s.respond(r, tx, out)
+	ack := s.awaitAck(c, r, tx, out, w)
+	if ack == nil {
+		if c.State() != StateEnded {
+			r.log.Info("no ACK for 2xx, ending call", "call", c.ID)
+			s.hangup(c, "no_ack", nil)
+		}
+		return
+	}
+	if !offerSent {
+		answer := ack.Body()
+		if len(answer) > 0 && isSDP(ack) {
+			var err error
+			if answer, err = s.media.Answer(c.ID, SideA, answer); err != nil {
+				answer = nil
+			}
+		}
+		s.ackLeg(c, b, b.invite.CSeq().SeqNo, answer)
+	}
+	c.mu.Lock()
+	byeB := c.byeB
+	if c.state == StateAnswered {
+		c.state = StateConfirmed
+		c.inviteBusy = false
+	}
+	c.mu.Unlock()
+	if byeB {
+		s.hangup(c, "bye_b", b)
+	}
+}
+
+// awaitAck retransmits a 2xx on an unreliable transport (RFC 3261
+// 13.3.1.4: T1 doubling up to T2) until the ACK arrives, the call ends,
+// or 64*T1 passes. The ACK may come through the INVITE transaction (when
+// the peer reuses the INVITE's branch) or as its own request (onAck).
+func (s *SBC) awaitAck(c *Call, r *Realm, tx sip.ServerTransaction, res *sip.Response, w *ackWaiter) *sip.Request {
+	reliable := sip.IsReliable(res.Transport())
+	interval := sip.T1
+	retransmit := time.NewTimer(interval)
+	defer retransmit.Stop()
+	deadline := time.NewTimer(64 * sip.T1)
+	defer deadline.Stop()
+	for {
+		select {
+		case ack := <-tx.Acks():
+			s.takeAckWaiter(c, w)
+			return ack
+		case ack := <-w.ch:
+			return ack
+		case <-retransmit.C:
+			if !reliable {
+				if err := r.srv.WriteResponse(res); err == nil {
+					s.metrics.resOut(r.Name, res.StatusCode)
+				}
+			}
+			interval = min(2*interval, sip.T2)
+			retransmit.Reset(interval)
+		case <-deadline.C:
+			s.takeAckWaiter(c, w)
+			return nil
+		case <-c.done:
+			return nil
+		}
+	}
+}
+
+func (s *SBC) takeAckWaiter(c *Call, w *ackWaiter) {
+	c.mu.Lock()
+	if c.ackWait == w {
+		c.ackWait = nil
+	}
+	c.mu.Unlock()
+}
+
+// onAck routes an ACK for a 2xx to whoever waits for it; any other ACK
+// (retransmitted, or for a call that is gone) is absorbed and counted.
+func (s *SBC) onAck(r *Realm, req *sip.Request, _ sip.ServerTransaction) {
+	ref, ok := s.findLeg(r, req)
+	if ok {
+		c := ref.call
+		c.mu.Lock()
+		w := c.ackWait
+		if w != nil && w.leg == ref.side && req.CSeq().SeqNo == w.cseq {
+			c.ackWait = nil
+			w.ch <- req
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+	s.metrics.DroppedStray.WithLabelValues(r.Name, "ack").Inc()
+}
+
+// ackLeg sends the ACK for a 2xx on a leg and keeps it for re-sending.
+func (s *SBC) ackLeg(c *Call, l *Leg, cseq uint32, body []byte) {
+	c.mu.Lock()
+	ack := topology.BuildRequest(sip.ACK, l.d, cseq, 70, l.local, nil, nil, body, "")
+	l.ack = ack
+	ack = ack.Clone()
+	c.mu.Unlock()
+	s.send(l.realm, ack)
+}
+
+// send writes a request that has no transaction (ACK).
+func (s *SBC) send(r *Realm, req *sip.Request) {
+	if err := r.write(req); err != nil {
+		r.log.Debug("send failed", "method", req.Method, "error", err)
+		return
+	}
+	s.metrics.reqOut(r.Name, string(req.Method))
+}
+
+// sendCancel cancels leg B's INVITE (RFC 3261 9.1: same Request-URI,
+// Call-ID, From, To, CSeq number and top Via as the INVITE).
+func (s *SBC) sendCancel(r *Realm, inv *sip.Request) {
+	cancel := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	cancel.AppendHeader(sip.HeaderClone(inv.Via()))
+	for _, h := range inv.GetHeaders("Route") {
+		cancel.AppendHeader(sip.HeaderClone(h))
+	}
+	mf := sip.MaxForwardsHeader(70)
+	cancel.AppendHeader(&mf)
+	cancel.AppendHeader(sip.HeaderClone(inv.From()))
+	cancel.AppendHeader(sip.HeaderClone(inv.To()))
+	cancel.AppendHeader(sip.HeaderClone(inv.CallID()))
+	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	cancel.SetBody(nil)
+	cancel.SetTransport(inv.Transport())
+	s.finish(r, cancel)
+}
+
+// finish sends a request whose answer changes nothing (CANCEL, BYE) and
+// drains its transaction in the background, bounded by sipgo's timers.
+func (s *SBC) finish(r *Realm, req *sip.Request) {
+	tx, err := r.request(s.ctx, req)
+	if err != nil {
+		r.log.Debug("request not sent", "method", req.Method, "error", err)
+		return
+	}
+	s.metrics.reqOut(r.Name, string(req.Method))
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer tx.Terminate()
+		for {
+			select {
+			case res := <-tx.Responses():
+				s.metrics.resIn(r.Name, res.StatusCode)
+				if !res.IsProvisional() {
+					return
+				}
+			case <-tx.Done():
+				return
+			}
+		}
+	}()
+}

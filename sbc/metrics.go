@@ -1,0 +1,57 @@
+package sbc
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the B2BUA's Prometheus series. Each SBC has its own registry,
+// so tests can run several in one process.
+type Metrics struct {
+	Registry     *prometheus.Registry
+	ActiveCalls  prometheus.Gauge
+	Calls        *prometheus.CounterVec // by result
+	Requests     *prometheus.CounterVec // by realm, direction, method
+	Responses    *prometheus.CounterVec // by realm, direction, code
+	Malformed    *prometheus.CounterVec // by realm, reason
+	DroppedStray *prometheus.CounterVec // by realm, kind
+}
+
+func newMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		ActiveCalls: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sbc_calls_active", Help: "Calls in progress (set up or established).",
+		}),
+		Calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_calls_total", Help: "Finished calls by result.",
+		}, []string{"result"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_sip_requests_total", Help: "SIP requests by realm, direction and method.",
+		}, []string{"realm", "direction", "method"}),
+		Responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_sip_responses_total", Help: "SIP responses by realm, direction and status code.",
+		}, []string{"realm", "direction", "code"}),
+		Malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_sip_malformed_total", Help: "Malformed SIP messages rejected (400/505) or dropped, by realm and cause.",
+		}, []string{"realm", "reason"}),
+		DroppedStray: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_sip_stray_total", Help: "Messages that matched no call or transaction (stray ACKs and responses), by realm and kind.",
+		}, []string{"realm", "kind"}),
+	}
+	m.Registry.MustRegister(m.ActiveCalls, m.Calls, m.Requests, m.Responses, m.Malformed, m.DroppedStray,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) reqIn(realm, method string) { m.Requests.WithLabelValues(realm, "in", method).Inc() }
+func (m *Metrics) reqOut(realm, method string) {
+	m.Requests.WithLabelValues(realm, "out", method).Inc()
+}
+func (m *Metrics) resIn(realm string, code int) {
+	m.Responses.WithLabelValues(realm, "in", strconv.Itoa(code)).Inc()
+}
+func (m *Metrics) resOut(realm string, code int) {
+	m.Responses.WithLabelValues(realm, "out", strconv.Itoa(code)).Inc()
+}

@@ -1,0 +1,216 @@
+package sbc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/sbc/sipguard"
+	"github.com/edgesbc/edgesbc/topology"
+)
+
+// Realm is one network the SBC faces: its own sipgo user agent, server and
+// client, bound to the realm's address, so every message toward that
+// network leaves from the realm's listener and nothing crosses by accident.
+type Realm struct {
+	Name   string
+	cfg    config.Realm
+	filter *topology.HeaderFilter
+	log    *slog.Logger
+
+	ua  *sipgo.UserAgent
+	srv *sipgo.Server
+	cli *sipgo.Client
+
+	udp   *net.UDPConn
+	tcp   net.Listener
+	laddr sip.Addr // the UDP listener, which leg requests are sent from
+}
+
+func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
+	r := &Realm{
+		Name:   rc.Name,
+		cfg:    rc,
+		filter: topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.List),
+		log:    s.log.With("realm", rc.Name),
+	}
+	ap := rc.ListenAddrPort()
+	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
+	lib := slog.New(&libLogHandler{next: s.log.Handler(), malformed: func() {
+		s.metrics.Malformed.WithLabelValues(rc.Name, "parser").Inc()
+	}}).With("realm", rc.Name)
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(rc.UserAgent),
+		sipgo.WithUserAgentHostname(rc.AdvertiseAddr()),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(lib),
+			sip.WithTransportLayerReadFilter(r.readFilter(s)),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(lib),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(res *sip.Response) { s.onStrayResponse(r, res) }),
+		),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("realm %s: user agent: %w", rc.Name, err)
+	}
+	r.ua = ua
+	if r.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(lib)); err != nil {
+		return nil, fmt.Errorf("realm %s: server: %w", rc.Name, err)
+	}
+	if r.cli, err = sipgo.NewClient(ua, sipgo.WithClientLogger(lib), sipgo.WithClientHostname(rc.AdvertiseAddr())); err != nil {
+		return nil, fmt.Errorf("realm %s: client: %w", rc.Name, err)
+	}
+	return r, nil
+}
+
+// listen opens the realm's sockets. They are the SBC's own (not sipgo's
+// ListenAndServe) so the receive buffer can be sized and shutdown is ours.
+func (r *Realm) listen(readBuffer int) error {
+	if r.cfg.HasTransport("udp") {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: r.laddr.IP, Port: r.laddr.Port})
+		if err != nil {
+			return fmt.Errorf("realm %s: listen udp %s: %w", r.Name, r.cfg.Listen, err)
+		}
+		if err := c.SetReadBuffer(readBuffer); err != nil {
+			r.log.Warn("could not size UDP receive buffer", "bytes", readBuffer, "error", err)
+		}
+		r.udp = c
+	}
+	if r.cfg.HasTransport("tcp") {
+		l, err := net.Listen("tcp", r.cfg.Listen)
+		if err != nil {
+			r.close()
+			return fmt.Errorf("realm %s: listen tcp %s: %w", r.Name, r.cfg.Listen, err)
+		}
+		r.tcp = l
+	}
+	return nil
+}
+
+func (r *Realm) serve() {
+	if r.udp != nil {
+		go func() {
+			if err := r.srv.ServeUDP(r.udp); err != nil && !errors.Is(err, net.ErrClosed) {
+				r.log.Error("UDP listener stopped", "error", err)
+			}
+		}()
+	}
+	if r.tcp != nil {
+		go func() {
+			if err := r.srv.ServeTCP(r.tcp); err != nil && !errors.Is(err, net.ErrClosed) {
+				r.log.Error("TCP listener stopped", "error", err)
+			}
+		}()
+	}
+}
+
+func (r *Realm) close() {
+	if r.udp != nil {
+		r.udp.Close()
+	}
+	if r.tcp != nil {
+		r.tcp.Close()
+	}
+	if r.ua != nil {
+		r.ua.Close()
+	}
+}
+
+// local is the SBC's face in this realm for a transport ("UDP", "TCP").
+func (r *Realm) local(transport string) topology.Local {
+	return topology.Local{
+		Host:      r.cfg.AdvertiseAddr(),
+		Port:      r.laddr.Port,
+		Transport: strings.ToUpper(transport),
+		UserAgent: r.cfg.UserAgent,
+	}
+}
+
+// fromListener makes a UDP request leave from the realm's listening socket,
+// so peers see one address per realm and answers come back to it. The
+// request is already complete; sipgo adds nothing.
+func (r *Realm) fromListener(_ *sipgo.Client, req *sip.Request) error {
+	if strings.EqualFold(req.Transport(), "UDP") {
+		r.laddr.Copy(&req.Laddr)
+	}
+	return nil
+}
+
+func (r *Realm) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	return r.cli.TransactionRequest(ctx, req, r.fromListener)
+}
+
+func (r *Realm) write(req *sip.Request) error {
+	return r.cli.WriteRequest(req, r.fromListener)
+}
+
+// readFilter runs on every UDP datagram before sipgo parses it: hostile
+// input is answered with a stateless 400/505 or dropped, and counted. TCP
+// arrives as a stream, not messages, and is left to sipgo's stream parser.
+func (r *Realm) readFilter(s *SBC) sip.TransportReadFilter {
+	lim := sipguard.Limits{MaxMessage: s.cfg.SIP.MaxMessage}
+	return func(p sip.TransportReadProps, data []byte) ([]byte, error) {
+		if p.Transport != "UDP" {
+			return data, nil
+		}
+		v := sipguard.Check(data, lim)
+		switch v.Action {
+		case sipguard.Accept:
+			return data, nil
+		case sipguard.Reject:
+			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()
+			if res := sipguard.StatelessResponse(data, v.Status, v.Reason); res != nil && r.udp != nil {
+				if _, err := r.udp.WriteTo(res, p.RemoteAddr); err == nil {
+					s.metrics.resOut(r.Name, v.Status)
+				}
+			}
+		default:
+			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()
+		}
+		r.log.Debug("malformed SIP message", "from", p.RemoteAddr.String(), "cause", v.Why, "status", v.Status)
+		return nil, nil // never an error: that would stop sipgo's read loop
+	}
+}
+
+// libLogHandler quiets sipgo: its records go out at most at warn level
+// (sipgo logs every unparsable datagram in full at error level, which a
+// flood would turn into a disk-filling attack), and parse failures are
+// counted instead.
+type libLogHandler struct {
+	next      slog.Handler
+	malformed func()
+}
+
+func (h *libLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h *libLogHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Message == "failed to parse" {
+		h.malformed()
+		return nil
+	}
+	if rec.Level > slog.LevelWarn {
+		rec.Level = slog.LevelWarn
+	}
+	if !h.next.Enabled(ctx, rec.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, rec)
+}
+
+func (h *libLogHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return &libLogHandler{next: h.next.WithAttrs(a), malformed: h.malformed}
+}
+
+func (h *libLogHandler) WithGroup(n string) slog.Handler {
+	return &libLogHandler{next: h.next.WithGroup(n), malformed: h.malformed}
+}

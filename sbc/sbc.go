@@ -1,0 +1,238 @@
+// Package sbc is the back-to-back user agent: it owns the realms and their
+// listeners, maps each call's leg A to its leg B, keeps the call table, and
+// drives every call from INVITE to BYE. It does not parse SDP (that is the
+// MediaHook's job) and does not touch media sockets.
+package sbc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/policy"
+	"github.com/edgesbc/edgesbc/sbc/config"
+)
+
+// Options are the parts of an SBC that are not configuration.
+type Options struct {
+	Logger *slog.Logger
+	Media  MediaHook
+}
+
+// SBC is one running B2BUA.
+type SBC struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	router  *policy.Router
+	realms  map[string]*Realm
+	order   []*Realm
+	calls   *callTable
+	metrics *Metrics
+	media   MediaHook
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // call goroutines that outlive a handler
+}
+
+var setTimersOnce sync.Once
+
+// New builds an SBC from a validated config. Nothing is bound until Start.
+func New(cfg *config.Config, opt Options) (*SBC, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Media == nil {
+		opt.Media = PassThroughMedia{}
+	}
+	router, err := policy.NewRouter(cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	s := &SBC{
+		cfg: cfg, log: opt.Logger, router: router, media: opt.Media,
+		realms: map[string]*Realm{}, calls: newCallTable(), metrics: newMetrics(),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	setTimersOnce.Do(func() { setLinger(cfg.SIP.TransactionLinger.Std()) })
+	for _, rc := range cfg.Realms {
+		r, err := newRealm(s, rc)
+		if err != nil {
+			s.closeRealms()
+			return nil, err
+		}
+		s.realms[r.Name] = r
+		s.order = append(s.order, r)
+		s.register(r)
+	}
+	return s, nil
+}
+
+// setLinger shortens how long finished transactions are kept to absorb
+// retransmissions (RFC 3261 timers D, J, L, M; I and K are T4). sipgo keeps
+// them as package variables, so this is process wide.
+func setLinger(d time.Duration) {
+	sip.Timer_D = d
+	sip.Timer_J = d
+	sip.Timer_L = d
+	sip.Timer_M = d
+	if d < sip.T4 {
+		sip.Timer_I, sip.Timer_K = d, d
+	}
+}
+
+// Start binds every realm's listeners and starts serving.
+func (s *SBC) Start() error {
+	for _, r := range s.order {
+		if err := r.listen(s.cfg.SIP.UDPReadBuffer); err != nil {
+			s.closeRealms()
+			return err
+		}
+	}
+	for _, r := range s.order {
+		r.serve()
+		s.log.Info("realm listening", "realm", r.Name, "listen", r.cfg.Listen, "transports", r.cfg.Transports, "advertise", r.cfg.AdvertiseAddr())
+	}
+	return nil
+}
+
+// Close ends every call (BYE on both legs, so no phone is left hanging on
+// a dead SBC), waits a bounded time for that, and closes the listeners.
+func (s *SBC) Close(ctx context.Context) error {
+	for _, c := range s.calls.snapshot() {
+		s.hangup(c, "shutdown", nil)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: calls still ending: %w", ctx.Err())
+	}
+	s.cancel()
+	s.closeRealms()
+	return err
+}
+
+func (s *SBC) closeRealms() {
+	for _, r := range s.order {
+		r.close()
+	}
+}
+
+// Metrics exposes the SBC's Prometheus registry and counters.
+func (s *SBC) Metrics() *Metrics { return s.metrics }
+
+// ActiveCalls is the number of calls in the table.
+func (s *SBC) ActiveCalls() int { return s.calls.count() }
+
+// register binds the realm's sipgo server to the B2BUA's handlers.
+func (s *SBC) register(r *Realm) {
+	wrap := func(h func(*Realm, *sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			s.metrics.reqIn(r.Name, string(req.Method))
+			h(r, req, tx)
+		}
+	}
+	r.srv.OnInvite(wrap(s.onInvite))
+	r.srv.OnAck(wrap(s.onAck))
+	r.srv.OnBye(wrap(s.onBye))
+	r.srv.OnCancel(wrap(s.onStrayCancel))
+	r.srv.OnOptions(wrap(s.onOptions))
+	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY, sip.REFER} {
+		r.srv.OnRequest(m, wrap(s.onInDialog))
+	}
+	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.SUBSCRIBE, sip.PUBLISH, sip.PRACK} {
+		r.srv.OnRequest(m, wrap(s.onNotAllowed))
+	}
+	r.srv.OnNoRoute(wrap(s.onUnknownMethod))
+}
+
+// allowed is what the B2BUA accepts, for Allow headers.
+const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY, REFER"
+
+// reply answers a request locally (not relayed) from the realm's face.
+func (s *SBC) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status int, reason string, localTag string, extra ...sip.Header) {
+	res := buildLocalResponse(r, req, status, reason, localTag)
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	s.respond(r, tx, res)
+}
+
+func (s *SBC) respond(r *Realm, tx sip.ServerTransaction, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		if !errors.Is(err, sip.ErrTransactionTerminated) {
+			r.log.Debug("respond failed", "status", res.StatusCode, "error", err)
+		}
+		return
+	}
+	s.metrics.resOut(r.Name, res.StatusCode)
+}
+
+// onOptions answers out-of-dialog OPTIONS locally (trunk keepalives) and
+// relays in-dialog ones.
+func (s *SBC) onOptions(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+	if toTag(req) != "" {
+		s.onInDialog(r, req, tx)
+		return
+	}
+	if maxForwards(req) == 0 {
+		// RFC 3261 11.2 would let us answer; a zero here is a probe for
+		// loops, and 483 is what a proxy would say.
+		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", "")
+		return
+	}
+	s.reply(r, req, tx, sip.StatusOK, "OK", newTag(),
+		sip.NewHeader("Allow", allowed),
+		sip.NewHeader("Accept", "application/sdp"),
+		sip.NewHeader("Supported", "replaces"))
+}
+
+func (s *SBC) onNotAllowed(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+	if toTag(req) != "" {
+		s.reply(r, req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	s.reply(r, req, tx, sip.StatusMethodNotAllowed, "Method Not Allowed", newTag(), sip.NewHeader("Allow", allowed))
+}
+
+func (s *SBC) onUnknownMethod(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+	s.reply(r, req, tx, sip.StatusNotImplemented, "Not Implemented", newTag(), sip.NewHeader("Allow", allowed))
+}
+
+// onStrayCancel sees only CANCELs that matched no INVITE transaction
+// (sipgo answers the others itself and signals the INVITE's OnCancel).
+func (s *SBC) onStrayCancel(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+	s.reply(r, req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "")
+}
+
+// onStrayResponse sees responses that matched no client transaction. A
+// retransmitted 2xx means the ACK the SBC sent was lost: send it again.
+func (s *SBC) onStrayResponse(r *Realm, res *sip.Response) {
+	s.metrics.resIn(r.Name, res.StatusCode)
+	cseq := res.CSeq()
+	if res.IsSuccess() && cseq != nil && cseq.MethodName == sip.INVITE && res.CallID() != nil {
+		if ref, ok := s.calls.lookup(res.CallID().Value()); ok {
+			c := ref.call
+			c.mu.Lock()
+			leg := c.leg(ref.side)
+			var ack *sip.Request
+			if leg != nil && leg.ack != nil && leg.ack.CSeq().SeqNo == cseq.SeqNo {
+				ack = leg.ack.Clone()
+			}
+			c.mu.Unlock()
+			if ack != nil {
+				s.send(leg.realm, ack)
+				return
+			}
+		}
+	}
+	s.metrics.DroppedStray.WithLabelValues(r.Name, "response").Inc()
+}
