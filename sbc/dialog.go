@@ -164,6 +164,17 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	offers := (isInvite || req.Method == sip.UPDATE) && isSDP(req)
 
 	c.mu.Lock()
+	if (isInvite || offers) && c.inviteBusy && c.ackWait != nil {
+		// The last INVITE is only waiting for its ACK, which the peer sent
+		// before this request but which reaches us on another goroutine:
+		// give it up to T1 before calling this glare.
+		deadline := time.Now().Add(sip.T1)
+		for c.inviteBusy && c.state != StateEnded && time.Now().Before(deadline) {
+			c.mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+			c.mu.Lock()
+		}
+	}
 	x, y := c.leg(ref.side), c.other(ref.side)
 	switch {
 	case c.state == StateEnded:

@@ -248,11 +248,9 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 		case <-ctxDone:
 			ctxDone = nil
 			cancelled = true
-			c.mu.Lock()
-			if c.state != StateEnded {
-				c.result = "cancelled"
-			}
-			c.mu.Unlock()
+			// The caller is gone: the call is over for everyone but leg B,
+			// which is cleaned up below without holding the call open.
+			s.end(c, "cancelled")
 			if provisional {
 				cancelSent = true
 				s.sendCancel(out, inv)

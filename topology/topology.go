@@ -221,6 +221,14 @@ func BuildResponse(req *sip.Request, status int, reason string, localTag string,
 	if h := req.CSeq(); h != nil {
 		res.AppendHeader(sip.HeaderClone(h))
 	}
+	if withContact && status > 100 && status < 300 {
+		// RFC 3261 12.1.1: a dialog-creating answer echoes the request's
+		// Record-Route, so the peer's own proxies stay on its route. They
+		// are the peer's side, so echoing them back hides nothing.
+		for _, h := range req.GetHeaders("Record-Route") {
+			res.AppendHeader(sip.HeaderClone(h))
+		}
+	}
 	if withContact {
 		res.AppendHeader(&sip.ContactHeader{Address: l.Contact()})
 	}

@@ -1,0 +1,99 @@
+// Command sbcctl talks to a running sbcd's admin API.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/edgesbc/edgesbc/sbc"
+)
+
+const usage = `usage: sbcctl [-admin URL] COMMAND
+commands:
+  calls     active calls as a table (-json for the raw list)
+  health    exits 0 when sbcd answers /healthz
+  metrics   the Prometheus metrics text`
+
+func main() {
+	admin := flag.String("admin", "http://127.0.0.1:8080", "admin API base URL")
+	asJSON := flag.Bool("json", false, "print JSON instead of a table")
+	flag.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
+	flag.Parse()
+	if flag.NArg() != 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	var err error
+	switch flag.Arg(0) {
+	case "calls":
+		err = calls(client, *admin, *asJSON)
+	case "health":
+		_, err = get(client, *admin+"/healthz")
+		if err == nil {
+			fmt.Println("ok")
+		}
+	case "metrics":
+		var b []byte
+		if b, err = get(client, *admin+"/metrics"); err == nil {
+			os.Stdout.Write(b)
+		}
+	default:
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sbcctl:", err)
+		os.Exit(1)
+	}
+}
+
+func get(c *http.Client, url string) ([]byte, error) {
+	res, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", url, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, res.Status)
+	}
+	return b, nil
+}
+
+func calls(c *http.Client, admin string, asJSON bool) error {
+	b, err := get(c, admin+"/api/v1/calls")
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		_, err = os.Stdout.Write(b)
+		return err
+	}
+	var list []sbc.CallInfo
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("decode calls: %w", err)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tSTATE\tAGE\tROUTE\tA REALM\tA PEER\tA CALL-ID\tB REALM\tB PEER\tB CALL-ID")
+	for _, ci := range list {
+		bRealm, bPeer, bCID := "-", "-", "-"
+		if ci.B != nil {
+			bRealm, bPeer, bCID = ci.B.Realm, ci.B.Peer, ci.B.CallID
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ci.ID, ci.State,
+			time.Since(ci.Start).Round(time.Second), ci.Route,
+			ci.A.Realm, ci.A.Peer, ci.A.CallID, bRealm, bPeer, bCID)
+	}
+	fmt.Fprintf(w, "%d calls\n", len(list))
+	return w.Flush()
+}
