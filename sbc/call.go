@@ -112,9 +112,9 @@ func (c *Call) State() CallState {
 // callTable indexes calls by the Call-ID of each leg. Leg B's Call-IDs are
 // the SBC's own, so finding one among incoming INVITEs means a loop.
 type callTable struct {
-	mu     sync.RWMutex
-	calls  map[string]*Call
-	byCID  map[string]legRef
+	mu    sync.RWMutex
+	calls map[string]*Call
+	byCID map[string]legRef
 }
 
 type legRef struct {

@@ -115,10 +115,10 @@ func (s *SBC) newCall(r *Realm, req *sip.Request, route string) *Call {
 		peer: req.Source(), invite: req, remoteCSeq: req.CSeq().SeqNo,
 	}
 	a.d = topology.Dialog{
-		CallID:    req.CallID().Value(),
-		LocalURI:  to.Address, LocalName: to.DisplayName, LocalTag: newTag(),
+		CallID:   req.CallID().Value(),
+		LocalURI: to.Address, LocalName: to.DisplayName, LocalTag: newTag(),
 		RemoteURI: from.Address, RemoteName: from.DisplayName, RemoteTag: fromTag(req),
-		RouteSet:  recordRoute(req, false),
+		RouteSet: recordRoute(req, false),
 	}
 	if u, ok := contactURI(req); ok {
 		a.d.Target = u
@@ -277,13 +277,13 @@ func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *L
 		target.UriParams.Add("transport", "tcp")
 	}
 	b.d = topology.Dialog{
-		CallID:    newSIPCallID(),
-		LocalURI:  sip.Uri{Scheme: "sip", User: from.Address.User, Host: b.local.Host},
-		LocalName: from.DisplayName,
-		LocalTag:  newTag(),
-		RemoteURI: sip.Uri{Scheme: "sip", User: to.Address.User, Host: t.Host},
+		CallID:     newSIPCallID(),
+		LocalURI:   sip.Uri{Scheme: "sip", User: from.Address.User, Host: b.local.Host},
+		LocalName:  from.DisplayName,
+		LocalTag:   newTag(),
+		RemoteURI:  sip.Uri{Scheme: "sip", User: to.Address.User, Host: t.Host},
 		RemoteName: to.DisplayName,
-		Target:    target,
+		Target:     target,
 	}
 	return b
 }

@@ -15,9 +15,9 @@ import (
 // an order a real stack would not (a BYE before its 200, say) and see how
 // the SBC copes.
 type phone struct {
-	t      *testing.T
-	conn   *net.UDPConn
-	parser *sip.Parser
+	t       *testing.T
+	conn    *net.UDPConn
+	parser  *sip.Parser
 	addr    string // ip:port
 	cseq    int
 	backlog []sip.Message

@@ -21,11 +21,11 @@ import (
 
 // Config is the whole of sbcd's configuration.
 type Config struct {
-	Realms []Realm  `yaml:"realms"`
-	Routes []Route  `yaml:"routes"`
-	Admin  Admin    `yaml:"admin"`
+	Realms []Realm   `yaml:"realms"`
+	Routes []Route   `yaml:"routes"`
+	Admin  Admin     `yaml:"admin"`
 	SIP    SIPTuning `yaml:"sip"`
-	Log    Log      `yaml:"log"`
+	Log    Log       `yaml:"log"`
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -40,7 +40,7 @@ type Realm struct {
 	Advertise string `yaml:"advertise"`
 	// UserAgent replaces User-Agent (requests) and Server (responses) on
 	// messages sent into this realm.
-	UserAgent string        `yaml:"user_agent"`
+	UserAgent string       `yaml:"user_agent"`
 	Headers   HeaderPolicy `yaml:"headers"`
 }
 
@@ -56,12 +56,12 @@ type HeaderPolicy struct {
 // Route matches calls from one realm and sends them to an ordered list of
 // targets in another.
 type Route struct {
-	Name       string        `yaml:"name"`
-	FromRealm  string        `yaml:"from_realm"`
-	ToRealm    string        `yaml:"to_realm"`
-	UserPrefix string        `yaml:"user_prefix"`
-	UserRegex  string        `yaml:"user_regex"`
-	Targets    []string      `yaml:"targets"`
+	Name       string   `yaml:"name"`
+	FromRealm  string   `yaml:"from_realm"`
+	ToRealm    string   `yaml:"to_realm"`
+	UserPrefix string   `yaml:"user_prefix"`
+	UserRegex  string   `yaml:"user_regex"`
+	Targets    []string `yaml:"targets"`
 	// TargetTimeout is how long a target may stay silent (no response at
 	// all) before the next one is tried.
 	TargetTimeout Duration `yaml:"target_timeout"`

@@ -1,0 +1,55 @@
+# EdgeSBC. `make run` and `make test` are the two commands a fresh machine
+# needs (Debian with Go); each installs what it needs by itself.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+
+.PHONY: all build run test test-unit deps lab-up lab-down bench-sip fuzz vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/sbcd ./cmd/sbcd
+	$(GO) build -o $(BIN)/sbcctl ./cmd/sbcctl
+
+# sbcd on its embedded default config: loopback only, no file needed.
+run: build
+	$(BIN)/sbcd
+
+deps:
+	bash scripts/deps.sh
+	$(GO) mod download
+
+# Every test: unit and loopback tests, then the netns lab end-to-end tests
+# (these need root; without it they skip and say so), then a short fuzz.
+test: deps build
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 15s ./sbc/sipguard
+
+# Without the lab (no root needed).
+test-unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+lab-up:
+	bash scripts/lab.sh up
+
+lab-down:
+	bash scripts/lab.sh down
+
+# SIPp uac -> sbcd -> SIPp uas across the lab at stepped rates, beside the
+# same SIPp pair with no SBC in between. Root; takes several minutes.
+bench-sip: deps build
+	SBC_BENCH_SIP=1 $(GO) test -count=1 -timeout 60m -run TestBenchSIP -v ./test
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)

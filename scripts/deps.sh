@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what sbcd's tests and lab need, from Debian's packages. Idempotent:
+# it does nothing when every tool is already there.
+set -euo pipefail
+
+need=()
+command -v sipp    >/dev/null || need+=(sip-tester)
+command -v tshark  >/dev/null || need+=(tshark)
+command -v ip      >/dev/null || need+=(iproute2)
+command -v ethtool >/dev/null || need+=(ethtool)
+command -v ping    >/dev/null || need+=(iputils-ping)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "deps: all present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: need root to install ${need[*]} (or install them yourself)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer no, quietly.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}"
+echo "deps: installed ${need[*]}"
