@@ -142,12 +142,15 @@ func params(v []byte, p int, want string) (end int, val []byte, found, ok bool) 
 }
 
 // quoted returns the index after the quoted-string starting at v[p] == '"'.
-// Backslash escapes any byte, including NUL (RFC 4475 intmeth).
+// Backslash escapes any byte but CR and LF, NUL included (RFC 4475
+// intmeth).
 func quoted(v []byte, p int) (int, bool) {
 	for p++; p < len(v); p++ {
 		switch v[p] {
 		case '\\':
-			p++
+			if p++; p < len(v) && (v[p] == '\r' || v[p] == '\n') {
+				return p, false
+			}
 		case '"':
 			return p + 1, true
 		}
@@ -169,14 +172,12 @@ func checkAddrs(v []byte, shape int) (why, reason string) {
 	}
 	p := 0
 	for {
-		if shape == addrRoute {
-			if q := skipLWS(v, p); q >= len(v) || v[q] != '<' {
-				return "bad_addr", "Route without <URI>"
-			}
-		}
-		end, _, why, reason := addr(v, p, "")
+		end, angle, _, why, reason := addr(v, p, "")
 		if why != "" {
 			return why, reason
+		}
+		if shape == addrRoute && !angle {
+			return "bad_addr", "Route without <URI>"
 		}
 		if end == len(v) {
 			return "", ""
@@ -190,21 +191,20 @@ func checkAddrs(v []byte, shape int) (why, reason string) {
 
 // addr walks one (name-addr / addr-spec) *(";" param) and returns the index
 // of the comma or end that follows, and whether parameter want is present.
-func addr(v []byte, p int, want string) (end int, found bool, why, reason string) {
+func addr(v []byte, p int, want string) (end int, angle, found bool, why, reason string) {
 	p = skipLWS(v, p)
 	if p >= len(v) {
-		return p, false, "bad_addr", "Empty address"
+		return p, false, false, "bad_addr", "Empty address"
 	}
-	angle := false
 	switch {
 	case v[p] == '"':
 		q, ok := quoted(v, p)
 		if !ok {
-			return q, false, "bad_addr", "Unbalanced quotes" // RFC 4475 quotbal
+			return q, false, false, "bad_addr", "Unbalanced quotes" // RFC 4475 quotbal
 		}
 		p = skipLWS(v, q)
 		if p >= len(v) || v[p] != '<' {
-			return p, false, "bad_addr", "Display name without <URI>"
+			return p, false, false, "bad_addr", "Display name without <URI>"
 		}
 		angle = true
 	default:
@@ -220,16 +220,16 @@ func addr(v []byte, p int, want string) (end int, found bool, why, reason string
 	if angle {
 		e := indexByte(v[p+1:], '>')
 		if e < 0 {
-			return len(v), false, "bad_addr", "Unterminated <URI>"
+			return len(v), false, false, "bad_addr", "Unterminated <URI>"
 		}
 		u := v[p+1 : p+1+e]
 		for _, c := range u {
 			if isLWS(c) || c == '<' || c == '"' {
-				return p, false, "bad_addr", "Spaces in addr-spec" // RFC 4475 badaspec
+				return p, false, false, "bad_addr", "Spaces in addr-spec" // RFC 4475 badaspec
 			}
 		}
 		if !validURI(u) {
-			return p, false, "bad_addr", "Bad URI"
+			return p, false, false, "bad_addr", "Bad URI"
 		}
 		p += e + 2
 	} else {
@@ -240,24 +240,24 @@ func addr(v []byte, p int, want string) (end int, found bool, why, reason string
 		for p < len(v) && v[p] != ';' && v[p] != ',' && !isLWS(v[p]) {
 			switch v[p] {
 			case '?':
-				return p, false, "bad_addr", "URI with headers not in <>"
+				return p, false, false, "bad_addr", "URI with headers not in <>"
 			case '<', '>', '"':
-				return p, false, "bad_addr", "Bad URI"
+				return p, false, false, "bad_addr", "Bad URI"
 			}
 			p++
 		}
 		if !validURI(v[s:p]) {
-			return p, false, "bad_addr", "Bad URI" // also non-token display names (baddn)
+			return p, false, false, "bad_addr", "Bad URI" // also non-token display names (baddn)
 		}
 	}
 	p, _, found, ok := params(v, p, want)
 	if !ok {
-		return p, false, "bad_addr", "Bad parameter"
+		return p, false, false, "bad_addr", "Bad parameter"
 	}
 	if p < len(v) && v[p] != ',' {
-		return p, false, "bad_addr", "Bad address"
+		return p, false, false, "bad_addr", "Bad address"
 	}
-	return p, found, "", ""
+	return p, angle, found, "", ""
 }
 
 // validURI wants an absolute URI whose scheme is letters only (sipgo takes

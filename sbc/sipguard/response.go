@@ -83,13 +83,13 @@ func StatelessResponse(msg []byte, status int, reason string) []byte {
 
 	from, to, callID, cseq := found[hFrom], found[hTo], found[hCallID], found[hCSeq]
 	if from != nil {
-		if end, _, why, _ := addr(from, 0, ""); why != "" || end != len(from) {
+		if end, _, _, why, _ := addr(from, 0, ""); why != "" || end != len(from) {
 			from = nil
 		}
 	}
 	toTag := false
 	if to != nil {
-		end, hasTag, why, _ := addr(to, 0, "tag")
+		end, _, hasTag, why, _ := addr(to, 0, "tag")
 		if why != "" || end != len(to) {
 			to = nil
 		}

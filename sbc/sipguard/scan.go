@@ -181,9 +181,10 @@ func validRequestURI(u []byte) bool {
 func isSIPScheme(s []byte) bool { return equalFold(s, "sip") || equalFold(s, "sips") }
 
 // validSIPURI checks the part after "sip:": [userinfo "@"] host [":" port]
-// then ";" params or "?" headers. The user part is opaque here.
+// then ";" params or "?" headers. The user part is opaque here; like sipgo,
+// the first "@" ends it (an "@" elsewhere must be escaped).
 func validSIPURI(u []byte) bool {
-	p := bytes.LastIndexByte(u, '@') + 1
+	p := indexByte(u, '@') + 1
 	if p == len(u) {
 		return false
 	}
@@ -218,7 +219,7 @@ func schemeLen(u []byte) int {
 // hasURIHeaders reports a "?" after the userinfo of a SIP URI. The user part
 // may itself contain "?" (RFC 4475 intmeth), but never an unescaped "@".
 func hasURIHeaders(u []byte) bool {
-	at := bytes.LastIndexByte(u, '@')
+	at := indexByte(u, '@')
 	return indexByte(u[at+1:], '?') >= 0
 }
 

@@ -1,0 +1,194 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// writeLabConfig writes a lab config whose carrier->PBX route tries the
+// given targets in order.
+func writeLabConfig(t *testing.T, pbxTargets []string, targetTimeout string) string {
+	t.Helper()
+	y := fmt.Sprintf(`realms:
+  - {name: carrier, listen: "%s:5060", transports: [udp, tcp]}
+  - {name: enterprise, listen: "%s:5060", transports: [udp, tcp]}
+routes:
+  - {name: carrier-to-pbx, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: %s}
+  - {name: pbx-to-carrier, from_realm: enterprise, to_realm: carrier, targets: ["%s:5060"]}
+`, sbcExt, sbcInt, strings.Join(pbxTargets, `","`), targetTimeout, carrierHost)
+	p := filepath.Join(t.TempDir(), "sbc.yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// pair runs a SIPp callee and caller for n calls and requires both to
+// finish cleanly. fromCarrier picks the direction.
+func pair(t *testing.T, fromCarrier bool, uas, uac string, n int, rate int, extra ...string) {
+	t.Helper()
+	calleeNS, callerNS, callee, caller, sbcAddr := "ent", "car", pbxArgs, carrierArgs, sbcExt
+	if !fromCarrier {
+		calleeNS, callerNS, callee, caller, sbcAddr = "car", "ent", carrierArgs, pbxArgs, sbcInt
+	}
+	m := fmt.Sprint(n)
+	srv := startSIPp(t, calleeNS, uas, callee("-m", m)...)
+	time.Sleep(300 * time.Millisecond)
+	cl := startSIPp(t, callerNS, uac, append(caller(sbcAddr+":5060", "-m", m, "-r", fmt.Sprint(rate), "-s", "1000"), extra...)...)
+	limit := 30*time.Second + time.Duration(n/rate)*time.Second
+	cl.wait(t, limit)
+	srv.wait(t, limit)
+}
+
+// Every basic flow through the SBC with real SIPp peers on both sides,
+// in both directions, while both wires are captured. Then the captures
+// must show that neither side ever saw the other's addresses, Call-IDs,
+// tags or branches in any SIP header.
+func TestCallsThroughSBCAndTopologyHiding(t *testing.T) {
+	needLab(t)
+	s := startSBCD(t, writeLabConfig(t, []string{pbxHost + ":5060"}, "3s"))
+	carWire := startCapture(t, "car", "car0")
+	entWire := startCapture(t, "ent", "ent0")
+
+	steps := []struct {
+		name        string
+		fromCarrier bool
+		uas, uac    string
+		n           int
+		result      string
+	}{
+		{"basic carrier to PBX", true, "uas.xml", "uac.xml", 3, "bye_a"},
+		{"basic PBX to carrier", false, "uas.xml", "uac.xml", 3, "bye_a"},
+		{"BYE from callee", true, "uas_bye.xml", "uac_wait_bye.xml", 2, "bye_b"},
+		{"BYE from callee, PBX to carrier", false, "uas_bye.xml", "uac_wait_bye.xml", 1, "bye_b"},
+		{"CANCEL while ringing", true, "uas_ring_noanswer.xml", "uac_cancel.xml", 2, "cancelled"},
+		{"CANCEL before any provisional", true, "uas_slow_provisional.xml", "uac_cancel.xml", 1, "cancelled"},
+		{"486 busy", true, "uas_486.xml", "uac_486.xml", 2, "busy"},
+		{"486 busy, PBX to carrier", false, "uas_486.xml", "uac_486.xml", 1, "busy"},
+		{"re-INVITE from caller", true, "uas_reinvite.xml", "uac_reinvite.xml", 2, "bye_a"},
+		{"re-INVITE from callee", true, "uas_reinvite_from_callee.xml", "uac_accept_reinvite.xml", 2, "bye_a"},
+		{"re-INVITE from caller, PBX to carrier", false, "uas_reinvite.xml", "uac_reinvite.xml", 1, "bye_a"},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			before := s.metric(t, "sbc_calls_total", `result="`+st.result+`"`)
+			pair(t, st.fromCarrier, st.uas, st.uac, st.n, 5)
+			s.waitIdle(t)
+			if got := s.metric(t, "sbc_calls_total", `result="`+st.result+`"`) - before; got != float64(st.n) {
+				t.Errorf("sbc_calls_total{result=%q} grew by %v, want %d", st.result, got, st.n)
+			}
+		})
+	}
+
+	car, ent := carWire.stop(t), entWire.stop(t)
+	if len(car) < 20 || len(ent) < 20 {
+		t.Fatalf("captures too small: %d carrier, %d enterprise messages", len(car), len(ent))
+	}
+	checkHidden(t, "carrier wire", car, ent, "198.51.100.")
+	checkHidden(t, "enterprise wire", ent, car, "203.0.113.")
+}
+
+// checkHidden fails if any SIP header on this wire carries an address of
+// the other side's network or an identifier the other wire used. SDP bodies
+// are left out: until media anchoring rewrites them they carry the peers'
+// media addresses by design.
+func checkHidden(t *testing.T, name string, this, other [][]byte, otherNet string) {
+	t.Helper()
+	ids := identifiers(t, other)
+	if len(ids) < 10 {
+		t.Fatalf("%s: only %d identifiers found on the other wire", name, len(ids))
+	}
+	for _, p := range this {
+		head := headerSection(p)
+		if strings.Contains(head, otherNet) {
+			t.Errorf("%s: a message names the other network (%s):\n%s", name, otherNet, head)
+			return
+		}
+		for id := range ids {
+			if strings.Contains(head, id) {
+				t.Errorf("%s: a message carries the other side's %q:\n%s", name, id, head)
+				return
+			}
+		}
+	}
+}
+
+func headerSection(p []byte) string {
+	s := string(p)
+	if i := strings.Index(s, "\r\n\r\n"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// identifiers collects what identifies dialogs and hops on a wire: Call-IDs,
+// From/To tags and Via branches.
+func identifiers(t *testing.T, msgs [][]byte) map[string]bool {
+	t.Helper()
+	p := sip.NewParser()
+	ids := map[string]bool{}
+	for _, b := range msgs {
+		m, err := p.ParseSIP(b)
+		if err != nil {
+			continue
+		}
+		if c := m.CallID(); c != nil {
+			ids[c.Value()] = true
+		}
+		if f := m.From(); f != nil {
+			if v, ok := f.Params.Get("tag"); ok {
+				ids[v] = true
+			}
+		}
+		if to := m.To(); to != nil {
+			if v, ok := to.Params.Get("tag"); ok {
+				ids[v] = true
+			}
+		}
+		for _, h := range m.GetHeaders("Via") {
+			if v, ok := h.(*sip.ViaHeader); ok {
+				if br, ok := v.Params.Get("branch"); ok && len(br) > 9 {
+					ids[br] = true
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// The first target is down (nothing listens there): after target_timeout
+// the call goes to the second, and every call completes.
+func TestFailoverToSecondTarget(t *testing.T) {
+	needLab(t)
+	s := startSBCD(t, writeLabConfig(t, []string{pbxHost + ":5070", pbxHost + ":5060"}, "1s"))
+	start := time.Now()
+	pair(t, true, "uas.xml", "uac.xml", 2, 2)
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("calls done in %v: the dead first target cannot have been tried", d)
+	}
+	s.waitIdle(t)
+	if got := s.metric(t, "sbc_calls_total", `result="bye_a"`); got != 2 {
+		t.Errorf("%v calls completed, want 2", got)
+	}
+	if got := s.metric(t, "sbc_sip_requests_total", `realm="enterprise"`, `direction="out"`, `method="INVITE"`); got < 4 {
+		t.Errorf("%v INVITEs left toward the PBX side, want at least 4 (one per target per call)", got)
+	}
+}
+
+// A bounded load run: SIPp at 100 calls/s for 1,500 calls through sbcd,
+// every one must succeed, and the call table must drain.
+func TestLoadRunNoFailedCalls(t *testing.T) {
+	needLab(t)
+	s := startSBCD(t, "")
+	pair(t, true, "-sn uas", "-sn uac", 1500, 100)
+	s.waitIdle(t)
+	if got := s.metric(t, "sbc_calls_total", `result="bye_a"`); got != 1500 {
+		t.Errorf("%v calls completed, want 1500", got)
+	}
+}
