@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"golang.org/x/sys/unix"
 
 	"github.com/edgesbc/edgesbc/sbc/config"
 	"github.com/edgesbc/edgesbc/sbc/sipguard"
@@ -79,9 +80,7 @@ func (r *Realm) listen(readBuffer int) error {
 		if err != nil {
 			return fmt.Errorf("realm %s: listen udp %s: %w", r.Name, r.cfg.Listen, err)
 		}
-		if err := c.SetReadBuffer(readBuffer); err != nil {
-			r.log.Warn("could not size UDP receive buffer", "bytes", readBuffer, "error", err)
-		}
+		sizeReadBuffer(c, readBuffer, r.log)
 		r.udp = c
 	}
 	if r.cfg.HasTransport("tcp") {
@@ -213,4 +212,28 @@ func (h *libLogHandler) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (h *libLogHandler) WithGroup(n string) slog.Handler {
 	return &libLogHandler{next: h.next.WithGroup(n), malformed: h.malformed}
+}
+
+// sizeReadBuffer sets SO_RCVBUF. The kernel caps it at net.core.rmem_max
+// (208 KB by default); as root, SO_RCVBUFFORCE goes past the cap, which is
+// what a signaling socket at thousands of calls per second needs to ride
+// out a scheduling stall without dropping (and then drowning in
+// retransmissions).
+func sizeReadBuffer(c *net.UDPConn, want int, log *slog.Logger) {
+	_ = c.SetReadBuffer(want)
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	var got int
+	_ = raw.Control(func(fd uintptr) {
+		got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		if got < want { // the kernel reports double what was set
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, want)
+			got, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+		}
+	})
+	if got < want {
+		log.Warn("UDP receive buffer smaller than configured (raise net.core.rmem_max or run as root)", "want", want, "got", got)
+	}
 }

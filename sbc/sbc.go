@@ -183,6 +183,14 @@ func (s *SBC) onOptions(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.onInDialog(r, req, tx)
 		return
 	}
+	if req.Recipient.Scheme != "sip" && req.Recipient.Scheme != "sips" {
+		s.reply(r, req, tx, 416, "Unsupported URI Scheme", newTag())
+		return
+	}
+	if bad := unsupportedRequire(req); bad != "" {
+		s.reply(r, req, tx, sip.StatusBadExtension, "Bad Extension", newTag(), sip.NewHeader("Unsupported", bad))
+		return
+	}
 	if maxForwards(req) == 0 {
 		// RFC 3261 11.2 would let us answer; a zero here is a probe for
 		// loops, and 483 is what a proxy would say.
