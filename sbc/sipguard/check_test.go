@@ -132,7 +132,7 @@ var checkCases = []checkCase{
 	{"NUL bytes", strings.Repeat("\x00", 64), Drop, 0, "garbage"},
 	{"NUL in start line", with(invite, "INVITE sip:bob", "INVITE sip:b\x00b"), Drop, 0, "garbage"},
 	{"NUL in Call-ID", with(invite, "Call-ID: a84", "Call-ID: a\x0084"), Reject, 400, "bad_call_id"},
-	{"HTTP request", "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", Drop, 0, "missing_header"},
+	{"HTTP request", "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", Drop, 0, "garbage"},
 
 	{"response code 999", with(okResponse, "200 OK", "999 OK"), Drop, 0, "response_invalid"},
 	{"response code 099", with(okResponse, "200 OK", "099 OK"), Drop, 0, "response_invalid"},
@@ -142,7 +142,9 @@ var checkCases = []checkCase{
 	{"response SIP/3.0", with(okResponse, "SIP/2.0 200", "SIP/3.0 200"), Drop, 0, "bad_version"},
 
 	{"request SIP/3.0", with(invite, "SIP/2.0\r\n", "SIP/3.0\r\n"), Reject, 505, "bad_version"},
-	{"request no version", with(invite, " SIP/2.0\r\n", "\r\n"), Reject, 400, "bad_start_line"},
+	{"request no version", with(invite, " SIP/2.0\r\n", "\r\n"), Drop, 0, "garbage"},
+	{"request version garbled", with(invite, " SIP/2.0\r\n", " SIP/2.0a\r\n"), Reject, 400, "bad_start_line"},
+	{"request trailing SP", with(invite, " SIP/2.0\r\n", " SIP/2.0 \r\n"), Reject, 400, "bad_start_line"},
 	{"request-URI in <>", with(invite, "INVITE sip:bob@biloxi.example.com", "INVITE <sip:bob@biloxi.example.com>"), Reject, 400, "bad_start_line"},
 	{"request-URI without scheme", with(invite, "INVITE sip:bob@biloxi.example.com", "INVITE bob@biloxi.example.com"), Reject, 400, "bad_start_line"},
 	{"request-URI with odd scheme", with(invite, "INVITE sip:", "INVITE x-sip:"), Reject, 416, "unsupported_scheme"},

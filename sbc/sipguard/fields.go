@@ -210,7 +210,7 @@ func addr(v []byte, p int, want string) (end int, angle, found bool, why, reason
 	default:
 		// A display name of tokens, or a bare addr-spec; only "<" tells.
 		q := p
-		for q < len(v) && (tokenChar[v[q]] || isLWS(v[q])) {
+		for q < len(v) && nameChar[v[q]] {
 			q++
 		}
 		if q < len(v) && v[q] == '<' {

@@ -5,6 +5,8 @@ import "bytes"
 // Character classes from RFC 3261 25.1, as lookup tables for speed.
 var (
 	tokenChar  [256]bool // token
+	lwsChar    [256]bool // SP, HTAB, CR, LF
+	nameChar   [256]bool // token or LWS: an unquoted display name
 	schemeChar [256]bool // ALPHA / DIGIT / "+" / "-" / "."
 	hostChar   [256]bool // hostname, plus "_" which real networks use
 )
@@ -23,6 +25,8 @@ func init() {
 		b := byte(c)
 		schemeChar[c] = isAlpha(b) || isDigit(b) || b == '+' || b == '-' || b == '.'
 		hostChar[c] = isAlpha(b) || isDigit(b) || b == '-' || b == '.' || b == '_'
+		lwsChar[c] = b == ' ' || b == '\t' || b == '\r' || b == '\n'
+		nameChar[c] = tokenChar[c] || lwsChar[c]
 	}
 }
 
@@ -32,7 +36,7 @@ func isCtl(c byte) bool   { return c < 0x20 || c == 0x7f }
 
 // isLWS also takes CR and LF: inside a header value they only occur as
 // part of a fold, which is linear whitespace.
-func isLWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+func isLWS(c byte) bool { return lwsChar[c] }
 
 func indexLF(b []byte, from int) int {
 	i := bytes.IndexByte(b[from:], '\n')
@@ -141,6 +145,9 @@ func classify(line []byte) int {
 		if c <= ' ' && c != ' ' || c >= 0x7f { // a request line is plain ASCII
 			return kindGarbage
 		}
+	}
+	if !bytes.Contains(line[m:], []byte(" SIP/")) {
+		return kindGarbage // HTTP and friends, or no version at all
 	}
 	return kindRequest
 }
@@ -324,10 +331,36 @@ func headerKind(name []byte) int {
 		}
 		return hOther
 	}
-	for k := hVia; k < hCount; k++ {
-		if equalFold(name, headerNames[k]) {
-			return k
+	switch name[0] | 0x20 { // only names sharing the first letter can match
+	case 'v':
+		return kindIf(name, hVia)
+	case 'f':
+		return kindIf(name, hFrom)
+	case 't':
+		return kindIf(name, hTo)
+	case 'm':
+		return kindIf(name, hMaxForwards)
+	case 'd':
+		return kindIf(name, hDate)
+	case 'c':
+		for _, k := range [...]int{hCallID, hCSeq, hContentLength, hContact, hContentType} {
+			if equalFold(name, headerNames[k]) {
+				return k
+			}
 		}
+	case 'r':
+		for _, k := range [...]int{hRoute, hRecordRoute, hReferTo, hReferredBy} {
+			if equalFold(name, headerNames[k]) {
+				return k
+			}
+		}
+	}
+	return hOther
+}
+
+func kindIf(name []byte, k int) int {
+	if equalFold(name, headerNames[k]) {
+		return k
 	}
 	return hOther
 }

@@ -155,10 +155,10 @@ func (c *checker) run() Verdict {
 	nl := indexLF(msg, 0)
 	if nl < 0 {
 		// A start line with no end cannot carry a Via: nobody to answer.
-		if classify(msg) == kindGarbage {
-			return drop("garbage", "Not SIP")
+		if m := tokenLen(msg, 0); m > 0 && m < len(msg) && msg[m] == ' ' || classify(msg) != kindGarbage {
+			return drop("truncated", "Truncated start line")
 		}
-		return drop("truncated", "Truncated start line")
+		return drop("garbage", "Not SIP")
 	}
 	line := trimCR(msg[:nl])
 	switch classify(line) {
