@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -33,6 +34,10 @@ type Realm struct {
 	udp   *net.UDPConn
 	tcp   net.Listener
 	laddr sip.Addr // the UDP listener, which leg requests are sent from
+	// ready is closed once sipgo has the UDP listener in its connection
+	// pool. Until then a request "from the listener" would make sipgo bind
+	// a second socket on the same port and fail.
+	ready chan struct{}
 }
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
@@ -41,6 +46,7 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 		cfg:    rc,
 		filter: topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.List),
 		log:    s.log.With("realm", rc.Name),
+		ready:  make(chan struct{}),
 	}
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
@@ -101,6 +107,18 @@ func (r *Realm) serve() {
 				r.log.Error("UDP listener stopped", "error", err)
 			}
 		}()
+		go func() {
+			addr := r.udp.LocalAddr().String()
+			for i := 0; i < 1000; i++ {
+				if c, err := r.ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			close(r.ready)
+		}()
+	} else {
+		close(r.ready)
 	}
 	if r.tcp != nil {
 		go func() {
@@ -144,10 +162,12 @@ func (r *Realm) fromListener(_ *sipgo.Client, req *sip.Request) error {
 }
 
 func (r *Realm) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	<-r.ready
 	return r.cli.TransactionRequest(ctx, req, r.fromListener)
 }
 
 func (r *Realm) write(req *sip.Request) error {
+	<-r.ready
 	return r.cli.WriteRequest(req, r.fromListener)
 }
 
