@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edgesbc/edgesbc/mediarelay"
 )
 
 // LegInfo is one leg of a call as the admin API shows it.
@@ -24,6 +26,11 @@ type CallInfo struct {
 	Start time.Time `json:"start"`
 	A     LegInfo   `json:"a"`
 	B     *LegInfo  `json:"b,omitempty"`
+	// MOS is the media quality estimate so far (0: no media seen).
+	MOS float64 `json:"mos"`
+	// Media is each stream's addresses, latched peers, packets and
+	// quality; only in /api/v1/calls/{id}.
+	Media *mediarelay.CallMedia `json:"media,omitempty"`
 }
 
 // Calls lists the active calls, oldest first.
@@ -40,13 +47,19 @@ func (s *SBC) Calls() []CallInfo {
 			ci.B = &LegInfo{Realm: c.b.realm.Name, CallID: c.b.d.CallID, Peer: c.b.peer}
 		}
 		c.mu.Unlock()
+		if mi, ok := s.media.(mediaInfo); ok {
+			if m, ok := mi.Media(ci.ID); ok {
+				ci.MOS = m.MOS
+			}
+		}
 		out = append(out, ci)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
 }
 
-// AdminHandler serves /healthz, /metrics and /api/v1/calls.
+// AdminHandler serves /healthz, /metrics, /api/v1/calls and
+// /api/v1/calls/{id}.
 func (s *SBC) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -57,6 +70,23 @@ func (s *SBC) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /api/v1/calls", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Calls())
+	})
+	mux.HandleFunc("GET /api/v1/calls/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		for _, ci := range s.Calls() {
+			if ci.ID != id {
+				continue
+			}
+			if mi, ok := s.media.(mediaInfo); ok {
+				if m, ok := mi.Media(id); ok {
+					ci.Media = &m
+				}
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(ci)
+			return
+		}
+		http.Error(w, "no such call", http.StatusNotFound)
 	})
 	return mux
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/edgesbc/edgesbc/internal/testphone"
 	"github.com/edgesbc/edgesbc/sbc"
 	"github.com/edgesbc/edgesbc/sbc/config"
 )
@@ -46,6 +47,7 @@ func startSBC(t *testing.T, targets []string, back []string) *testSBC {
 realms:
   - {name: carrier, listen: "127.0.0.1:%d", user_agent: SBC-Carrier-Face}
   - {name: enterprise, listen: "127.0.0.1:%d", user_agent: SBC-Enterprise-Face}
+media: {enabled: false} # signaling only: these tests check SDP passes untouched
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: %s, target_timeout: 400ms}
 `, cp, ep, q(targets))
@@ -108,37 +110,37 @@ func (s *testSBC) calls(result string) float64 {
 
 // established sets up a call caller -> SBC -> callee and returns both
 // phones' dialogs.
-func established(t *testing.T, s *testSBC, caller, callee *phone, callID string) (dialog, dialog, *sip.Request) {
+func established(t *testing.T, s *testSBC, caller, callee *testphone.Phone, callID string) (testphone.Dialog, testphone.Dialog, *sip.Request) {
 	t.Helper()
-	caller.invite(s.carrier, "1000", callID, testSDP)
-	caller.expectResponse(100, sip.INVITE, wait)
-	inv := callee.expectRequest(sip.INVITE, wait)
-	callee.answer(inv, 180, "Ringing", "callee1", "")
-	caller.expectResponse(180, sip.INVITE, wait)
-	callee.answer(inv, 200, "OK", "callee1", testSDP)
-	ok := caller.expectResponse(200, sip.INVITE, wait)
-	dA := callerDialog(ok, s.carrier)
-	caller.ack(dA, 1, callID+"-ack")
-	callee.expectRequest(sip.ACK, wait)
+	caller.Invite(s.carrier, "1000", callID, testphone.TestSDP)
+	caller.ExpectResponse(100, sip.INVITE, wait)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 180, "Ringing", "callee1", "")
+	caller.ExpectResponse(180, sip.INVITE, wait)
+	callee.Answer(inv, 200, "OK", "callee1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	dA := testphone.CallerDialog(ok, s.carrier)
+	caller.Ack(dA, 1, callID+"-ack")
+	callee.ExpectRequest(sip.ACK, wait)
 	s.waitState(t, "confirmed")
-	return dA, calleeDialog(inv, "callee1"), inv
+	return dA, testphone.CalleeDialog(inv, "callee1"), inv
 }
 
 func TestBasicCallAndTopologyHiding(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
 
-	caller.invite(s.carrier, "1000", "secret-call-id-1", testSDP)
-	trying := caller.expectResponse(100, sip.INVITE, wait)
+	caller.Invite(s.carrier, "1000", "secret-call-id-1", testphone.TestSDP)
+	trying := caller.ExpectResponse(100, sip.INVITE, wait)
 	if trying.CallID().Value() != "secret-call-id-1" {
 		t.Fatalf("100 Trying for the wrong call: %s", trying.CallID().Value())
 	}
-	inv := callee.expectRequest(sip.INVITE, wait)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
 
 	// Leg B must carry nothing of leg A: not its Call-ID, tags, Vias,
 	// Contact, Record-Route, User-Agent or the caller's address.
 	raw := inv.String()
-	for _, leak := range []string{"secret-call-id-1", "ftsecret-call-id-1", caller.addr, "secret-edge1", "SecretCarrierSwitch"} {
+	for _, leak := range []string{"secret-call-id-1", "ftsecret-call-id-1", caller.Addr, "secret-edge1", "SecretCarrierSwitch"} {
 		if strings.Contains(raw, leak) {
 			t.Errorf("leg B INVITE leaks %q:\n%s", leak, raw)
 		}
@@ -158,21 +160,21 @@ func TestBasicCallAndTopologyHiding(t *testing.T) {
 	if mf := inv.MaxForwards().Val(); mf != 69 {
 		t.Errorf("Max-Forwards %d, want 69", mf)
 	}
-	if string(inv.Body()) != testSDP {
+	if string(inv.Body()) != testphone.TestSDP {
 		t.Errorf("SDP changed by a pass-through hook:\n%s", inv.Body())
 	}
 	if inv.Source() != s.enterprise {
 		t.Errorf("leg B came from %s, want the enterprise listener %s", inv.Source(), s.enterprise)
 	}
 
-	callee.answer(inv, 180, "Ringing", "callee1", testSDP) // early media
-	r180 := caller.expectResponse(180, sip.INVITE, wait)
-	if string(r180.Body()) != testSDP {
+	callee.Answer(inv, 180, "Ringing", "callee1", testphone.TestSDP) // early media
+	r180 := caller.ExpectResponse(180, sip.INVITE, wait)
+	if string(r180.Body()) != testphone.TestSDP {
 		t.Error("18x SDP (early media) not relayed")
 	}
-	callee.answer(inv, 200, "OK", "callee1", testSDP)
-	ok := caller.expectResponse(200, sip.INVITE, wait)
-	for _, leak := range []string{"callee1", callee.addr, inv.CallID().Value()} {
+	callee.Answer(inv, 200, "OK", "callee1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	for _, leak := range []string{"callee1", callee.Addr, inv.CallID().Value()} {
 		if strings.Contains(ok.String(), leak) {
 			t.Errorf("200 to leg A leaks %q:\n%s", leak, ok.String())
 		}
@@ -180,9 +182,9 @@ func TestBasicCallAndTopologyHiding(t *testing.T) {
 	if sv := ok.GetHeaders("Server"); len(sv) != 1 || sv[0].Value() != "SBC-Carrier-Face" {
 		t.Errorf("Server header %v, want the carrier realm's", sv)
 	}
-	dA := callerDialog(ok, s.carrier)
-	caller.ack(dA, 1, "a1")
-	if ack := callee.expectRequest(sip.ACK, wait); ack.CSeq().SeqNo != inv.CSeq().SeqNo {
+	dA := testphone.CallerDialog(ok, s.carrier)
+	caller.Ack(dA, 1, "a1")
+	if ack := callee.ExpectRequest(sip.ACK, wait); ack.CSeq().SeqNo != inv.CSeq().SeqNo {
 		t.Errorf("leg B ACK CSeq %d, want the INVITE's %d", ack.CSeq().SeqNo, inv.CSeq().SeqNo)
 	}
 	s.waitState(t, "confirmed")
@@ -190,10 +192,10 @@ func TestBasicCallAndTopologyHiding(t *testing.T) {
 		t.Fatalf("admin view: %+v", calls)
 	}
 
-	caller.request(dA, "BYE", 2, "a2", "")
-	caller.expectResponse(200, sip.BYE, wait)
-	bye := callee.expectRequest(sip.BYE, wait)
-	callee.answer(bye, 200, "OK", "", "")
+	caller.Request(dA, "BYE", 2, "a2", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	bye := callee.ExpectRequest(sip.BYE, wait)
+	callee.Answer(bye, 200, "OK", "", "")
 	s.waitIdle(t)
 	if got := s.calls("bye_a"); got != 1 {
 		t.Errorf("calls{bye_a} = %v, want 1", got)
@@ -201,16 +203,16 @@ func TestBasicCallAndTopologyHiding(t *testing.T) {
 }
 
 func TestByeFromCallee(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
 	_, dB, _ := established(t, s, caller, callee, "c-bye-b")
-	callee.request(dB, "BYE", 1, "b-bye", "")
-	callee.expectResponse(200, sip.BYE, wait)
-	bye := caller.expectRequest(sip.BYE, wait)
+	callee.Request(dB, "BYE", 1, "b-bye", "")
+	callee.ExpectResponse(200, sip.BYE, wait)
+	bye := caller.ExpectRequest(sip.BYE, wait)
 	if bye.CallID().Value() != "c-bye-b" || toTagOf(bye) != "ftc-bye-b" {
 		t.Errorf("BYE to caller not in the caller's dialog: %s", bye.String())
 	}
-	caller.answer(bye, 200, "OK", "", "")
+	caller.Answer(bye, 200, "OK", "", "")
 	s.waitIdle(t)
 	if s.calls("bye_b") != 1 {
 		t.Error("call not counted as ended by leg B")
@@ -225,29 +227,29 @@ func toTagOf(r *sip.Request) string { v, _ := r.To().Params.Get("tag"); return v
 func TestCalleeByeOvertakesItsAnswer(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			caller, callee := newPhone(t), newPhone(t)
-			s := startSBC(t, []string{callee.addr}, nil)
+			caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+			s := startSBC(t, []string{callee.Addr}, nil)
 			cid := fmt.Sprintf("overtake-%d", i)
-			caller.invite(s.carrier, "1000", cid, testSDP)
-			inv := callee.expectRequest(sip.INVITE, wait)
-			callee.answer(inv, 180, "Ringing", "cb", "")
-			caller.expectResponse(180, sip.INVITE, wait)
-			dB := calleeDialog(inv, "cb")
-			callee.request(dB, "BYE", 1, "early-bye", "") // BYE first...
-			callee.answer(inv, 200, "OK", "cb", testSDP)  // ...then the 200
-			callee.expectResponse(200, sip.BYE, wait)
-			callee.expectRequest(sip.ACK, wait) // its 2xx is still ACKed
+			caller.Invite(s.carrier, "1000", cid, testphone.TestSDP)
+			inv := callee.ExpectRequest(sip.INVITE, wait)
+			callee.Answer(inv, 180, "Ringing", "cb", "")
+			caller.ExpectResponse(180, sip.INVITE, wait)
+			dB := testphone.CalleeDialog(inv, "cb")
+			callee.Request(dB, "BYE", 1, "early-bye", "") // BYE first...
+			callee.Answer(inv, 200, "OK", "cb", testphone.TestSDP)  // ...then the 200
+			callee.ExpectResponse(200, sip.BYE, wait)
+			callee.ExpectRequest(sip.ACK, wait) // its 2xx is still ACKed
 
-			ok := caller.expectResponse(200, sip.INVITE, wait)
-			dA := callerDialog(ok, s.carrier)
-			caller.ack(dA, 1, cid+"-ack")
-			bye := caller.expectRequest(sip.BYE, wait)
-			caller.answer(bye, 200, "OK", "", "")
+			ok := caller.ExpectResponse(200, sip.INVITE, wait)
+			dA := testphone.CallerDialog(ok, s.carrier)
+			caller.Ack(dA, 1, cid+"-ack")
+			bye := caller.ExpectRequest(sip.BYE, wait)
+			caller.Answer(bye, 200, "OK", "", "")
 			s.waitIdle(t)
 			if s.calls("bye_b") != 1 {
 				t.Errorf("result not bye_b")
 			}
-			callee.quiet(300*time.Millisecond, func(m sip.Message) bool {
+			callee.Quiet(300*time.Millisecond, func(m sip.Message) bool {
 				r, ok := m.(*sip.Request)
 				return ok && r.Method == sip.BYE
 			}, "BYE to the callee that already hung up")
@@ -258,20 +260,20 @@ func TestCalleeByeOvertakesItsAnswer(t *testing.T) {
 // The caller's BYE overtakes its ACK: the call ends, the callee gets BYE,
 // and the SBC stops retransmitting its 200.
 func TestCallerByeOvertakesAck(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
-	caller.invite(s.carrier, "1000", "bye-before-ack", testSDP)
-	inv := callee.expectRequest(sip.INVITE, wait)
-	callee.answer(inv, 200, "OK", "cb", testSDP)
-	ok := caller.expectResponse(200, sip.INVITE, wait)
-	dA := callerDialog(ok, s.carrier)
-	caller.request(dA, "BYE", 2, "bye-first", "")
-	caller.ack(dA, 1, "ack-second")
-	caller.expectResponse(200, sip.BYE, wait)
-	bye := callee.expectRequest(sip.BYE, wait)
-	callee.answer(bye, 200, "OK", "", "")
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "bye-before-ack", testphone.TestSDP)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 200, "OK", "cb", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	dA := testphone.CallerDialog(ok, s.carrier)
+	caller.Request(dA, "BYE", 2, "bye-first", "")
+	caller.Ack(dA, 1, "ack-second")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	bye := callee.ExpectRequest(sip.BYE, wait)
+	callee.Answer(bye, 200, "OK", "", "")
 	s.waitIdle(t)
-	caller.quiet(1200*time.Millisecond, func(m sip.Message) bool {
+	caller.Quiet(1200*time.Millisecond, func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
 		return ok && r.StatusCode == 200 && r.CSeq().MethodName == sip.INVITE
 	}, "200 retransmission after the call ended")
@@ -280,19 +282,19 @@ func TestCallerByeOvertakesAck(t *testing.T) {
 // Without an ACK the SBC retransmits its 2xx (T1 doubling) and, after
 // 64*T1, hangs the call up on both legs.
 func TestTwoHundredRetransmittedUntilAck(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
-	caller.invite(s.carrier, "1000", "retrans", testSDP)
-	inv := callee.expectRequest(sip.INVITE, wait)
-	callee.answer(inv, 200, "OK", "cb", testSDP)
-	first := caller.expectResponse(200, sip.INVITE, wait)
-	again := caller.expectResponse(200, sip.INVITE, 2*time.Second) // T1 = 500 ms
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "retrans", testphone.TestSDP)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 200, "OK", "cb", testphone.TestSDP)
+	first := caller.ExpectResponse(200, sip.INVITE, wait)
+	again := caller.ExpectResponse(200, sip.INVITE, 2*time.Second) // T1 = 500 ms
 	if toTagOf2(first) != toTagOf2(again) {
 		t.Error("retransmitted 2xx has another To tag")
 	}
-	caller.ack(callerDialog(again, s.carrier), 1, "late-ack")
+	caller.Ack(testphone.CallerDialog(again, s.carrier), 1, "late-ack")
 	s.waitState(t, "confirmed")
-	caller.quiet(1500*time.Millisecond, func(m sip.Message) bool {
+	caller.Quiet(1500*time.Millisecond, func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
 		return ok && r.StatusCode == 200
 	}, "200 retransmission after ACK")
@@ -301,28 +303,28 @@ func TestTwoHundredRetransmittedUntilAck(t *testing.T) {
 func toTagOf2(r *sip.Response) string { v, _ := r.To().Params.Get("tag"); return v }
 
 func TestCancelWhileRinging(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
-	caller.invite(s.carrier, "1000", "cancel-ring", testSDP)
-	inv := callee.expectRequest(sip.INVITE, wait)
-	callee.answer(inv, 180, "Ringing", "cb", "")
-	caller.expectResponse(180, sip.INVITE, wait)
-	caller.send(s.carrier, fmt.Sprintf(`CANCEL sip:1000@%s SIP/2.0
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "cancel-ring", testphone.TestSDP)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 180, "Ringing", "cb", "")
+	caller.ExpectResponse(180, sip.INVITE, wait)
+	caller.Send(s.carrier, fmt.Sprintf(`CANCEL sip:1000@%s SIP/2.0
 		Via: SIP/2.0/UDP %s;branch=z9hG4bK-cancel-ring-inv;rport
 		Max-Forwards: 70
 		From: "Caller" <sip:alice@%s>;tag=ftcancel-ring
 		To: <sip:1000@%s>
 		Call-ID: cancel-ring
-		CSeq: 1 CANCEL`, s.carrier, caller.addr, caller.addr, s.carrier), "")
-	caller.expectResponse(200, sip.CANCEL, wait)
-	caller.expectResponse(487, sip.INVITE, wait)
-	cancel := callee.expectRequest(sip.CANCEL, wait)
+		CSeq: 1 CANCEL`, s.carrier, caller.Addr, caller.Addr, s.carrier), "")
+	caller.ExpectResponse(200, sip.CANCEL, wait)
+	caller.ExpectResponse(487, sip.INVITE, wait)
+	cancel := callee.ExpectRequest(sip.CANCEL, wait)
 	if cancel.Via().Params.GetOr("branch", "") != inv.Via().Params.GetOr("branch", "x") {
 		t.Error("leg B CANCEL does not match its INVITE's branch")
 	}
-	callee.answer(cancel, 200, "OK", "", "")
-	callee.answer(inv, 487, "Request Terminated", "cb", "")
-	callee.expectRequest(sip.ACK, wait)
+	callee.Answer(cancel, 200, "OK", "", "")
+	callee.Answer(inv, 487, "Request Terminated", "cb", "")
+	callee.ExpectRequest(sip.ACK, wait)
 	s.waitIdle(t)
 	if s.calls("cancelled") != 1 {
 		t.Error("call not counted as cancelled")
@@ -333,67 +335,67 @@ func TestCancelWhileRinging(t *testing.T) {
 // 487 at once, and leg B is cancelled the moment its first provisional
 // arrives, not after Timer B.
 func TestCancelBeforeAnyProvisional(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
-	caller.invite(s.carrier, "1000", "cancel-early", testSDP)
-	inv := callee.expectRequest(sip.INVITE, wait) // the callee stays silent
-	caller.send(s.carrier, fmt.Sprintf(`CANCEL sip:1000@%s SIP/2.0
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "cancel-early", testphone.TestSDP)
+	inv := callee.ExpectRequest(sip.INVITE, wait) // the callee stays silent
+	caller.Send(s.carrier, fmt.Sprintf(`CANCEL sip:1000@%s SIP/2.0
 		Via: SIP/2.0/UDP %s;branch=z9hG4bK-cancel-early-inv;rport
 		Max-Forwards: 70
 		From: "Caller" <sip:alice@%s>;tag=ftcancel-early
 		To: <sip:1000@%s>
 		Call-ID: cancel-early
-		CSeq: 1 CANCEL`, s.carrier, caller.addr, caller.addr, s.carrier), "")
-	caller.expectResponse(487, sip.INVITE, wait)
+		CSeq: 1 CANCEL`, s.carrier, caller.Addr, caller.Addr, s.carrier), "")
+	caller.ExpectResponse(487, sip.INVITE, wait)
 	s.waitIdle(t) // over for the caller at once
 	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
-	callee.answer(inv, 180, "Ringing", "cb", "")
-	cancel := callee.expectRequest(sip.CANCEL, wait)
+	callee.Answer(inv, 180, "Ringing", "cb", "")
+	cancel := callee.ExpectRequest(sip.CANCEL, wait)
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("leg B cancelled %v after its provisional", d)
 	}
-	callee.answer(cancel, 200, "OK", "", "")
-	callee.answer(inv, 487, "Request Terminated", "cb", "")
-	callee.expectRequest(sip.ACK, wait)
+	callee.Answer(cancel, 200, "OK", "", "")
+	callee.Answer(inv, 487, "Request Terminated", "cb", "")
+	callee.ExpectRequest(sip.ACK, wait)
 }
 
 // A target that never answers is abandoned after target_timeout and its
 // INVITE stops being retransmitted; the next target gets the call.
 func TestFailoverOnSilenceAnd503(t *testing.T) {
-	silent, busy, good, caller := newPhone(t), newPhone(t), newPhone(t), newPhone(t)
-	s := startSBC(t, []string{silent.addr, busy.addr, good.addr}, nil)
+	silent, busy, good, caller := testphone.NewLoopback(t), testphone.NewLoopback(t), testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{silent.Addr, busy.Addr, good.Addr}, nil)
 	start := time.Now()
-	caller.invite(s.carrier, "1000", "failover", testSDP)
-	silent.expectRequest(sip.INVITE, wait)
-	inv503 := busy.expectRequest(sip.INVITE, wait)
+	caller.Invite(s.carrier, "1000", "failover", testphone.TestSDP)
+	silent.ExpectRequest(sip.INVITE, wait)
+	inv503 := busy.ExpectRequest(sip.INVITE, wait)
 	if d := time.Since(start); d < 350*time.Millisecond || d > 1500*time.Millisecond {
 		t.Errorf("second target tried after %v, want about the 400ms target_timeout", d)
 	}
-	busy.answer(inv503, 503, "Service Unavailable", "b503", "")
-	busy.expectRequest(sip.ACK, wait)
-	inv := good.expectRequest(sip.INVITE, wait)
-	good.answer(inv, 200, "OK", "good", testSDP)
-	ok := caller.expectResponse(200, sip.INVITE, wait)
-	caller.ack(callerDialog(ok, s.carrier), 1, "fo-ack")
-	good.expectRequest(sip.ACK, wait)
-	silent.quiet(1200*time.Millisecond, func(m sip.Message) bool {
+	busy.Answer(inv503, 503, "Service Unavailable", "b503", "")
+	busy.ExpectRequest(sip.ACK, wait)
+	inv := good.ExpectRequest(sip.INVITE, wait)
+	good.Answer(inv, 200, "OK", "good", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	caller.Ack(testphone.CallerDialog(ok, s.carrier), 1, "fo-ack")
+	good.ExpectRequest(sip.ACK, wait)
+	silent.Quiet(1200*time.Millisecond, func(m sip.Message) bool {
 		r, ok := m.(*sip.Request)
 		return ok && r.Method == sip.INVITE
 	}, "INVITE retransmission to an abandoned target")
 }
 
 func TestFinalFailureRelayedNotFailedOver(t *testing.T) {
-	first, second, caller := newPhone(t), newPhone(t), newPhone(t)
-	s := startSBC(t, []string{first.addr, second.addr}, nil)
-	caller.invite(s.carrier, "1000", "busy", testSDP)
-	inv := first.expectRequest(sip.INVITE, wait)
-	first.answer(inv, 486, "Busy Here", "b", "")
-	res := caller.expectResponse(486, sip.INVITE, wait)
+	first, second, caller := testphone.NewLoopback(t), testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{first.Addr, second.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "busy", testphone.TestSDP)
+	inv := first.ExpectRequest(sip.INVITE, wait)
+	first.Answer(inv, 486, "Busy Here", "b", "")
+	res := caller.ExpectResponse(486, sip.INVITE, wait)
 	if res.Reason != "Busy Here" {
 		t.Errorf("reason %q not relayed exactly", res.Reason)
 	}
-	second.quiet(500*time.Millisecond, func(m sip.Message) bool { return m != nil }, "failover on 486")
+	second.Quiet(500*time.Millisecond, func(m sip.Message) bool { return m != nil }, "failover on 486")
 	s.waitIdle(t)
 	if s.calls("busy") != 1 {
 		t.Error("not counted busy")
@@ -401,108 +403,108 @@ func TestFinalFailureRelayedNotFailedOver(t *testing.T) {
 }
 
 func TestReinviteBothDirections(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
 	dA, dB, _ := established(t, s, caller, callee, "reinv")
-	held := strings.Replace(testSDP, "m=audio", "a=sendonly\r\nm=audio", 1)
+	held := strings.Replace(testphone.TestSDP, "m=audio", "a=sendonly\r\nm=audio", 1)
 
-	caller.request(dA, "INVITE", 3, "ra", held)
-	re := callee.expectRequest(sip.INVITE, wait)
-	if re.CallID().Value() != dB.callID || toTagOf(re) != "callee1" || string(re.Body()) != held {
+	caller.Request(dA, "INVITE", 3, "ra", held)
+	re := callee.ExpectRequest(sip.INVITE, wait)
+	if re.CallID().Value() != dB.CallID || toTagOf(re) != "callee1" || string(re.Body()) != held {
 		t.Fatalf("re-INVITE not on leg B's dialog with the new SDP:\n%s", re.String())
 	}
-	callee.answer(re, 200, "OK", "callee1", testSDP)
-	ok := caller.expectResponse(200, sip.INVITE, wait)
+	callee.Answer(re, 200, "OK", "callee1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
 	if ok.CSeq().SeqNo != 3 {
 		t.Errorf("200 CSeq %d, want the re-INVITE's 3", ok.CSeq().SeqNo)
 	}
-	callee.expectRequest(sip.ACK, wait) // offer in the re-INVITE: ACKed at once
-	caller.ack(dA, 3, "ra-ack")
+	callee.ExpectRequest(sip.ACK, wait) // offer in the re-INVITE: ACKed at once
+	caller.Ack(dA, 3, "ra-ack")
 
-	callee.request(dB, "INVITE", 10, "rb", testSDP)
-	re2 := caller.expectRequest(sip.INVITE, wait)
+	callee.Request(dB, "INVITE", 10, "rb", testphone.TestSDP)
+	re2 := caller.ExpectRequest(sip.INVITE, wait)
 	if re2.CallID().Value() != "reinv" {
 		t.Fatalf("callee's re-INVITE not on leg A's dialog:\n%s", re2.String())
 	}
-	caller.answer(re2, 200, "OK", "", testSDP)
-	callee.expectResponse(200, sip.INVITE, wait)
-	caller.expectRequest(sip.ACK, wait)
-	callee.ack(dB, 10, "rb-ack")
+	caller.Answer(re2, 200, "OK", "", testphone.TestSDP)
+	callee.ExpectResponse(200, sip.INVITE, wait)
+	caller.ExpectRequest(sip.ACK, wait)
+	callee.Ack(dB, 10, "rb-ack")
 
-	caller.request(dA, "UPDATE", 4, "up", testSDP)
-	up := callee.expectRequest(sip.UPDATE, wait)
-	callee.answer(up, 200, "OK", "", testSDP)
-	caller.expectResponse(200, sip.UPDATE, wait)
+	caller.Request(dA, "UPDATE", 4, "up", testphone.TestSDP)
+	up := callee.ExpectRequest(sip.UPDATE, wait)
+	callee.Answer(up, 200, "OK", "", testphone.TestSDP)
+	caller.ExpectResponse(200, sip.UPDATE, wait)
 
-	caller.request(dA, "INFO", 5, "info", "")
-	info := callee.expectRequest(sip.INFO, wait)
-	callee.answer(info, 200, "OK", "", "")
-	caller.expectResponse(200, sip.INFO, wait)
+	caller.Request(dA, "INFO", 5, "info", "")
+	info := callee.ExpectRequest(sip.INFO, wait)
+	callee.Answer(info, 200, "OK", "", "")
+	caller.ExpectResponse(200, sip.INFO, wait)
 
-	callee.request(dB, "OPTIONS", 11, "opt", "")
-	opt := caller.expectRequest(sip.OPTIONS, wait)
-	caller.answer(opt, 200, "OK", "", "")
-	callee.expectResponse(200, sip.OPTIONS, wait)
+	callee.Request(dB, "OPTIONS", 11, "opt", "")
+	opt := caller.ExpectRequest(sip.OPTIONS, wait)
+	caller.Answer(opt, 200, "OK", "", "")
+	callee.ExpectResponse(200, sip.OPTIONS, wait)
 }
 
 // Both sides send a re-INVITE at once: the one that meets a pending
 // INVITE transaction gets 491.
 func TestReinviteGlare(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
 	dA, dB, _ := established(t, s, caller, callee, "glare")
-	callee.request(dB, "INVITE", 10, "gb", testSDP)
-	re := caller.expectRequest(sip.INVITE, wait) // now pending at the caller
-	caller.request(dA, "INVITE", 3, "ga", testSDP)
-	caller.expectResponse(491, sip.INVITE, wait)
-	caller.answer(re, 200, "OK", "", testSDP)
-	callee.expectResponse(200, sip.INVITE, wait)
+	callee.Request(dB, "INVITE", 10, "gb", testphone.TestSDP)
+	re := caller.ExpectRequest(sip.INVITE, wait) // now pending at the caller
+	caller.Request(dA, "INVITE", 3, "ga", testphone.TestSDP)
+	caller.ExpectResponse(491, sip.INVITE, wait)
+	caller.Answer(re, 200, "OK", "", testphone.TestSDP)
+	callee.ExpectResponse(200, sip.INVITE, wait)
 }
 
 func TestInDialogOrderAndUnknownDialogs(t *testing.T) {
-	caller, callee := newPhone(t), newPhone(t)
-	s := startSBC(t, []string{callee.addr}, nil)
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
 	dA, _, _ := established(t, s, caller, callee, "order")
 
-	caller.request(dA, "INFO", 1, "old", "") // CSeq 1 is the INVITE's: out of order
-	caller.expectResponse(500, sip.INFO, wait)
+	caller.Request(dA, "INFO", 1, "old", "") // CSeq 1 is the INVITE's: out of order
+	caller.ExpectResponse(500, sip.INFO, wait)
 
 	bogus := dA
-	bogus.callID = "no-such-call"
-	caller.request(bogus, "BYE", 9, "nb", "")
-	caller.expectResponse(481, sip.BYE, wait)
+	bogus.CallID = "no-such-call"
+	caller.Request(bogus, "BYE", 9, "nb", "")
+	caller.ExpectResponse(481, sip.BYE, wait)
 	wrongTag := dA
-	wrongTag.remoteTag = "not-ours"
-	caller.request(wrongTag, "BYE", 9, "wt", "")
-	caller.expectResponse(481, sip.BYE, wait)
+	wrongTag.RemoteTag = "not-ours"
+	caller.Request(wrongTag, "BYE", 9, "wt", "")
+	caller.ExpectResponse(481, sip.BYE, wait)
 }
 
 func TestLocalAnswers(t *testing.T) {
-	caller := newPhone(t)
+	caller := testphone.NewLoopback(t)
 	s := startSBC(t, []string{"127.0.0.1:9"}, nil)
-	caller.send(s.carrier, fmt.Sprintf(`OPTIONS sip:%s SIP/2.0
+	caller.Send(s.carrier, fmt.Sprintf(`OPTIONS sip:%s SIP/2.0
 		Via: SIP/2.0/UDP %s;branch=z9hG4bK-opt1
 		Max-Forwards: 70
 		From: <sip:probe@%s>;tag=o1
 		To: <sip:%s>
 		Call-ID: keepalive-1
-		CSeq: 1 OPTIONS`, s.carrier, caller.addr, caller.addr, s.carrier), "")
-	ok := caller.expectResponse(200, sip.OPTIONS, wait)
+		CSeq: 1 OPTIONS`, s.carrier, caller.Addr, caller.Addr, s.carrier), "")
+	ok := caller.ExpectResponse(200, sip.OPTIONS, wait)
 	if len(ok.GetHeaders("Allow")) == 0 {
 		t.Error("OPTIONS answer has no Allow")
 	}
 
-	caller.send(s.carrier, fmt.Sprintf(`INVITE sip:1000@%s SIP/2.0
+	caller.Send(s.carrier, fmt.Sprintf(`INVITE sip:1000@%s SIP/2.0
 		Via: SIP/2.0/UDP %s;branch=z9hG4bK-mf0
 		Max-Forwards: 0
 		From: <sip:a@%s>;tag=m1
 		To: <sip:1000@%s>
 		Call-ID: mf-zero
 		CSeq: 1 INVITE
-		Contact: <sip:a@%s>`, s.carrier, caller.addr, caller.addr, s.carrier, caller.addr), "")
-	caller.expectResponse(483, sip.INVITE, wait)
+		Contact: <sip:a@%s>`, s.carrier, caller.Addr, caller.Addr, s.carrier, caller.Addr), "")
+	caller.ExpectResponse(483, sip.INVITE, wait)
 
-	caller.send(s.carrier, fmt.Sprintf(`INVITE sip:1000@%s SIP/2.0
+	caller.Send(s.carrier, fmt.Sprintf(`INVITE sip:1000@%s SIP/2.0
 		Via: SIP/2.0/UDP %s;branch=z9hG4bK-req100rel
 		Max-Forwards: 70
 		From: <sip:a@%s>;tag=m2
@@ -510,20 +512,20 @@ func TestLocalAnswers(t *testing.T) {
 		Call-ID: require-100rel
 		CSeq: 1 INVITE
 		Require: 100rel
-		Contact: <sip:a@%s>`, s.carrier, caller.addr, caller.addr, s.carrier, caller.addr), "")
-	bad := caller.expectResponse(420, sip.INVITE, wait)
+		Contact: <sip:a@%s>`, s.carrier, caller.Addr, caller.Addr, s.carrier, caller.Addr), "")
+	bad := caller.ExpectResponse(420, sip.INVITE, wait)
 	if u := bad.GetHeaders("Unsupported"); len(u) != 1 || u[0].Value() != "100rel" {
 		t.Errorf("420 Unsupported = %v", u)
 	}
 
-	caller.send(s.carrier, fmt.Sprintf(`FOO sip:1000@%s SIP/2.0
+	caller.Send(s.carrier, fmt.Sprintf(`FOO sip:1000@%s SIP/2.0
 		Via: SIP/2.0/UDP %s;branch=z9hG4bK-foo
 		Max-Forwards: 70
 		From: <sip:a@%s>;tag=m3
 		To: <sip:1000@%s>
 		Call-ID: unknown-method
-		CSeq: 1 FOO`, s.carrier, caller.addr, caller.addr, s.carrier), "")
-	caller.expectResponse(501, "FOO", wait)
+		CSeq: 1 FOO`, s.carrier, caller.Addr, caller.Addr, s.carrier), "")
+	caller.ExpectResponse(501, "FOO", wait)
 	if s.ActiveCalls() != 0 {
 		t.Error("a rejected request left a call behind")
 	}
@@ -532,12 +534,13 @@ func TestLocalAnswers(t *testing.T) {
 // A route that points the SBC at itself: leg B arrives back at the SBC
 // carrying its own Call-ID, which is refused as a loop.
 func TestLoopDetected(t *testing.T) {
-	caller := newPhone(t)
+	caller := testphone.NewLoopback(t)
 	cp := freePort(t)
 	y := fmt.Sprintf(`
 realms:
   - {name: carrier, listen: "127.0.0.1:%d"}
   - {name: enterprise, listen: "127.0.0.1:%d"}
+media: {enabled: false}
 routes:
   - {name: loop, from_realm: carrier, to_realm: enterprise, targets: ["127.0.0.1:%d"]}
 `, cp, freePort(t), cp)
@@ -553,6 +556,6 @@ routes:
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	caller.invite(fmt.Sprintf("127.0.0.1:%d", cp), "1000", "loop-1", testSDP)
-	caller.expectResponse(482, sip.INVITE, wait)
+	caller.Invite(fmt.Sprintf("127.0.0.1:%d", cp), "1000", "loop-1", testphone.TestSDP)
+	caller.ExpectResponse(482, sip.INVITE, wait)
 }

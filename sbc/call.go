@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/topology"
 )
 
@@ -50,6 +51,7 @@ type Call struct {
 	ID    string
 	Start time.Time
 	route string
+	media mediarelay.CallRef // the call as the media hook knows it
 
 	mu       sync.Mutex
 	state    CallState
@@ -180,6 +182,12 @@ func (t *callTable) snapshot() []*Call {
 		out = append(out, c)
 	}
 	return out
+}
+
+func (t *callTable) byID(id string) *Call {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.calls[id]
 }
 
 func (t *callTable) count() int {

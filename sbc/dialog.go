@@ -82,7 +82,7 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	case setup:
 	default:
-		s.hangup(c, "bye_"+ref.side.String(), l)
+		s.hangup(c, "bye_"+sideName(ref.side), l)
 	}
 }
 
@@ -90,6 +90,11 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 // (the leg whose BYE ended it). A call still being set up is cancelled
 // instead: its setup goroutine ends it.
 func (s *SBC) hangup(c *Call, result string, from *Leg) {
+	s.hangupWhy(c, result, from, "")
+}
+
+// hangupWhy is hangup with a Reason header (RFC 3326) on the BYEs.
+func (s *SBC) hangupWhy(c *Call, result string, from *Leg, reason string) {
 	c.mu.Lock()
 	state, cancel, a, b := c.state, c.cancelSetup, c.a, c.b
 	c.mu.Unlock()
@@ -107,7 +112,7 @@ func (s *SBC) hangup(c *Call, result string, from *Leg) {
 	}
 	for _, l := range []*Leg{a, b} {
 		if l != nil && l != from {
-			s.sendBye(c, l)
+			s.sendBye(c, l, reason)
 		}
 	}
 }
@@ -142,12 +147,27 @@ func (s *SBC) end(c *Call, result string) bool {
 	return true
 }
 
-func (s *SBC) sendBye(c *Call, l *Leg) {
+func (s *SBC) sendBye(c *Call, l *Leg, reason string) {
 	c.mu.Lock()
 	l.cseq++
 	bye := topology.BuildRequest(sip.BYE, l.d, l.cseq, 70, l.local, nil, nil, nil, "")
 	c.mu.Unlock()
+	if reason != "" {
+		bye.AppendHeader(sip.NewHeader("Reason", reason))
+	}
 	s.finish(l.realm, bye)
+}
+
+// onMediaTimeout ends an established call whose media went silent (the
+// hook only reports calls not on hold). A call still ringing has no media
+// yet by right, and is left alone.
+func (s *SBC) onMediaTimeout(callID string) {
+	c := s.calls.byID(callID)
+	if c == nil || c.State() != StateConfirmed {
+		return
+	}
+	c.a.realm.log.Info("media timeout, ending call", "call", c.ID)
+	s.hangupWhy(c, "media_timeout", nil, `Q.850;cause=102;text="media timeout"`)
 }
 
 // onInDialog relays a request inside a call (re-INVITE, UPDATE, INFO,
@@ -217,9 +237,10 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	body := req.Body()
 	if offers {
 		var err error
-		if body, err = s.media.Offer(c.ID, ref.side, body); err != nil {
+		if body, err = s.media.Offer(c.media, ref.side, body); err != nil {
 			release()
-			s.reply(r, req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", "")
+			code, reason := mediaRefusal(err)
+			s.reply(r, req, tx, code, reason, "")
 			return
 		}
 	}
@@ -245,13 +266,13 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	rbody := res.Body()
 	if res.IsSuccess() && offers && isSDP(res) {
 		var err error
-		if rbody, err = s.media.Answer(c.ID, ref.side^1, rbody); err != nil {
+		if rbody, err = s.media.Answer(c.media, ref.side^1, rbody); err != nil {
 			rbody = nil
 		}
 	} else if isInvite && res.IsSuccess() && isSDP(res) {
 		// Late offer: the re-INVITE had no SDP, the 2xx carries the offer.
 		var err error
-		if rbody, err = s.media.Offer(c.ID, ref.side^1, rbody); err != nil {
+		if rbody, err = s.media.Offer(c.media, ref.side^1, rbody); err != nil {
 			rbody = nil
 		}
 	}
@@ -296,7 +317,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		answer := ack.Body()
 		if len(answer) > 0 && isSDP(ack) {
 			var err error
-			if answer, err = s.media.Answer(c.ID, ref.side, answer); err != nil {
+			if answer, err = s.media.Answer(c.media, ref.side, answer); err != nil {
 				answer = nil
 			}
 		}

@@ -2,10 +2,13 @@ package sbc
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/policy"
 	"github.com/edgesbc/edgesbc/sbc/config"
 	"github.com/edgesbc/edgesbc/topology"
@@ -50,7 +53,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	out := s.realms[dec.ToRealm]
 
-	c := s.newCall(r, req, dec.Route)
+	c := s.newCall(r, req, dec.Route, out.Name)
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	c.mu.Lock()
@@ -63,10 +66,11 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	offer := req.Body()
 	if len(offer) > 0 && isSDP(req) {
 		var err error
-		if offer, err = s.media.Offer(c.ID, SideA, offer); err != nil {
+		if offer, err = s.media.Offer(c.media, SideA, offer); err != nil {
 			r.log.Info("offer refused", "call", c.ID, "error", err)
-			s.reply(r, req, tx, sip.StatusNotAcceptableHere, "Not Acceptable Here", c.a.d.LocalTag)
-			s.end(c, "rejected_488")
+			code, reason := mediaRefusal(err)
+			s.reply(r, req, tx, code, reason, c.a.d.LocalTag)
+			s.end(c, "media_"+strconv.Itoa(code))
 			return
 		}
 	}
@@ -100,6 +104,18 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	s.end(c, "timeout")
 }
 
+// mediaRefusal maps a media hook error to the answer leg A gets.
+func mediaRefusal(err error) (int, string) {
+	switch {
+	case errors.Is(err, mediarelay.ErrPortsExhausted):
+		return sip.StatusServiceUnavailable, "Service Unavailable"
+	case errors.Is(err, mediarelay.ErrBadSDP):
+		return sip.StatusBadRequest, "Bad SDP"
+	default:
+		return sip.StatusNotAcceptableHere, "Not Acceptable Here"
+	}
+}
+
 func statusOf(res *sip.Response) int {
 	if res == nil {
 		return 0
@@ -108,7 +124,7 @@ func statusOf(res *sip.Response) int {
 }
 
 // newCall registers a call and its leg A, the dialog the caller opened.
-func (s *SBC) newCall(r *Realm, req *sip.Request, route string) *Call {
+func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call {
 	from, to := req.From(), req.To()
 	a := &Leg{
 		side: SideA, realm: r, local: r.local(req.Transport()),
@@ -127,6 +143,7 @@ func (s *SBC) newCall(r *Realm, req *sip.Request, route string) *Call {
 	}
 	// inviteBusy until confirmed: a re-INVITE during setup gets 491.
 	c := &Call{ID: newCallID(), Start: time.Now(), route: route, a: a, done: make(chan struct{}), inviteBusy: true}
+	c.media = mediarelay.CallRef{ID: c.ID, Realms: [2]string{r.Name, outRealm}}
 	s.calls.add(c)
 	s.metrics.ActiveCalls.Inc()
 	return c
@@ -210,7 +227,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 					// The callee answered as the caller gave up: ACK and
 					// hang up the leg B dialog that now exists.
 					s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
-					s.sendBye(c, b)
+					s.sendBye(c, b, "")
 					return outcome{kind: outcomeCancelled}
 				}
 				if len(offer) > 0 {
@@ -311,7 +328,7 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 	body := res.Body()
 	if len(body) > 0 && isSDP(res) {
 		var err error
-		if body, err = s.media.Answer(c.ID, SideB, body); err != nil {
+		if body, err = s.media.Answer(c.media, SideB, body); err != nil {
 			c.a.realm.log.Info("early media answer refused", "call", c.ID, "error", err)
 			body = nil
 		}
@@ -357,9 +374,9 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	if len(body) > 0 && isSDP(res) {
 		var err error
 		if offerSent {
-			body, err = s.media.Answer(c.ID, SideB, body)
+			body, err = s.media.Answer(c.media, SideB, body)
 		} else {
-			body, err = s.media.Offer(c.ID, SideB, body)
+			body, err = s.media.Offer(c.media, SideB, body)
 		}
 		if err != nil {
 			r.log.Info("answer refused", "call", c.ID, "error", err)
@@ -392,7 +409,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 		answer := ack.Body()
 		if len(answer) > 0 && isSDP(ack) {
 			var err error
-			if answer, err = s.media.Answer(c.ID, SideA, answer); err != nil {
+			if answer, err = s.media.Answer(c.media, SideA, answer); err != nil {
 				answer = nil
 			}
 		}

@@ -1,37 +1,58 @@
 package sbc
 
-// Side names a call's legs: A is the leg the call arrived on, B the leg the
-// SBC placed toward the route target.
-type Side int
-
-const (
-	SideA Side = iota
-	SideB
+import (
+	"github.com/edgesbc/edgesbc/mediarelay"
 )
 
-func (s Side) String() string {
+// Side names a call's legs: A is the leg the call arrived on, B the leg the
+// SBC placed toward the route target. It is mediarelay's, so the media hook
+// and the B2BUA speak of the same sides.
+type Side = mediarelay.Side
+
+const (
+	SideA = mediarelay.SideA
+	SideB = mediarelay.SideB
+)
+
+func sideName(s Side) string {
 	if s == SideA {
 		return "a"
 	}
 	return "b"
 }
 
-// MediaHook sees every SDP body that crosses the SBC. The media anchoring
-// work (mediarelay) implements it to put the SBC's own addresses in the SDP;
-// an error rejects the offer (488) and is counted.
+// MediaHook sees every SDP body that crosses the SBC. mediarelay's Anchor
+// implements it to put the SBC's own addresses in the SDP and relay the
+// media; an error refuses the offer (503 when out of ports, 400 for an
+// unreadable SDP, else 488).
 type MediaHook interface {
 	// Offer rewrites an offer that arrived on leg from, for the other leg.
-	Offer(callID string, from Side, sdp []byte) ([]byte, error)
+	Offer(call mediarelay.CallRef, from Side, sdp []byte) ([]byte, error)
 	// Answer rewrites an answer that arrived on leg from, for the other leg.
-	Answer(callID string, from Side, sdp []byte) ([]byte, error)
+	Answer(call mediarelay.CallRef, from Side, sdp []byte) ([]byte, error)
 	// End releases whatever the call held.
 	End(callID string)
 }
 
-// PassThroughMedia leaves SDP untouched: signaling-only operation, until
-// media anchoring is configured.
+// mediaTimeouts is implemented by hooks that can tell when a call's media
+// went silent.
+type mediaTimeouts interface {
+	OnTimeout(func(callID string))
+}
+
+// mediaInfo is implemented by hooks that can describe a call's media.
+type mediaInfo interface {
+	Media(callID string) (mediarelay.CallMedia, bool)
+}
+
+// PassThroughMedia leaves SDP untouched: signaling-only operation
+// (media.enabled: false).
 type PassThroughMedia struct{}
 
-func (PassThroughMedia) Offer(_ string, _ Side, sdp []byte) ([]byte, error)  { return sdp, nil }
-func (PassThroughMedia) Answer(_ string, _ Side, sdp []byte) ([]byte, error) { return sdp, nil }
-func (PassThroughMedia) End(string)                                          {}
+func (PassThroughMedia) Offer(_ mediarelay.CallRef, _ Side, sdp []byte) ([]byte, error) {
+	return sdp, nil
+}
+func (PassThroughMedia) Answer(_ mediarelay.CallRef, _ Side, sdp []byte) ([]byte, error) {
+	return sdp, nil
+}
+func (PassThroughMedia) End(string) {}

@@ -18,9 +18,12 @@ type Metrics struct {
 	DroppedStray *prometheus.CounterVec // by realm, kind
 }
 
-func newMetrics() *Metrics {
+func newMetrics(reg *prometheus.Registry) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
+		Registry: reg,
 		ActiveCalls: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sbc_calls_active", Help: "Calls in progress (set up or established).",
 		}),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgesbc/edgesbc/policy"
 	"github.com/edgesbc/edgesbc/sbc/config"
@@ -22,6 +23,9 @@ import (
 type Options struct {
 	Logger *slog.Logger
 	Media  MediaHook
+	// Registry takes the SBC's metrics; a new one when nil. Pass one to
+	// gather the media relay's metrics in the same place.
+	Registry *prometheus.Registry
 }
 
 // SBC is one running B2BUA.
@@ -56,7 +60,10 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	}
 	s := &SBC{
 		cfg: cfg, log: opt.Logger, router: router, media: opt.Media,
-		realms: map[string]*Realm{}, calls: newCallTable(), metrics: newMetrics(),
+		realms: map[string]*Realm{}, calls: newCallTable(), metrics: newMetrics(opt.Registry),
+	}
+	if h, ok := opt.Media.(mediaTimeouts); ok {
+		h.OnTimeout(s.onMediaTimeout)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	setTimersOnce.Do(func() { setLinger(cfg.SIP.TransactionLinger.Std()) })

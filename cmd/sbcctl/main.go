@@ -16,7 +16,8 @@ import (
 
 const usage = `usage: sbcctl [-admin URL] COMMAND
 commands:
-  calls     active calls as a table (-json for the raw list)
+  calls     active calls as a table, with MOS (-json for the raw list)
+  call ID   one call with its media streams (JSON)
   health    exits 0 when sbcd answers /healthz
   metrics   the Prometheus metrics text`
 
@@ -25,7 +26,7 @@ func main() {
 	asJSON := flag.Bool("json", false, "print JSON instead of a table")
 	flag.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
 	flag.Parse()
-	if flag.NArg() != 1 {
+	if flag.NArg() < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -34,6 +35,15 @@ func main() {
 	switch flag.Arg(0) {
 	case "calls":
 		err = calls(client, *admin, *asJSON)
+	case "call":
+		if flag.NArg() != 2 {
+			flag.Usage()
+			os.Exit(2)
+		}
+		var b []byte
+		if b, err = get(client, *admin+"/api/v1/calls/"+flag.Arg(1)); err == nil {
+			os.Stdout.Write(b)
+		}
 	case "health":
 		_, err = get(client, *admin+"/healthz")
 		if err == nil {
@@ -84,14 +94,18 @@ func calls(c *http.Client, admin string, asJSON bool) error {
 		return fmt.Errorf("decode calls: %w", err)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTATE\tAGE\tROUTE\tA REALM\tA PEER\tA CALL-ID\tB REALM\tB PEER\tB CALL-ID")
+	fmt.Fprintln(w, "ID\tSTATE\tAGE\tROUTE\tMOS\tA REALM\tA PEER\tA CALL-ID\tB REALM\tB PEER\tB CALL-ID")
 	for _, ci := range list {
 		bRealm, bPeer, bCID := "-", "-", "-"
 		if ci.B != nil {
 			bRealm, bPeer, bCID = ci.B.Realm, ci.B.Peer, ci.B.CallID
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ci.ID, ci.State,
-			time.Since(ci.Start).Round(time.Second), ci.Route,
+		mos := "-"
+		if ci.MOS > 0 {
+			mos = fmt.Sprintf("%.2f", ci.MOS)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ci.ID, ci.State,
+			time.Since(ci.Start).Round(time.Second), ci.Route, mos,
 			ci.A.Realm, ci.A.Peer, ci.A.CallID, bRealm, bPeer, bCID)
 	}
 	fmt.Fprintf(w, "%d calls\n", len(list))

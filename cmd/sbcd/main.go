@@ -15,7 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/edgesbc/edgesbc/configs"
+	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
 	"github.com/edgesbc/edgesbc/sbc/config"
 )
@@ -60,7 +63,19 @@ func run(path string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	s, err := sbc.New(cfg, sbc.Options{Logger: log})
+	reg := prometheus.NewRegistry()
+	opt := sbc.Options{Logger: log, Registry: reg}
+	if cfg.Media.Anchored() {
+		anchor, err := mediarelay.NewAnchor(anchorConfig(cfg, log, reg))
+		if err != nil {
+			return err
+		}
+		defer anchor.Close()
+		opt.Media = anchor
+	} else {
+		log.Warn("media anchoring off: SDP passes untouched and media flows peer to peer")
+	}
+	s, err := sbc.New(cfg, opt)
 	if err != nil {
 		return err
 	}
@@ -88,6 +103,19 @@ func run(path string) error {
 	defer cancel()
 	_ = admin.Shutdown(sctx)
 	return s.Close(sctx)
+}
+
+// anchorConfig gives each realm its media address, port range, NAT
+// latching and codec list.
+func anchorConfig(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) mediarelay.AnchorConfig {
+	ac := mediarelay.AnchorConfig{Timeout: cfg.Media.Timeout.Std(), Logger: log, Registerer: reg}
+	for _, r := range cfg.Realms {
+		lo, hi, _ := config.ParsePortRange(r.Media.Ports) // validated at load
+		ac.Realms = append(ac.Realms, mediarelay.RealmMedia{
+			Name: r.Name, Addr: r.MediaAddr(), MinPort: lo, MaxPort: hi, NAT: r.Media.NAT, Codecs: r.Media.Codecs,
+		})
+	}
+	return ac
 }
 
 func orDefault(p string) string {

@@ -24,6 +24,7 @@ type Config struct {
 	Realms []Realm   `yaml:"realms"`
 	Routes []Route   `yaml:"routes"`
 	Admin  Admin     `yaml:"admin"`
+	Media  Media     `yaml:"media"`
 	SIP    SIPTuning `yaml:"sip"`
 	Log    Log       `yaml:"log"`
 }
@@ -42,6 +43,22 @@ type Realm struct {
 	// messages sent into this realm.
 	UserAgent string       `yaml:"user_agent"`
 	Headers   HeaderPolicy `yaml:"headers"`
+	Media     RealmMedia   `yaml:"media"`
+}
+
+// RealmMedia is where a realm's anchored media lives.
+type RealmMedia struct {
+	// Address is the SBC's media address in this realm; the listen IP by
+	// default.
+	Address string `yaml:"address"`
+	// Ports is the RTP port range "MIN-MAX" (RTP even, RTCP odd).
+	Ports string `yaml:"ports"`
+	// NAT lets a stream latch to any source in its first seconds (phones
+	// behind NAT); otherwise only the SDP's IP may latch.
+	NAT bool `yaml:"nat"`
+	// Codecs, when set, is the allow list of encoding names offered into
+	// this realm (e.g. PCMU, PCMA, telephone-event).
+	Codecs []string `yaml:"codecs"`
 }
 
 // HeaderPolicy says which non-essential headers may be carried into a realm.
@@ -66,6 +83,19 @@ type Route struct {
 	// all) before the next one is tried.
 	TargetTimeout Duration `yaml:"target_timeout"`
 }
+
+// Media switches media anchoring and sets its timers.
+type Media struct {
+	// Enabled anchors every call's media on the SBC (the default); false
+	// passes SDP through untouched (signaling only).
+	Enabled *bool `yaml:"enabled"`
+	// Timeout ends an established call, not on hold, whose media has been
+	// silent in both directions this long.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Anchored reports whether media anchoring is on.
+func (m Media) Anchored() bool { return m.Enabled == nil || *m.Enabled }
 
 // Admin is the HTTP admin API.
 type Admin struct {
@@ -160,6 +190,9 @@ func (c *Config) applyDefaults() {
 		if r.UserAgent == "" {
 			r.UserAgent = "EdgeSBC"
 		}
+		if r.Media.Ports == "" {
+			r.Media.Ports = "20000-29999"
+		}
 		if r.Headers.Mode == "" {
 			r.Headers.Mode = "allow"
 			if len(r.Headers.List) == 0 {
@@ -171,6 +204,9 @@ func (c *Config) applyDefaults() {
 		if c.Routes[i].TargetTimeout == 0 {
 			c.Routes[i].TargetTimeout = Duration(2 * time.Second)
 		}
+	}
+	if c.Media.Timeout == 0 {
+		c.Media.Timeout = Duration(30 * time.Second)
 	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:8080"
@@ -271,6 +307,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if err := c.validateMedia(); err != nil {
+		return err
+	}
 	for i, rt := range c.Routes {
 		k := fmt.Sprintf("routes[%d]", i)
 		if rt.Name == "" {
@@ -320,6 +359,71 @@ func (c *Config) Validate() error {
 		return keyErr("log.level", "%q must be debug, info, warn or error", c.Log.Level)
 	}
 	return nil
+}
+
+func (c *Config) validateMedia() error {
+	type span struct {
+		key      string
+		addr     netip.Addr
+		min, max int
+	}
+	var spans []span
+	for i := range c.Realms {
+		r := &c.Realms[i]
+		k := fmt.Sprintf("realms[%d].media", i)
+		if r.Media.Address != "" {
+			if _, err := netip.ParseAddr(r.Media.Address); err != nil {
+				return keyErr(k+".address", "%q is not an IP address", r.Media.Address)
+			}
+		}
+		lo, hi, err := ParsePortRange(r.Media.Ports)
+		if err != nil {
+			return keyErr(k+".ports", "%v", err)
+		}
+		addr := r.MediaAddr()
+		for _, o := range spans {
+			if !c.Media.Anchored() {
+				break // no ports are bound when media is not anchored
+			}
+			if o.addr == addr && lo <= o.max && o.min <= hi {
+				return keyErr(k+".ports", "%d-%d overlaps %s on %s", lo, hi, o.key, addr)
+			}
+		}
+		spans = append(spans, span{k + ".ports", addr, lo, hi})
+		for j, name := range r.Media.Codecs {
+			if !isToken(name) {
+				return keyErr(fmt.Sprintf("%s.codecs[%d]", k, j), "%q is not a codec name", name)
+			}
+		}
+	}
+	if t := c.Media.Timeout.Std(); t < time.Second || t > time.Hour {
+		return keyErr("media.timeout", "must be between 1s and 1h")
+	}
+	return nil
+}
+
+// ParsePortRange parses "MIN-MAX": 1024 <= MIN < MAX <= 65534, room for
+// at least one even/odd pair.
+func ParsePortRange(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("%q is not a port range like 20000-29999", s)
+	}
+	if lo < 1024 || hi > 65534 || hi-lo < 1 {
+		return 0, 0, fmt.Errorf("%q: want 1024 <= min < max <= 65534", s)
+	}
+	return lo, hi, nil
+}
+
+// MediaAddr is the SBC's media address in this realm.
+func (r *Realm) MediaAddr() netip.Addr {
+	if r.Media.Address != "" {
+		a, _ := netip.ParseAddr(r.Media.Address)
+		return a
+	}
+	return r.ListenAddrPort().Addr()
 }
 
 // ParseTarget parses "host:port[;transport=udp|tcp]". The host must be an

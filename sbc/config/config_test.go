@@ -256,9 +256,14 @@ func TestParseRangeEdgesValid(t *testing.T) {
 		}
 	}
 	// Same IP on two ports, and IPv6 listeners, are distinct listeners.
-	y := edit(t, "listen: 198.51.100.1:5060", "listen: 203.0.113.1:5080")
+	// (With media anchored, two realms on one IP need their own port ranges.)
+	y := edit(t, "listen: 198.51.100.1:5060", "listen: 203.0.113.1:5080\n    media: {ports: 30000-30999}")
 	if _, err := config.Parse([]byte(y)); err != nil {
 		t.Errorf("same IP, other port: %v", err)
+	}
+	y = edit(t, "listen: 198.51.100.1:5060", "listen: 203.0.113.1:5080")
+	if _, err := config.Parse([]byte(y)); err == nil || !strings.Contains(err.Error(), "realms[1].media.ports") || !strings.Contains(err.Error(), "overlaps") {
+		t.Errorf("two realms on one IP with the same media ports: %v", err)
 	}
 	y = edit(t, "listen: 198.51.100.1:5060", `listen: "[2001:db8::1]:5060"`)
 	if _, err := config.Parse([]byte(y)); err != nil {

@@ -1,0 +1,488 @@
+package mediarelay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RealmMedia is one realm's media face: the SBC's address there, its port
+// range, whether its phones may be behind NAT, and the codecs it may offer.
+type RealmMedia struct {
+	Name    string
+	Addr    netip.Addr
+	MinPort int
+	MaxPort int
+	NAT     bool
+	Codecs  []string
+}
+
+// AnchorConfig configures media anchoring.
+type AnchorConfig struct {
+	Realms     []RealmMedia
+	Timeout    time.Duration // media silence that ends a call
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Relay      Config // the relay's own settings (Logger and Registerer filled in)
+}
+
+// CallRef names a call and the realm of each of its legs.
+type CallRef struct {
+	ID     string
+	Realms [2]string // realm of leg A, leg B
+}
+
+// Anchor puts every call's media through the SBC: it rewrites each SDP
+// offer and answer to the SBC's own address and ports in the realm it goes
+// to, and joins the two sides of each media line with a relay stream. It
+// knows nothing of SIP: the B2BUA calls Offer, Answer and End.
+type Anchor struct {
+	relay   *Relay
+	realms  map[string]*realmFace
+	timeout time.Duration
+	log     *slog.Logger
+
+	mu        sync.Mutex
+	calls     map[string]*anchored
+	onTimeout func(callID string)
+
+	stop chan struct{}
+	done chan struct{}
+
+	exhausted *prometheus.CounterVec
+}
+
+type realmFace struct {
+	cfg  RealmMedia
+	pool *Pool
+}
+
+// anchored is one call's media: per leg, the SBC's ports and SDP origin;
+// per media line, a relay stream.
+type anchored struct {
+	mu      sync.Mutex
+	ref     CallRef
+	legs    [2]legMedia
+	streams []*Stream
+	ended   bool
+}
+
+type legMedia struct {
+	face    *realmFace
+	ports   []int // the SBC's RTP port per m= line on this leg (0: none)
+	sessID  string
+	version uint64
+	dir     []string // last direction this leg's SDP gave per m= line
+}
+
+// NewAnchor builds the port pools and the relay.
+func NewAnchor(cfg AnchorConfig) (*Anchor, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	rc := cfg.Relay
+	rc.Logger, rc.Registerer = cfg.Logger, cfg.Registerer
+	relay, err := NewRelay(rc)
+	if err != nil {
+		return nil, err
+	}
+	a := &Anchor{
+		relay: relay, realms: map[string]*realmFace{}, timeout: cfg.Timeout, log: cfg.Logger,
+		calls: map[string]*anchored{}, stop: make(chan struct{}), done: make(chan struct{}),
+		exhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_media_ports_exhausted_total", Help: "Offers refused (503) because a realm's media port pool was empty.",
+		}, []string{"realm"}),
+	}
+	for _, r := range cfg.Realms {
+		p, err := NewPool(r.Addr, r.MinPort, r.MaxPort)
+		if err != nil {
+			relay.Close()
+			return nil, fmt.Errorf("realm %s media ports: %w", r.Name, err)
+		}
+		a.realms[r.Name] = &realmFace{cfg: r, pool: p}
+	}
+	if cfg.Registerer != nil {
+		inUse := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sbc_media_ports_in_use", Help: "RTP/RTCP port pairs allocated, by realm."}, []string{"realm"})
+		cfg.Registerer.MustRegister(a.exhausted, prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
+			for name, f := range a.realms {
+				inUse.WithLabelValues(name).Set(float64(f.pool.InUse()))
+			}
+			inUse.Collect(ch)
+		}))
+	}
+	if a.timeout <= 0 {
+		a.timeout = 30 * time.Second
+	}
+	go a.watch()
+	return a, nil
+}
+
+// OnTimeout sets what to do when a call's media has been silent too long.
+func (a *Anchor) OnTimeout(f func(callID string)) {
+	a.mu.Lock()
+	a.onTimeout = f
+	a.mu.Unlock()
+}
+
+// Close stops the timeout watch and every stream.
+func (a *Anchor) Close() error {
+	close(a.stop)
+	<-a.done
+	a.mu.Lock()
+	calls := make([]string, 0, len(a.calls))
+	for id := range a.calls {
+		calls = append(calls, id)
+	}
+	a.mu.Unlock()
+	for _, id := range calls {
+		a.End(id)
+	}
+	return a.relay.Close()
+}
+
+func (a *Anchor) call(ref CallRef) (*anchored, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c, ok := a.calls[ref.ID]; ok {
+		return c, nil
+	}
+	c := &anchored{ref: ref}
+	for s := range c.legs {
+		f, ok := a.realms[ref.Realms[s]]
+		if !ok {
+			return nil, fmt.Errorf("media: no media config for realm %q", ref.Realms[s])
+		}
+		c.legs[s] = legMedia{face: f, sessID: strconv.FormatInt(time.Now().UnixNano()%1e12, 10), version: 1}
+	}
+	a.calls[ref.ID] = c
+	return c, nil
+}
+
+// Offer rewrites an offer that arrived on leg from for the other leg,
+// allocating the SBC's ports on both legs for each new media line.
+func (a *Anchor) Offer(ref CallRef, from Side, sdp []byte) ([]byte, error) {
+	return a.rewrite(ref, from, sdp)
+}
+
+// Answer rewrites an answer that arrived on leg from for the other leg.
+func (a *Anchor) Answer(ref CallRef, from Side, sdp []byte) ([]byte, error) {
+	return a.rewrite(ref, from, sdp)
+}
+
+// rewrite is the same for offers and answers: learn where leg from's media
+// is, make sure both legs have ports and a stream per media line, and write
+// the SDP the other leg sees.
+func (a *Anchor) rewrite(ref CallRef, from Side, body []byte) ([]byte, error) {
+	c, err := a.call(ref)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := ParseSDP(body)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return nil, errors.New("media: call already ended")
+	}
+	to := from.other()
+	for i, m := range sess.Media {
+		if m.Port == 0 {
+			if i < len(c.streams) && c.streams[i] != nil {
+				c.streams[i].SetRemote(from, netip.AddrPort{}, netip.AddrPort{}, false)
+			}
+			continue
+		}
+		if err := a.ensureStream(c, i); err != nil {
+			return nil, err
+		}
+		st := c.streams[i]
+		rtp := netip.AddrPortFrom(m.Addr, uint16(m.Port))
+		rtcp := netip.AddrPortFrom(m.Addr, uint16(m.RTCPPort))
+		if m.RTCPMux {
+			rtcp = rtp
+		}
+		st.SetRemote(from, rtp, rtcp, c.legs[from].face.cfg.NAT)
+		st.SetClockRate(clockRate(m))
+		setDir(&c.legs[from], i, m.Direction, m.Addr)
+		st.SetHold(onHold(c, i))
+	}
+	out := &c.legs[to]
+	ports := make([]int, len(sess.Media))
+	copy(ports, out.ports)
+	out.version++
+	res, _, err := RewriteSDP(body, Rewrite{
+		Addr: out.face.cfg.Addr, Ports: ports, Codecs: out.face.cfg.Codecs,
+		SessID: out.sessID, Version: out.version, Username: "EdgeSBC",
+	})
+	return res, err
+}
+
+// ensureStream gives media line i ports on both legs and a relay stream.
+func (a *Anchor) ensureStream(c *anchored, i int) error {
+	for len(c.streams) <= i {
+		c.streams = append(c.streams, nil)
+	}
+	if c.streams[i] != nil {
+		return nil
+	}
+	var local [2]netip.AddrPort
+	for s := range c.legs {
+		l := &c.legs[s]
+		for len(l.ports) <= i {
+			l.ports = append(l.ports, 0)
+		}
+		if l.ports[i] == 0 {
+			p, err := l.face.pool.Alloc()
+			if err != nil {
+				a.exhausted.WithLabelValues(l.face.cfg.Name).Inc()
+				return fmt.Errorf("realm %s: %w", l.face.cfg.Name, err)
+			}
+			l.ports[i] = p
+		}
+		local[s] = netip.AddrPortFrom(l.face.cfg.Addr, uint16(l.ports[i]))
+	}
+	st, err := a.relay.NewStream(local[SideA], local[SideB])
+	if err != nil {
+		return fmt.Errorf("media stream %v <-> %v: %w", local[SideA], local[SideB], err)
+	}
+	c.streams[i] = st
+	return nil
+}
+
+func setDir(l *legMedia, i int, dir string, addr netip.Addr) {
+	for len(l.dir) <= i {
+		l.dir = append(l.dir, "sendrecv")
+	}
+	if addr.IsUnspecified() {
+		dir = "inactive" // RFC 2543 hold: c=0.0.0.0
+	}
+	if dir == "" {
+		dir = "sendrecv"
+	}
+	l.dir[i] = dir
+}
+
+// onHold: a stream one side has put on hold (sendonly, recvonly or
+// inactive) may legitimately go quiet, so it does not count for timeout.
+func onHold(c *anchored, i int) bool {
+	for _, l := range c.legs {
+		if i < len(l.dir) && l.dir[i] != "sendrecv" {
+			return true
+		}
+	}
+	return false
+}
+
+func clockRate(m Media) int {
+	if m.Kind == "video" {
+		return 90000
+	}
+	for _, pt := range m.Formats {
+		if name := m.Codecs[pt]; name != "" && name != "telephone-event" {
+			if name == "opus" {
+				return 48000
+			}
+			return 8000
+		}
+	}
+	return 8000
+}
+
+// End releases a call's streams and ports and logs its media quality.
+func (a *Anchor) End(callID string) {
+	a.mu.Lock()
+	c, ok := a.calls[callID]
+	delete(a.calls, callID)
+	a.mu.Unlock()
+	if !ok {
+		return
+	}
+	info := a.info(c) // before the streams close
+	c.mu.Lock()
+	c.ended = true
+	for _, st := range c.streams {
+		if st != nil {
+			st.Close()
+		}
+	}
+	for _, l := range c.legs {
+		for _, p := range l.ports {
+			if p != 0 {
+				l.face.pool.Free(p)
+			}
+		}
+	}
+	c.mu.Unlock()
+	if len(info.Streams) > 0 {
+		a.log.Info("call media", "call", callID, "mos", info.MOS, "streams", len(info.Streams),
+			"packets_a", info.packets(SideA), "packets_b", info.packets(SideB), "lost", info.lost())
+	}
+}
+
+// watch ends calls whose media stayed silent for the timeout.
+func (a *Anchor) watch() {
+	defer close(a.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		f := a.onTimeout
+		var idle []string
+		for id, c := range a.calls {
+			if c.silentFor(a.timeout) {
+				idle = append(idle, id)
+			}
+		}
+		a.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		for _, id := range idle {
+			f(id)
+		}
+	}
+}
+
+func (c *anchored) silentFor(d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, st := range c.streams {
+		if st == nil {
+			continue
+		}
+		n++
+		if st.Idle() < d {
+			return false
+		}
+	}
+	return n > 0
+}
+
+// StreamInfo is one media line of a call, for the admin API.
+type StreamInfo struct {
+	Index  int     `json:"index"`
+	LocalA string  `json:"local_a"`
+	LocalB string  `json:"local_b"`
+	FromA  DirInfo `json:"from_a"`
+	FromB  DirInfo `json:"from_b"`
+	OnHold bool    `json:"on_hold"`
+}
+
+// DirInfo is what the SBC received from one side of a stream.
+type DirInfo struct {
+	Latched            string  `json:"latched,omitempty"`
+	Packets            uint64  `json:"packets"`
+	Bytes              uint64  `json:"bytes"`
+	Forwarded          uint64  `json:"forwarded"`
+	Dropped            uint64  `json:"dropped"`
+	Lost               int64   `json:"lost"`
+	JitterMs           float64 `json:"jitter_ms"`
+	RemoteFractionLost float64 `json:"remote_fraction_lost"`
+	RemoteJitterMs     float64 `json:"remote_jitter_ms"`
+	LastSeen           string  `json:"last_seen,omitempty"`
+}
+
+// CallMedia is a call's media for the admin API: each stream, and a MOS
+// estimate from the worst direction.
+type CallMedia struct {
+	MOS     float64      `json:"mos"`
+	Streams []StreamInfo `json:"streams"`
+}
+
+func (m CallMedia) packets(s Side) uint64 {
+	var n uint64
+	for _, st := range m.Streams {
+		if s == SideA {
+			n += st.FromA.Packets
+		} else {
+			n += st.FromB.Packets
+		}
+	}
+	return n
+}
+
+func (m CallMedia) lost() int64 {
+	var n int64
+	for _, st := range m.Streams {
+		n += st.FromA.Lost + st.FromB.Lost
+	}
+	return n
+}
+
+// Media returns a call's media, if it has any.
+func (a *Anchor) Media(callID string) (CallMedia, bool) {
+	a.mu.Lock()
+	c, ok := a.calls[callID]
+	a.mu.Unlock()
+	if !ok {
+		return CallMedia{}, false
+	}
+	return a.info(c), true
+}
+
+func (a *Anchor) info(c *anchored) CallMedia {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := CallMedia{MOS: 4.5}
+	worst := math.Inf(1)
+	for i, st := range c.streams {
+		if st == nil {
+			continue
+		}
+		s := st.Stats()
+		si := StreamInfo{
+			Index:  i,
+			LocalA: netip.AddrPortFrom(c.legs[SideA].face.cfg.Addr, uint16(c.legs[SideA].ports[i])).String(),
+			LocalB: netip.AddrPortFrom(c.legs[SideB].face.cfg.Addr, uint16(c.legs[SideB].ports[i])).String(),
+			FromA:  dirInfo(s.A), FromB: dirInfo(s.B), OnHold: onHold(c, i),
+		}
+		out.Streams = append(out.Streams, si)
+		for _, d := range []DirStats{s.A, s.B} {
+			if d.Packets == 0 {
+				continue
+			}
+			loss := 0.0
+			if d.Lost > 0 {
+				loss = 100 * float64(d.Lost) / float64(d.Packets+uint64(d.Lost))
+			}
+			worst = math.Min(worst, MOS(loss, d.JitterMs, 0))
+		}
+	}
+	if !math.IsInf(worst, 1) {
+		out.MOS = math.Round(worst*100) / 100
+	} else {
+		out.MOS = 0 // no media at all
+	}
+	return out
+}
+
+func dirInfo(d DirStats) DirInfo {
+	di := DirInfo{
+		Packets: d.Packets, Bytes: d.Bytes, Forwarded: d.Forwarded, Dropped: d.Dropped, Lost: d.Lost,
+		JitterMs: round2(d.JitterMs), RemoteFractionLost: round2(d.RemoteFractionLost), RemoteJitterMs: round2(d.RemoteJitterMs),
+	}
+	if d.Latched.IsValid() {
+		di.Latched = d.Latched.String()
+	}
+	if !d.LastSeen.IsZero() {
+		di.LastSeen = d.LastSeen.UTC().Format(time.RFC3339Nano)
+	}
+	return di
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
