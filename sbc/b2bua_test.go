@@ -235,8 +235,8 @@ func TestCalleeByeOvertakesItsAnswer(t *testing.T) {
 			callee.Answer(inv, 180, "Ringing", "cb", "")
 			caller.ExpectResponse(180, sip.INVITE, wait)
 			dB := testphone.CalleeDialog(inv, "cb")
-			callee.Request(dB, "BYE", 1, "early-bye", "") // BYE first...
-			callee.Answer(inv, 200, "OK", "cb", testphone.TestSDP)  // ...then the 200
+			callee.Request(dB, "BYE", 1, "early-bye", "")          // BYE first...
+			callee.Answer(inv, 200, "OK", "cb", testphone.TestSDP) // ...then the 200
 			callee.ExpectResponse(200, sip.BYE, wait)
 			callee.ExpectRequest(sip.ACK, wait) // its 2xx is still ACKed
 

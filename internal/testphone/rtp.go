@@ -19,9 +19,9 @@ import (
 type RTPEnd struct {
 	conn *net.UDPConn
 	mu   sync.Mutex
-	got  map[uint32][]uint16         // SSRC -> sequence numbers in arrival order
-	from map[uint32]map[string]int   // SSRC -> source address -> packets
-	bad  int                         // packets that were not RTP or whose payload was wrong
+	got  map[uint32][]uint16       // SSRC -> sequence numbers in arrival order
+	from map[uint32]map[string]int // SSRC -> source address -> packets
+	bad  int                       // packets that were not RTP or whose payload was wrong
 	done chan struct{}
 }
 
