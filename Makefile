@@ -26,6 +26,7 @@ test: deps build
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 15s ./sbc/sipguard
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 15s -fuzzminimizetime 3s ./mediarelay
 
 # Without the lab (no root needed).
 test-unit:
@@ -44,6 +45,8 @@ bench-sip: deps build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
+	$(GO) test -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 60s -fuzzminimizetime 3s ./mediarelay
+	$(GO) test -run '^$$' -fuzz FuzzParseRTCP -fuzztime 60s ./mediarelay
 
 vet:
 	$(GO) vet $(PKGS)
