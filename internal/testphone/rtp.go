@@ -74,21 +74,28 @@ func (e *RTPEnd) read() {
 	}
 }
 
+// SendOne sends packet seq of stream ssrc to dst.
+func (e *RTPEnd) SendOne(dst *net.UDPAddr, ssrc uint32, seq uint16) error {
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq,
+		Timestamp: uint32(seq) * 160, SSRC: ssrc}, Payload: payload(ssrc, seq)}
+	b, err := p.Marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := e.conn.WriteToUDP(b, dst); err != nil {
+		return fmt.Errorf("send to %v: %w", dst, err)
+	}
+	return nil
+}
+
 // Send sends n packets of stream ssrc to dst, sequence numbers from first,
 // every interval (20 ms is real G.711 pacing).
 func (e *RTPEnd) Send(dst netip.AddrPort, ssrc uint32, first uint16, n int, interval time.Duration) error {
 	ua := net.UDPAddrFromAddrPort(dst)
 	next := time.Now()
 	for i := 0; i < n; i++ {
-		seq := first + uint16(i)
-		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq,
-			Timestamp: uint32(seq) * 160, SSRC: ssrc}, Payload: payload(ssrc, seq)}
-		b, err := p.Marshal()
-		if err != nil {
+		if err := e.SendOne(ua, ssrc, first+uint16(i)); err != nil {
 			return err
-		}
-		if _, err := e.conn.WriteToUDP(b, ua); err != nil {
-			return fmt.Errorf("send to %v: %w", dst, err)
 		}
 		next = next.Add(interval)
 		if d := time.Until(next); d > 0 {
