@@ -64,6 +64,19 @@ func runMain(m *testing.M) int {
 		fmt.Println("lab tests skipped:", skipWhy)
 		return m.Run()
 	}
+	// One lab per machine: runs of this package (a developer's and a
+	// benchmark's, say) take turns instead of tearing down each other's
+	// namespaces.
+	lock, err := os.OpenFile("/run/edgesbc-lab.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		fmt.Println("lab lock:", err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "edgesbc-e2e")
 	if err != nil {
 		fmt.Println(err)
