@@ -305,24 +305,8 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.ackLeg(c, y, seq, nil)
 	}
 	s.respond(r, tx, back)
-	ack := s.awaitAck(c, r, tx, back, w)
+	s.ackThrough(c, r, tx, back, w, y, seq, offers)
 	release()
-	if ack == nil {
-		if c.State() != StateEnded {
-			s.hangup(c, "no_ack", nil)
-		}
-		return
-	}
-	if !offers {
-		answer := ack.Body()
-		if len(answer) > 0 && isSDP(ack) {
-			var err error
-			if answer, err = s.media.Answer(c.media, ref.side, answer); err != nil {
-				answer = nil
-			}
-		}
-		s.ackLeg(c, y, seq, answer)
-	}
 }
 
 // transact sends a request and waits for its final response; nil when the

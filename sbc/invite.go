@@ -397,23 +397,8 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, r.filter, res, body, contentType(res))
 	s.respond(r, tx, out)
-	ack := s.awaitAck(c, r, tx, out, w)
-	if ack == nil {
-		if c.State() != StateEnded {
-			r.log.Info("no ACK for 2xx, ending call", "call", c.ID)
-			s.hangup(c, "no_ack", nil)
-		}
+	if !s.ackThrough(c, r, tx, out, w, b, b.invite.CSeq().SeqNo, offerSent) {
 		return
-	}
-	if !offerSent {
-		answer := ack.Body()
-		if len(answer) > 0 && isSDP(ack) {
-			var err error
-			if answer, err = s.media.Answer(c.media, SideA, answer); err != nil {
-				answer = nil
-			}
-		}
-		s.ackLeg(c, b, b.invite.CSeq().SeqNo, answer)
 	}
 	c.mu.Lock()
 	byeB := c.byeB
@@ -425,6 +410,32 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	if byeB {
 		s.hangup(c, "bye_b", b)
 	}
+}
+
+// ackThrough waits for the near leg's ACK to a relayed 2xx (see awaitAck)
+// and, when the offer came late in the 2xx, ACKs the far leg with the
+// answer the near leg's ACK carried; an offer sent in the INVITE was ACKed
+// at once. Without an ACK the call is hung up and it returns false.
+func (s *SBC) ackThrough(c *Call, r *Realm, tx sip.ServerTransaction, res *sip.Response, w *ackWaiter, far *Leg, farCSeq uint32, offerSent bool) bool {
+	ack := s.awaitAck(c, r, tx, res, w)
+	if ack == nil {
+		if c.State() != StateEnded {
+			r.log.Info("no ACK for 2xx, ending call", "call", c.ID)
+			s.hangup(c, "no_ack", nil)
+		}
+		return false
+	}
+	if !offerSent {
+		answer := ack.Body()
+		if len(answer) > 0 && isSDP(ack) {
+			var err error
+			if answer, err = s.media.Answer(c.media, w.leg, answer); err != nil {
+				answer = nil
+			}
+		}
+		s.ackLeg(c, far, farCSeq, answer)
+	}
+	return true
 }
 
 // awaitAck retransmits a 2xx on an unreliable transport (RFC 3261
