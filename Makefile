@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-sip fuzz vet fmt clean
+.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media fuzz vet fmt clean
 
 all: build
 
@@ -42,6 +42,12 @@ lab-down:
 # same SIPp pair with no SBC in between. Root; takes several minutes.
 bench-sip: deps build
 	SBC_BENCH_SIP=1 $(GO) test -count=1 -timeout 60m -run TestBenchSIP -v ./test
+
+# RTP through sbcd's relay beside rtpengine (user space) and nftables
+# forwarding, in the lab, interleaved. Root; about 6 minutes.
+bench-media: deps build
+	bash scripts/bench-deps.sh
+	SBC_BENCH_MEDIA=1 $(GO) test -count=1 -timeout 20m -run TestBenchMedia -v ./test
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
