@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the relay's Prometheus series. The readers add to them once
+// metrics are the relay's Prometheus series. The workers add to them once
 // per batch, not per packet, to keep atomic traffic off the hot path. A nil
 // *metrics (no Registerer) records nothing.
 type metrics struct {
@@ -66,7 +66,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, fmt.Errorf("register media metrics: %w", err)
 }
 
-// batch records one reader batch.
+// batch records one worker batch.
 func (m *metrics) batch(forwarded, dropped, bytes int) {
 	if m == nil {
 		return

@@ -367,8 +367,8 @@ func TestNewStreamErrors(t *testing.T) {
 }
 
 // TestForwardNoAlloc: once latched, a packet through the relay (both socket
-// hops and the reader's whole batch path, metrics on) allocates nothing.
-// AllocsPerRun counts every goroutine's mallocs, the reader's included.
+// hops and the worker's whole batch path, metrics on) allocates nothing.
+// AllocsPerRun counts every goroutine's mallocs, the worker's included.
 func TestForwardNoAlloc(t *testing.T) {
 	r := newTestRelay(t, Config{Registerer: prometheus.NewRegistry()})
 	s := newTestStream(t, r)

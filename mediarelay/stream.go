@@ -16,7 +16,9 @@ type Stream struct {
 	local [2]netip.AddrPort // the SBC's RTP address per side
 	socks [2][2]*relaySock  // [side][0=RTP, 1=RTCP]
 	sides [2]sideState
-	rdrs  []*reader
+	// The worker serving each side's two sockets; nil until NewStream
+	// queued them.
+	workers [2]*worker
 
 	epoch      time.Time    // monotonic base for every time.Duration below
 	clockRate  atomic.Int32 // Hz, for jitter
@@ -24,13 +26,12 @@ type Stream struct {
 	lastPacket atomic.Int64 // since epoch, any accepted packet
 	lastRemote atomic.Int64 // since epoch, last SetRemote
 
-	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
 
 // sideState is what the stream knows about one side's peer.
 type sideState struct {
-	mu sync.Mutex // guards the fields up to rtp; held per batch by the reader
+	mu sync.Mutex // guards the fields up to rtp; held per batch by the worker
 	// From SDP (SetRemote).
 	known   bool
 	sdpRTP  netip.AddrPort
@@ -45,12 +46,12 @@ type sideState struct {
 	remoteFraction float64
 	remoteJitterMs float64
 
-	// Counters written once per batch by this side's readers.
+	// Counters written once per batch by this side's worker.
 	packets, bytes, forwarded, dropped, rtcpPackets atomic.Uint64
 	lastSeen                                        atomic.Int64 // since epoch, 0 = never
 
 	// Where packets TOWARD this side go; nil = drop. Written under mu,
-	// read without it by the other side's readers.
+	// read without it by the other side's worker.
 	rtpDst, rtcpDst atomic.Pointer[fwdDest]
 }
 
@@ -65,6 +66,7 @@ func newStream(r *Relay, a, b netip.AddrPort) (*Stream, error) {
 				errs = append(errs, err)
 				continue
 			}
+			sk.s, sk.from, sk.rtcp = s, Side(side), k == 1
 			s.socks[side][k] = sk
 		}
 	}
@@ -72,20 +74,7 @@ func newStream(r *Relay, a, b netip.AddrPort) (*Stream, error) {
 		s.closeSocks()
 		return nil, errors.Join(errs...)
 	}
-	size := r.cfg.BatchSize
-	for side := range 2 {
-		for k := range 2 {
-			s.rdrs = append(s.rdrs, newReader(s, Side(side), k == 1, s.socks[side][k], size))
-		}
-	}
 	return s, nil
-}
-
-func (s *Stream) start() {
-	s.wg.Add(len(s.rdrs))
-	for _, rd := range s.rdrs {
-		go rd.run()
-	}
 }
 
 // Local is the SBC's RTP address facing side (RTCP is on the next port).
@@ -225,12 +214,25 @@ func (s *Stream) dirStats(side Side) DirStats {
 	return st
 }
 
-// Close stops the readers and closes the sockets. It is idempotent and
-// returns after the readers have exited.
+// Close stops forwarding and closes the sockets. It is idempotent and
+// returns once no worker will touch the stream's sockets again: each
+// side's worker takes its two sockets out of its epoll set between two
+// batches and acknowledges; only after both acknowledgements are the
+// descriptors closed, since a worker sends out of the other side's sockets.
 func (s *Stream) Close() {
 	s.closeOnce.Do(func() {
+		if s.workers[SideA] != nil {
+			var wg sync.WaitGroup
+			for side, w := range s.workers {
+				wg.Add(1)
+				w.submit(workerCmd{socks: s.socks[side], wg: &wg})
+			}
+			wg.Wait()
+			for _, w := range s.workers {
+				w.load.Add(-1)
+			}
+		}
 		s.closeSocks()
-		s.wg.Wait()
 		s.relay.remove(s)
 	})
 }
@@ -239,7 +241,7 @@ func (s *Stream) closeSocks() {
 	for _, pair := range s.socks {
 		for _, sk := range pair {
 			if sk != nil {
-				_ = sk.conn.Close()
+				sk.close()
 			}
 		}
 	}
