@@ -40,11 +40,31 @@ func loadTestObjects(t testing.TB) *datapathObjects {
 		t.Fatalf("load: %v", err)
 	}
 	t.Cleanup(func() { objs.Close() })
-	// The loopback device stands in for the egress interface.
+	resetTestObjects(t, &objs)
+	return &objs
+}
+
+// resetTestObjects empties the flow maps and zeroes the counters, and
+// puts the loopback device in tx_ports (it stands in for the egress).
+func resetTestObjects(t testing.TB, objs *datapathObjects) {
+	t.Helper()
+	var k datapathFlowKey
+	for _, m := range []*ebpf.Map{objs.Flows, objs.FlowCounters} {
+		for m.NextKey(nil, &k) == nil {
+			if err := m.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ncpu, _ := ebpf.PossibleCPU()
+	for i := range uint32(counterMax) {
+		if err := objs.Counters.Update(i, make([]uint64, ncpu), ebpf.UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := objs.TxPorts.Update(uint32(1), uint32(1), ebpf.UpdateAny); err != nil {
 		t.Fatalf("tx_ports: %v", err)
 	}
-	return &objs
 }
 
 var (
@@ -107,9 +127,9 @@ func counterOf(t testing.TB, objs *datapathObjects, c Counter) uint64 {
 }
 
 type progCase struct {
-	name string
-	prog func(*datapathObjects) *ebpf.Program
-	pass uint32
+	name  string
+	prog  func(*datapathObjects) *ebpf.Program
+	pass  uint32
 	redir uint32
 }
 
@@ -149,10 +169,11 @@ func TestProgramForwards(t *testing.T) {
 		{"ipv6", FlowKey{sbcExt6}, v6, frameSpec{src: car6, dst: sbcExt6, payload: payload}, false},
 		{"ipv6 vlan tagged", FlowKey{sbcExt6}, v6, frameSpec{src: car6, dst: sbcExt6, payload: payload, vlan: 7}, false},
 	}
+	objs := loadTestObjects(t)
 	for _, pc := range progCases {
 		for _, c := range cases {
 			t.Run(pc.name+"/"+c.name, func(t *testing.T) {
-				objs := loadTestObjects(t)
+				resetTestObjects(t, objs)
 				putTestFlow(t, objs, c.key, c.act)
 				in := c.frame.build()
 				inCopy := append([]byte(nil), in...)
@@ -245,13 +266,14 @@ func TestProgramPasses(t *testing.T) {
 		{"ttl 1", with(func(s *frameSpec) { s.ttl = 1 }), CounterTTL},
 		{"two vlan tags", with(func(s *frameSpec) { s.vlan = 0x8100 }), CounterNotIP},
 	}
+	objs := loadTestObjects(t)
 	for _, pc := range progCases {
 		for _, c := range cases {
 			t.Run(pc.name+"/"+c.name, func(t *testing.T) {
 				if pc.name == "tc" && c.frame.truncate > 0 && c.frame.truncate < 14+20 {
 					t.Skip("BPF_PROG_RUN for tc needs a whole IP header")
 				}
-				objs := loadTestObjects(t)
+				resetTestObjects(t, objs)
 				putTestFlow(t, objs, FlowKey{sbcExt}, FlowAction{Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1})
 				in := c.frame.build()
 				if c.name == "two vlan tags" { // tag, tag(0x8100...), then the IP frame
