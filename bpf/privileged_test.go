@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -531,5 +532,59 @@ func TestPrivilegedOpenErrors(t *testing.T) {
 	})
 	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "nope0") {
 		t.Errorf("Open on a missing interface: %v, want ErrUnsupported naming it", err)
+	}
+}
+
+// TestPrivilegedBan: a banned source's packets go nowhere (not forwarded,
+// not to the SBC's sockets, no ping answer) until the ban ends or is lifted.
+func TestPrivilegedBan(t *testing.T) {
+	requirePrivileged(t)
+	tp := newTopo(t, true)
+	a, b, se, si := tp.endpoints(t)
+	d := tp.open(t, "auto")
+	defer d.Unload()
+	tp.putFlows(t, d)
+	if err := d.Ban(aAddr.Addr(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ban(aAddr.Addr(), time.Time{}); err != nil { // again: still one entry
+		t.Fatal(err)
+	}
+	if n, err := d.BanCount(); n != 1 || err != nil {
+		t.Fatalf("ban count %d (%v), want 1", n, err)
+	}
+	a.send(t, sExt, 0, 20)
+	if got := b.recv(t, 1, 200*time.Millisecond); len(got.seqs) != 0 {
+		t.Errorf("banned source: %d packets forwarded", len(got.seqs))
+	}
+	if err := exec.Command("ip", "netns", "exec", tp.a.name, "ping", "-c1", "-W1", "203.0.113.1").Run(); err == nil {
+		t.Error("banned source still gets ping answers")
+	}
+	if c, _ := d.Counters(); c[CounterBanned] < 20 {
+		t.Errorf("banned counter %d, want >= 20", c[CounterBanned])
+	}
+	if err := d.Unban(aAddr.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	tp.stream(t, a, b, se, si, 0, 20)
+
+	// A ban that ends by itself.
+	if err := d.Ban(aAddr.Addr(), time.Now().Add(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	a.send(t, sExt, 0, 5)
+	if got := b.recv(t, 1, 100*time.Millisecond); len(got.seqs) != 0 {
+		t.Errorf("during a timed ban %d packets were forwarded", len(got.seqs))
+	}
+	time.Sleep(300 * time.Millisecond)
+	tp.stream(t, a, b, se, si, 20, 20)
+	if n, err := d.ExpireBans(); n != 1 || err != nil {
+		t.Errorf("ExpireBans %d (%v), want 1", n, err)
+	}
+	if n, _ := d.BanCount(); n != 0 {
+		t.Errorf("ban count %d after expiry, want 0", n)
+	}
+	if err := d.Ban(netip.MustParseAddr("2001:db8::1"), time.Time{}); !errors.Is(err, ErrBadFlow) {
+		t.Errorf("IPv6 ban: %v, want ErrBadFlow", err)
 	}
 }

@@ -56,6 +56,15 @@ func resetTestObjects(t testing.TB, objs *datapathObjects) {
 			}
 		}
 	}
+	var bk uint32
+	for objs.Bans.NextKey(nil, &bk) == nil {
+		if err := objs.Bans.Delete(bk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := objs.BanCount.Update(uint32(0), uint32(0), ebpf.UpdateAny); err != nil {
+		t.Fatal(err)
+	}
 	ncpu, _ := ebpf.PossibleCPU()
 	for i := range uint32(counterMax) {
 		if err := objs.Counters.Update(i, make([]uint64, ncpu), ebpf.UpdateAny); err != nil {
@@ -312,6 +321,53 @@ func TestProgramNonIP(t *testing.T) {
 			if n := counterOf(t, objs, CounterNotIP); n != 1 {
 				t.Errorf("not_ip counter %d", n)
 			}
+		})
+	}
+}
+
+// TestProgramBans: a banned IPv4 source is dropped before anything else,
+// an ended ban and other sources are not.
+func TestProgramBans(t *testing.T) {
+	objs := loadTestObjects(t)
+	const xdpDrop, tcShot = 1, 2
+	drop := map[string]uint32{"xdp": xdpDrop, "tc": tcShot}
+	hit := frameSpec{src: carrier, dst: sbcExt, payload: []byte("0123456789abcdef")}
+	other := hit
+	other.src = netip.MustParseAddrPort("203.0.113.99:5004")
+	ban := func(a netip.Addr, end uint64) {
+		k, _ := banKey(a)
+		if err := objs.Bans.Update(k, end, ebpf.UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+		if err := objs.BanCount.Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pc := range progCases {
+		t.Run(pc.name, func(t *testing.T) {
+			resetTestObjects(t, objs)
+			putTestFlow(t, objs, FlowKey{sbcExt}, FlowAction{Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1})
+			ban(carrier.Addr(), 0) // until Unban
+			if ret, _ := run(t, pc.prog(objs), hit.build()); ret != drop[pc.name] {
+				t.Errorf("banned source: verdict %d, want drop %d", ret, drop[pc.name])
+			}
+			vlan := hit
+			vlan.vlan = 9
+			if ret, _ := run(t, pc.prog(objs), vlan.build()); ret != drop[pc.name] {
+				t.Errorf("banned source, VLAN-tagged: verdict %d, want drop %d", ret, drop[pc.name])
+			}
+			if ret, _ := run(t, pc.prog(objs), other.build()); ret != pc.redir {
+				t.Errorf("other source: verdict %d, want redirect %d", ret, pc.redir)
+			}
+			ban(carrier.Addr(), 1) // ended long ago (1 ns after boot)
+			if ret, _ := run(t, pc.prog(objs), hit.build()); ret != pc.redir {
+				t.Errorf("ended ban: verdict %d, want redirect %d", ret, pc.redir)
+			}
+			if n := counterOf(t, objs, CounterBanned); n != 2 {
+				t.Errorf("banned counter %d, want 2", n)
+			}
+			k, _ := banKey(carrier.Addr())
+			_ = objs.Bans.Delete(k)
 		})
 	}
 }

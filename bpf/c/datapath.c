@@ -112,6 +112,10 @@ int xdp_fwd(struct xdp_md *ctx)
 	__u32 payload = 0;
 	int r;
 
+	if (banned(data, data_end)) {
+		count(CNT_BANNED);
+		return XDP_DROP;
+	}
 	r = parse(data, data_end, data_end - data, &p);
 	if (r >= 0) {
 		count(r);
@@ -170,6 +174,10 @@ int tc_fwd(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, need);
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
+	}
+	if (banned(data, data_end)) {
+		count(CNT_BANNED);
+		return TC_ACT_SHOT;
 	}
 	r = parse(data, data_end, skb->len, &p);
 	if (r >= 0) {
