@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
 
@@ -318,6 +319,7 @@ func (tp *topo) checkStats(t *testing.T, d *Datapath, want uint64) {
 // checks that BPF counters equal what the receivers counted.
 func TestPrivilegedForward(t *testing.T) {
 	requirePrivileged(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, mode := range []string{"auto", PathXDP, PathXDPGeneric, PathTC} {
 		t.Run(mode, func(t *testing.T) {
 			tp := newTopo(t, true)
@@ -400,6 +402,7 @@ func TestPrivilegedSilentDropFallback(t *testing.T) {
 // while media flows; auto mode switches to tc and the stream carries on.
 func TestPrivilegedWatchdogFallback(t *testing.T) {
 	requirePrivileged(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := newTopo(t, true)
 	a, b, se, si := tp.endpoints(t)
 	d := tp.openWith(t, Options{Mode: "auto", CheckInterval: 50 * time.Millisecond})
@@ -427,6 +430,7 @@ func TestPrivilegedWatchdogFallback(t *testing.T) {
 // same flows, counters continuing), and Unload removes it all.
 func TestPrivilegedPinnedRestart(t *testing.T) {
 	requirePrivileged(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := newTopo(t, true)
 	a, b, se, si := tp.endpoints(t)
 
