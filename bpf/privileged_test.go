@@ -57,7 +57,7 @@ func requirePrivileged(t *testing.T) {
 // newTopo builds the three namespaces. hostGRO is the hosts' veths' GRO
 // setting: on, XDP redirects into them are delivered (the lab); off, they
 // are silently dropped (issue 4, item 6).
-func newTopo(t *testing.T, hostGRO bool) *topo {
+func newTopo(t testing.TB, hostGRO bool) *topo {
 	t.Helper()
 	tp := &topo{a: newTestNS(t, "a"), s: newTestNS(t, "s"), b: newTestNS(t, "b")}
 	vethPair(t, tp.a, "a0", "203.0.113.10/24", tp.s, "s0", "203.0.113.1/24")
@@ -86,7 +86,7 @@ func newTopo(t *testing.T, hostGRO bool) *topo {
 	return tp
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -94,12 +94,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (tp *topo) open(t *testing.T, mode string) *Datapath {
+func (tp *topo) open(t testing.TB, mode string) *Datapath {
 	t.Helper()
 	return tp.openWith(t, Options{Mode: mode})
 }
 
-func (tp *topo) openWith(t *testing.T, o Options) *Datapath {
+func (tp *topo) openWith(t testing.TB, o Options) *Datapath {
 	t.Helper()
 	o.Interfaces, o.PinDir, o.Logger = []string{"s0", "s1"}, tp.pinDir, tp.log
 	var d *Datapath
@@ -110,7 +110,7 @@ func (tp *topo) openWith(t *testing.T, o Options) *Datapath {
 	return d
 }
 
-func (tp *topo) putFlows(t *testing.T, d *Datapath) {
+func (tp *topo) putFlows(t testing.TB, d *Datapath) {
 	t.Helper()
 	tp.s.must(t, func() error {
 		return errors.Join(d.Put(tp.fwd, tp.fwdAct), d.Put(tp.rev, tp.revAct))
@@ -126,7 +126,7 @@ type endpoint struct {
 	raw  int
 }
 
-func (n *testNS) endpoint(t *testing.T, addr netip.AddrPort) *endpoint {
+func (n *testNS) endpoint(t testing.TB, addr netip.AddrPort) *endpoint {
 	t.Helper()
 	e := &endpoint{addr: addr, raw: -1}
 	n.must(t, func() (err error) {
@@ -164,7 +164,7 @@ func (n *testNS) endpoint(t *testing.T, addr netip.AddrPort) *endpoint {
 
 // send sends n packets of `payload` bytes to dst, each starting with its
 // sequence number.
-func (e *endpoint) send(t *testing.T, dst netip.AddrPort, first, n int) {
+func (e *endpoint) send(t testing.TB, dst netip.AddrPort, first, n int) {
 	t.Helper()
 	buf := bytes.Repeat([]byte{0xa5}, payload)
 	for i := first; i < first+n; i++ {
@@ -188,7 +188,7 @@ type received struct {
 // recv reads what arrives within the timeout (stopping early at want).
 // Every raw copy for our port is checked from scratch: IP and UDP
 // checksums, lengths, TTL 63 (one hop through the SBC).
-func (e *endpoint) recv(t *testing.T, want int, timeout time.Duration) received {
+func (e *endpoint) recv(t testing.TB, want int, timeout time.Duration) received {
 	t.Helper()
 	r := received{from: map[netip.AddrPort]int{}}
 	done := make(chan struct{})
