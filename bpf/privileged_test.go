@@ -64,7 +64,7 @@ func newTopo(t testing.TB, hostGRO bool) *topo {
 	vethPair(t, tp.b, "b0", "198.51.100.10/24", tp.s, "s1", "198.51.100.1/24")
 	tp.a.nicLike(t, "a0", hostGRO)
 	tp.b.nicLike(t, "b0", hostGRO)
-	tp.s.exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	// (ip_forward is 0 in a new namespace: S forwards nothing by itself.)
 	// Resolve neighbours first: a burst into an unresolved neighbour loses
 	// what does not fit the ARP queue.
 	tp.a.exec(t, "ping", "-c1", "-W2", "203.0.113.1")
