@@ -61,7 +61,7 @@ func (a *Admission) Configure(key string, lim AdmissionLimits) {
 		a.keys[key] = k
 	}
 	k.lim = lim
-	k.cps = NewBucket(lim.MaxCPS, burst, time.Now())
+	k.cps = Bucket{Rate: lim.MaxCPS, Burst: burst, tokens: burst}
 }
 
 // Ticket is an admitted call's hold on its keys; Release it exactly when

@@ -21,6 +21,10 @@ func NewBucket(rate, burst float64, now time.Time) Bucket {
 }
 
 func (b *Bucket) refill(now time.Time) {
+	if b.last.IsZero() {
+		b.last = now // a bucket made without a clock starts full now
+		return
+	}
 	if dt := now.Sub(b.last).Seconds(); dt > 0 {
 		b.tokens = min(b.Burst, b.tokens+dt*b.Rate)
 		b.last = now
@@ -77,7 +81,7 @@ func NewSourceLimiter(rate float64, burst, maxSources int) *SourceLimiter {
 	return &SourceLimiter{
 		rate: rate, burst: float64(burst), max: maxSources,
 		buckets:  map[netip.Addr]*Bucket{},
-		overflow: NewBucket(rate, float64(burst), time.Now()),
+		overflow: Bucket{Rate: rate, Burst: float64(burst), tokens: float64(burst)},
 	}
 }
 
