@@ -37,6 +37,7 @@ type guard struct {
 	scanners *policy.Scanners
 	adm      *policy.Admission
 	verified *addrSet
+	trusted  *policy.ACL
 	realms   map[string]*realmGuard
 
 	// admissionKeys, when set, adds keys (a trunk's) to the realm's own
@@ -85,6 +86,14 @@ func newGuard(s *SBC) *guard {
 		bansTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sbc_bans_total", Help: "Bans imposed, by reason.",
 		}, []string{"reason"}),
+	}
+	var trusted []netip.Prefix
+	for _, c := range gc.Trusted {
+		n, _ := config.ParseCIDR(c) // validated at load
+		trusted = append(trusted, n)
+	}
+	if len(trusted) > 0 {
+		g.trusted = policy.NewACL(trusted)
 	}
 	g.bans.OnChange = func(b policy.Ban, added bool) {
 		if added {
@@ -221,7 +230,7 @@ func (g *guard) screen(r *Realm, p sip.TransportReadProps, data []byte) bool {
 // source that has not proved its address; data is returned unchanged
 // otherwise.
 func (g *guard) markLength(p sip.TransportReadProps, data []byte) []byte {
-	if bytes.HasPrefix(data, []byte("SIP/")) || g.verified.has(addrOf(p.RemoteAddr), time.Now()) {
+	if bytes.HasPrefix(data, []byte("SIP/")) || g.known(addrOf(p.RemoteAddr)) {
 		return data
 	}
 	nl := bytes.IndexByte(data, '\n')
@@ -247,7 +256,12 @@ func (g *guard) malformed(p sip.TransportReadProps) {
 // request of reqLen bytes: always to a source that proved its address,
 // otherwise only when it is not larger (no amplification).
 func (g *guard) mayAnswer(src netip.Addr, reqLen, resLen int) bool {
-	return resLen <= reqLen || g.verified.has(src, time.Now())
+	return resLen <= reqLen || g.known(src)
+}
+
+// known is a source that proved its address or that the operator trusts.
+func (g *guard) known(src netip.Addr) bool {
+	return g.trusted != nil && g.trusted.Allows(src) || g.verified.has(src, time.Now())
 }
 
 // handler is a B2BUA request handler; an interceptor wraps one.
@@ -353,6 +367,15 @@ func (g *guard) authenticate(next handler) handler {
 		for _, c := range rg.auth.Challenges(src, now, stale) {
 			extra = append(extra, sip.NewHeader(hdrOut, c))
 		}
+		// One challenge per algorithm (RFC 8760), but to a source not yet
+		// known, only as many as keep the answer no larger than the request.
+		for n := len(extra); n > 1; n-- {
+			if g.answerFits(r, req, code, reason, extra[:n]...) {
+				extra = extra[:n]
+				break
+			}
+			extra = extra[:n-1]
+		}
 		g.answer(r, req, tx, code, reason, extra...)
 	}
 }
@@ -430,6 +453,18 @@ func (g *guard) answer(r *Realm, req *sip.Request, tx sip.ServerTransaction, sta
 	if _, err := r.udp.WriteToUDPAddrPort(b, src); err == nil {
 		g.s.metrics.resOut(r.Name, status)
 	}
+}
+
+// answerFits says whether answer would send this response.
+func (g *guard) answerFits(r *Realm, req *sip.Request, status int, reason string, extra ...sip.Header) bool {
+	if !strings.EqualFold(req.Transport(), "UDP") {
+		return true
+	}
+	res := buildLocalResponse(r, req, status, reason, "0123456789abcdef")
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	return g.mayAnswer(sourceOf(req).Addr(), rxLenOf(req), len(res.String()))
 }
 
 // rxLens remembers, per request, the wire length taken off by rxLen.

@@ -21,6 +21,12 @@ type Guard struct {
 	// banned. Default: friendly-scanner, sipvicious, sipcli. An empty list
 	// turns the check off.
 	ScannerUserAgents *[]string `yaml:"scanner_user_agents"`
+	// Trusted are source networks the operator vouches for (peers on
+	// private links): responses to them may be larger than their requests.
+	// Any other source must first prove its address (answer a digest
+	// challenge, ACK a 2xx) before it gets a response larger than its
+	// request over UDP.
+	Trusted []string `yaml:"trusted"`
 	// Realms holds the per-realm policy, by realm name.
 	Realms []RealmGuard `yaml:"realms"`
 }
@@ -217,6 +223,11 @@ func (g *Guard) validate(realms map[string]bool) error {
 	for i, s := range g.Scanners() {
 		if s == "" || len(s) > 64 || strings.ContainsAny(s, "\r\n") {
 			return keyErr(fmt.Sprintf("guard.scanner_user_agents[%d]", i), "must be one non-empty line of at most 64 characters")
+		}
+	}
+	for i, c := range g.Trusted {
+		if _, err := ParseCIDR(c); err != nil {
+			return keyErr(fmt.Sprintf("guard.trusted[%d]", i), "%v", err)
 		}
 	}
 	seen := map[string]bool{}
