@@ -296,6 +296,11 @@ func TestLabFlood(t *testing.T) {
 	if _, ok := bans[carrierHost]; ok {
 		t.Errorf("the legitimate carrier was banned")
 	}
+	// The same list through sbcctl.
+	out, err := exec.Command("ip", "netns", "exec", "sbc", filepath.Join(binDir, "sbcctl"), "bans").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), flooders[0]) || !strings.Contains(string(out), fmt.Sprintf("%d banned", len(flooders))) {
+		t.Errorf("sbcctl bans: %v\n%s", err, out)
+	}
 	banned := s.metric(t, "sbc_policy_rejected_total", `reason="banned"`)
 	rate := s.metric(t, "sbc_policy_rejected_total", `reason="rate"`)
 	parsed := s.metric(t, "sbc_sip_requests_total", `realm="carrier"`, `method="INVITE"`)
@@ -344,8 +349,14 @@ func TestLabSipvicious(t *testing.T) {
 		}
 	}
 	b := s.bans(t)
+	t.Logf("bans: %+v", b)
 	if x, ok := b[scanner]; !ok || x.Reason != "scanner" {
 		t.Fatalf("scanner %s not banned: %+v", scanner, b)
+	}
+	for a, x := range b {
+		if x.Reason != "scanner" {
+			t.Errorf("%s banned for %s, not as a scanner", a, x.Reason)
+		}
 	}
 	if n := s.metric(t, "sbc_sip_responses_total", `realm="carrier"`, `direction="out"`); n != 0 {
 		t.Errorf("%v responses sent to the scanner", n)
