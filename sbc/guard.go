@@ -405,7 +405,11 @@ func (g *guard) admission(next handler) handler {
 		src := sourceOf(req).Addr()
 		cid := req.CallID().Value()
 		_, existed := g.s.calls.lookup(cid)
-		t, rej := g.adm.Admit(time.Now(), keys...)
+		var t *policy.Ticket
+		var rej *policy.Rejection
+		if len(keys) > 0 {
+			t, rej = g.adm.Admit(time.Now(), keys...)
+		}
 		if rej != nil {
 			g.reject(r.Name, "admission_"+rej.Reason)
 			secs := int((rej.RetryAfter + time.Second - 1) / time.Second)
@@ -427,7 +431,9 @@ func (g *guard) admission(next handler) handler {
 			// its address is real.
 			g.verified.add(src, time.Now())
 		}
-		go func() { <-c.done; t.Release() }()
+		if t != nil {
+			go func() { <-c.done; t.Release() }()
+		}
 	}
 }
 
