@@ -34,11 +34,14 @@ func (s *Scanners) Match(msg []byte) bool {
 		} else {
 			end += pos
 		}
-		line := bytes.TrimRight(msg[pos:end], "\r")
+		line := msg[pos:end]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
 		if len(line) == 0 && pos > 0 {
 			return false // end of headers
 		}
-		if len(line) > len(uaName) && bytes.EqualFold(line[:len(uaName)], uaName) {
+		if len(line) > len(uaName) && line[0]|0x20 == 'u' && bytes.EqualFold(line[:len(uaName)], uaName) {
 			rest := bytes.TrimLeft(line[len(uaName):], " \t")
 			if len(rest) > 0 && rest[0] == ':' && s.matchValue(rest[1:]) {
 				return true
@@ -55,7 +58,7 @@ func (s *Scanners) matchValue(v []byte) bool {
 			continue
 		}
 		for i := 0; i+len(n) <= len(v); i++ {
-			if bytes.EqualFold(v[i:i+len(n)], n) {
+			if v[i]|0x20 == n[0]|0x20 && bytes.EqualFold(v[i:i+len(n)], n) {
 				return true
 			}
 		}

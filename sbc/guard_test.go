@@ -392,3 +392,30 @@ func TestGuardRegistrar(t *testing.T) {
 	pbx.Quiet(600*time.Millisecond, isRequest(sip.INVITE), "INVITE to an unregistered PBX")
 	s.waitIdle(t)
 }
+
+// Repeated malformed messages ban their source.
+func TestGuardMalformedBan(t *testing.T) {
+	p := testphone.NewLoopback(t)
+	s := startGuarded(t, []string{"127.0.0.1:9"}, `guard:
+  bans: {malformed: 3}
+`)
+	for i := 0; i < 3; i++ {
+		bad := fmt.Sprintf("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-m%d\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: mal%d\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:a@127.0.0.1:5555>\r\nUser-Agent: test-phone/1.0\r\nContent-Length: 0\r\n\r\n", p.Addr, i, i)
+		p.SendRaw(s.carrier, []byte(bad)) // CSeq method mismatch: 400
+		if i < 2 {
+			p.ExpectResponse(400, sip.INVITE, wait)
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for len(s.Bans().List(time.Now())) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no ban after 3 malformed messages")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b := s.Bans().List(time.Now()); b[0].Reason != "malformed" {
+		t.Fatalf("bans %+v", b)
+	}
+	p.Send(s.carrier, fmt.Sprintf("OPTIONS sip:100@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-ok\nFrom: <sip:100@x>;tag=1\nTo: <sip:100@x>\nCall-ID: after-ban\nCSeq: 1 OPTIONS", s.carrier, p.Addr), "")
+	p.Quiet(400*time.Millisecond, func(m sip.Message) bool { return m.CallID() != nil && m.CallID().Value() == "after-ban" }, "answer to a banned source")
+}

@@ -72,9 +72,10 @@ func carSocket(t *testing.T, addr string) *net.UDPConn {
 }
 
 type banInfo struct {
-	Addr    string `json:"addr"`
-	Reason  string `json:"reason"`
-	Dropped uint64 `json:"dropped"`
+	Since   time.Time `json:"since"`
+	Addr    string    `json:"addr"`
+	Reason  string    `json:"reason"`
+	Dropped uint64    `json:"dropped"`
 }
 
 func (s *sbcd) bans(t *testing.T) map[string]banInfo {
@@ -288,11 +289,17 @@ func TestLabFlood(t *testing.T) {
 		t.Errorf("only %v of %d legitimate calls completed under the flood\n%s", done, calls, cl.errors())
 	}
 	bans := s.bans(t)
+	var lastBan time.Time
 	for _, a := range flooders {
-		if b, ok := bans[a]; !ok || b.Reason != "rate" {
+		b, ok := bans[a]
+		if !ok || b.Reason != "rate" {
 			t.Errorf("flooder %s not banned for rate: %+v", a, b)
 		}
+		if b.Since.After(lastBan) {
+			lastBan = b.Since
+		}
 	}
+	t.Logf("every flooder banned %v after the flood started", lastBan.Sub(start).Round(time.Millisecond))
 	if _, ok := bans[carrierHost]; ok {
 		t.Errorf("the legitimate carrier was banned")
 	}
