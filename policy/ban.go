@@ -37,12 +37,14 @@ type BanList interface {
 	Expire(now time.Time) int
 }
 
-// BanMirror receives every ban and unban of a Bans list, e.g. the bpf
-// package's XDP ban map. Errors are the mirror's to log; the user-space
-// list stays authoritative.
+// BanMirror receives every ban and unban of a Bans list. Its method set is
+// that of the bpf package's *Datapath (Ban, Unban on its XDP ban map), so
+// the datapath plugs in as is: SBC.MirrorBans(datapath) and banned sources
+// are dropped in XDP before they reach user space. Errors (an IPv6 source
+// the map cannot hold, say) leave the user-space list authoritative.
 type BanMirror interface {
-	BanAdd(addr netip.Addr, until time.Time) error
-	BanRemove(addr netip.Addr) error
+	Ban(addr netip.Addr, until time.Time) error
+	Unban(addr netip.Addr) error
 }
 
 // Bans is the in-memory BanList, bounded to max entries.
@@ -84,7 +86,7 @@ func (b *Bans) SetMirror(m BanMirror) {
 	}
 	b.mu.Unlock()
 	for _, x := range cur {
-		_ = m.BanAdd(x.Addr, x.Until)
+		_ = m.Ban(x.Addr, x.Until)
 	}
 }
 
@@ -100,7 +102,7 @@ func (b *Bans) Ban(addr netip.Addr, d time.Duration, reason string, now time.Tim
 		m := b.mirror
 		b.mu.Unlock()
 		if m != nil {
-			_ = m.BanAdd(addr, until)
+			_ = m.Ban(addr, until)
 		}
 		return false
 	}
@@ -113,7 +115,7 @@ func (b *Bans) Ban(addr netip.Addr, d time.Duration, reason string, now time.Tim
 	m, cb, cp := b.mirror, b.OnChange, x.snapshot()
 	b.mu.Unlock()
 	if m != nil {
-		_ = m.BanAdd(addr, until)
+		_ = m.Ban(addr, until)
 	}
 	if cb != nil {
 		cb(cp, true)
@@ -148,7 +150,7 @@ func (b *Bans) Unban(addr netip.Addr) bool {
 		return false
 	}
 	if m != nil {
-		_ = m.BanRemove(addr)
+		_ = m.Unban(addr)
 	}
 	if cb != nil {
 		cb(x.snapshot(), false)

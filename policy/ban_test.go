@@ -13,7 +13,7 @@ type fakeMirror struct {
 	adds int
 }
 
-func (m *fakeMirror) BanAdd(a netip.Addr, until time.Time) error {
+func (m *fakeMirror) Ban(a netip.Addr, until time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.set[a] = until
@@ -21,7 +21,7 @@ func (m *fakeMirror) BanAdd(a netip.Addr, until time.Time) error {
 	return nil
 }
 
-func (m *fakeMirror) BanRemove(a netip.Addr) error {
+func (m *fakeMirror) Unban(a netip.Addr) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.set, a)
