@@ -93,5 +93,6 @@ func (s *SBC) AdminHandler() http.Handler {
 		}
 		http.Error(w, "no such call", http.StatusNotFound)
 	})
+	s.guard.admin(mux)
 	return mux
 }

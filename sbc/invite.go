@@ -51,6 +51,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.metrics.Calls.WithLabelValues("no_route").Inc()
 		return
 	}
+	dec = s.guard.routeRegistered(dec, req.Recipient.User)
 	out := s.realms[dec.ToRealm]
 
 	c := s.newCall(r, req, dec.Route, out.Name)

@@ -38,6 +38,7 @@ type SBC struct {
 	calls   *callTable
 	metrics *Metrics
 	media   MediaHook
+	guard   *guard
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -66,6 +67,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		h.OnTimeout(s.onMediaTimeout)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.guard = newGuard(s)
 	setTimersOnce.Do(func() { setLinger(cfg.SIP.TransactionLinger.Std()) })
 	for _, rc := range cfg.Realms {
 		r, err := newRealm(s, rc)
@@ -142,6 +144,7 @@ func (s *SBC) ActiveCalls() int { return s.calls.count() }
 // register binds the realm's sipgo server to the B2BUA's handlers.
 func (s *SBC) register(r *Realm) {
 	wrap := func(h func(*Realm, *sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+		h = s.guard.chain(h)
 		return func(req *sip.Request, tx sip.ServerTransaction) {
 			s.metrics.reqIn(r.Name, string(req.Method))
 			h(r, req, tx)
@@ -159,6 +162,7 @@ func (s *SBC) register(r *Realm) {
 		r.srv.OnRequest(m, wrap(s.onNotAllowed))
 	}
 	r.srv.OnNoRoute(wrap(s.onUnknownMethod))
+	s.guard.registerHandlers(r, wrap)
 }
 
 // allowed is what the B2BUA accepts, for Allow headers.

@@ -19,7 +19,8 @@ commands:
   calls     active calls as a table, with MOS (-json for the raw list)
   call ID   one call with its media streams (JSON)
   health    exits 0 when sbcd answers /healthz
-  metrics   the Prometheus metrics text`
+  metrics   the Prometheus metrics text
+` + guardUsage
 
 func main() {
 	admin := flag.String("admin", "http://127.0.0.1:8080", "admin API base URL")
@@ -55,6 +56,10 @@ func main() {
 			os.Stdout.Write(b)
 		}
 	default:
+		if ok, gerr := guardCommand(client, *admin, flag.Arg(0), flag.Args()[1:], *asJSON); ok {
+			err = gerr
+			break
+		}
 		flag.Usage()
 		os.Exit(2)
 	}

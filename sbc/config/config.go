@@ -27,6 +27,7 @@ type Config struct {
 	Media  Media     `yaml:"media"`
 	SIP    SIPTuning `yaml:"sip"`
 	Log    Log       `yaml:"log"`
+	Guard  Guard     `yaml:"guard"`
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -223,6 +224,7 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	c.Guard.applyDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms when a realm names no policy:
@@ -308,6 +310,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateMedia(); err != nil {
+		return err
+	}
+	if err := c.Guard.validate(realms); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {
