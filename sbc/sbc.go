@@ -38,6 +38,7 @@ type SBC struct {
 	calls   *callTable
 	metrics *Metrics
 	media   MediaHook
+	trunks  *trunkSet // trunk.go
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,6 +78,10 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.order = append(s.order, r)
 		s.register(r)
 	}
+	if err := s.setupTrunks(); err != nil {
+		s.closeRealms()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -105,6 +110,7 @@ func (s *SBC) Start() error {
 		r.serve()
 		s.log.Info("realm listening", "realm", r.Name, "listen", r.cfg.Listen, "transports", r.cfg.Transports, "advertise", r.cfg.AdvertiseAddr())
 	}
+	s.startTrunks()
 	return nil
 }
 
@@ -122,6 +128,7 @@ func (s *SBC) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("shutdown: calls still ending: %w", ctx.Err())
 	}
+	s.stopTrunks(ctx)
 	s.cancel()
 	s.closeRealms()
 	return err
