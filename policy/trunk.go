@@ -23,8 +23,12 @@ type Resolver interface {
 // maxTargets bounds what DNS can make of one trunk.
 const maxTargets = 16
 
-// ErrNoTargets is returned when a trunk's names resolve to nothing.
-var ErrNoTargets = errors.New("no trunk target resolved")
+// ErrNoTargets is returned when a trunk's names resolve to nothing; ErrDNS
+// when a lookup failed but earlier answers were kept.
+var (
+	ErrNoTargets = errors.New("no trunk target resolved")
+	ErrDNS       = errors.New("trunk DNS lookup failed")
+)
 
 // Trunk is a carrier trunk at run time: its resolved targets and whether
 // each is up (from OPTIONS keepalive), its credentials and number rules.
@@ -129,7 +133,9 @@ func (t *Trunk) Resolve(ctx context.Context, res Resolver) error {
 		n := len(got)
 		if s.Port == 0 {
 			_, srvs, err := res.LookupSRV(ctx, "sip", s.Transport, s.Host)
-			if err != nil {
+			var nf *net.DNSError
+			if err != nil && !(errors.As(err, &nf) && nf.IsNotFound) {
+				// No SRV record is normal (A/AAAA follows); a failure is not.
 				errs = append(errs, fmt.Sprintf("SRV _sip._%s.%s: %v", s.Transport, s.Host, err))
 			}
 			// net.Resolver returns them sorted by priority and shuffled by
@@ -161,6 +167,17 @@ func (t *Trunk) Resolve(ctx context.Context, res Resolver) error {
 		for _, ip := range ips {
 			add(from, config.Target{Host: ip, Port: port, Transport: s.Transport})
 		}
+		if len(got) == n {
+			// This name resolved to nothing now: keep what it resolved to
+			// before, so a DNS outage does not take a working trunk down.
+			t.mu.RLock()
+			for _, old := range t.targets {
+				if old.From == from {
+					add(from, old.Target)
+				}
+			}
+			t.mu.RUnlock()
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -179,6 +196,9 @@ func (t *Trunk) Resolve(ctx context.Context, res Resolver) error {
 		}
 	}
 	t.targets = got
+	if len(errs) > 0 {
+		return fmt.Errorf("trunk %s: %w: %s (keeping the last answers)", t.Name, ErrDNS, t.dnsErr)
+	}
 	return nil
 }
 

@@ -34,8 +34,8 @@ const maxAuthRounds = 2
 // of the granted expiry, back-off doubling from retry_min to retry_max
 // after a failure, rotating through the trunk's up targets.
 type registration struct {
-	ts  *trunkSet
-	tk  *trunkRun
+	ts *trunkSet
+	tk *trunkRun
 
 	callID, fromTag string
 	mu              sync.Mutex
