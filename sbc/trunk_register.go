@@ -152,7 +152,9 @@ func (g *registration) once(ctx context.Context, expires int) (int, error) {
 		return 0, fmt.Errorf("%w: no target resolved", errRegister)
 	}
 	g.mu.Lock()
-	g.info_.State = regRegistering
+	if g.info_.State != regRegistered { // a refresh keeps showing registered
+		g.info_.State = regRegistering
+	}
 	tg := targets[g.target%len(targets)]
 	g.lastTarget = tg
 	g.info_.Registrar = tg.String()
