@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
@@ -189,18 +190,28 @@ func (dr *dialRule) order(intn func(int) int) []*Trunk {
 }
 
 // inboundTrunk is the trunk of the call's realm whose target the call
-// came from, or nil.
+// came from (address and port, else address only, first in config
+// order), or nil.
 func (r *Router) inboundTrunk(realm, source string) *Trunk {
-	ip := source
-	if i := strings.LastIndexByte(source, ':'); i >= 0 && !strings.HasSuffix(source, "]") {
-		ip = strings.Trim(source[:i], "[]")
+	ip, port := source, 0
+	if ap, err := netip.ParseAddrPort(source); err == nil {
+		ip, port = ap.Addr().Unmap().String(), int(ap.Port())
 	}
+	var byIP *Trunk
 	for _, t := range r.trunkList {
-		if t.Realm == realm && t.HasSource(ip) {
+		if t.Realm != realm {
+			continue
+		}
+		switch t.sourceMatch(ip, port) {
+		case 2:
 			return t
+		case 1:
+			if byIP == nil {
+				byIP = t
+			}
 		}
 	}
-	return nil
+	return byIP
 }
 
 // RouteCall picks where a call goes: a number that came from a trunk is

@@ -393,3 +393,25 @@ func TestTrunkResolve(t *testing.T) {
 		t.Fatalf("err %v, want ErrNoTargets", err)
 	}
 }
+
+// TestInboundTrunkBySourcePort: two trunks on one carrier address are told
+// apart by the source port; an unknown port falls back to the first trunk
+// with that address.
+func TestInboundTrunkBySourcePort(t *testing.T) {
+	x := mustTrunk(t, config.Trunk{Name: "x", Realm: "carrier", Targets: []string{"203.0.113.10:5070"},
+		Normalize: config.Normalize{Inbound: []config.NumberRule{{StripPrefix: "0", AddPrefix: "+33"}}}})
+	y := mustTrunk(t, config.Trunk{Name: "y", Realm: "carrier", Targets: []string{"203.0.113.10:5060"},
+		Normalize: config.Normalize{Inbound: []config.NumberRule{{StripPrefix: "0", AddPrefix: "+49"}}}})
+	r, _ := policy.NewRouter([]config.Route{{Name: "all", FromRealm: "carrier", ToRealm: "enterprise", Targets: []string{"198.51.100.10:5060"}}})
+	if err := r.SetDialplan([]*policy.Trunk{x, y}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for src, want := range map[string]string{
+		"203.0.113.10:5060": "+4930", "203.0.113.10:5070": "+3330", "203.0.113.10:9999": "+3330", "203.0.113.11:5060": "030",
+	} {
+		d, ok := r.RouteCall(policy.Call{Realm: "carrier", User: "030", Source: src})
+		if !ok || d.Called != want {
+			t.Errorf("from %s: called %q, want %q", src, d.Called, want)
+		}
+	}
+}

@@ -313,15 +313,23 @@ func (t *Trunk) Status() ([]TargetStatus, string) {
 
 // HasSource reports whether ip (no port) is one of the trunk's targets:
 // how a call arriving in the trunk's realm is recognised as the trunk's.
-func (t *Trunk) HasSource(ip string) bool {
+func (t *Trunk) HasSource(ip string) bool { return t.sourceMatch(ip, 0) > 0 }
+
+// sourceMatch is 2 when ip and port are one of the trunk's targets, 1
+// when only the IP is, 0 otherwise.
+func (t *Trunk) sourceMatch(ip string, port int) int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	best := 0
 	for _, s := range t.targets {
 		if s.Target.Host == ip {
-			return true
+			if s.Target.Port == port {
+				return 2
+			}
+			best = 1
 		}
 	}
-	return false
+	return best
 }
 
 // ToTrunk converts a number (E.164) into the trunk's format.
