@@ -17,6 +17,10 @@ type Call struct {
 	Realm  string // where it arrived
 	User   string // request-URI user as received
 	Source string // ip:port it came from (recognises a trunk's calls)
+	// To is the To user. A carrier that calls a registered trunk often
+	// sends the registered account in the request-URI and the dialled
+	// number in To: then To is the called number.
+	To string
 }
 
 type dialRule struct {
@@ -220,7 +224,11 @@ func (r *Router) inboundTrunk(realm, source string) *Trunk {
 // are all down matches with no targets (the caller answers 503).
 func (r *Router) RouteCall(c Call) (Decision, bool) {
 	in := r.inboundTrunk(c.Realm, c.Source)
-	number := in.FromTrunk(c.User)
+	called := c.User
+	if in != nil && in.Register.Enabled && in.Creds != nil && c.User == in.Creds.Username && c.To != "" {
+		called = c.To
+	}
+	number := in.FromTrunk(called)
 	now := time.Now()
 	if r.now != nil {
 		now = r.now()

@@ -415,3 +415,27 @@ func TestInboundTrunkBySourcePort(t *testing.T) {
 		}
 	}
 }
+
+// TestInboundToRegisteredAccount: a call to the registered account (the
+// SBC's Contact) is routed by its To number.
+func TestInboundToRegisteredAccount(t *testing.T) {
+	tr := mustTrunk(t, config.Trunk{Name: "reg", Realm: "carrier", Targets: []string{"203.0.113.10:5060"},
+		Credentials: &config.Credentials{Username: "acct1", Password: "x"}, Register: config.Registration{Enabled: true},
+		Normalize: config.Normalize{Inbound: []config.NumberRule{{StripPrefix: "0", AddPrefix: "+49"}}}})
+	r, _ := policy.NewRouter([]config.Route{{Name: "all", FromRealm: "carrier", ToRealm: "enterprise", Targets: []string{"198.51.100.10:5060"}}})
+	if err := r.SetDialplan([]*policy.Trunk{tr}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ user, to, src, want string }{
+		{"acct1", "030999", "203.0.113.10:5060", "+4930999"},
+		{"030777", "030999", "203.0.113.10:5060", "+4930777"}, // a DID in the request-URI wins
+		{"acct1", "030999", "203.0.113.99:5060", "acct1"},     // not from the trunk
+		{"acct1", "", "203.0.113.10:5060", "acct1"},
+	}
+	for _, c := range cases {
+		d, _ := r.RouteCall(policy.Call{Realm: "carrier", User: c.user, To: c.to, Source: c.src})
+		if d.Called != c.want {
+			t.Errorf("%+v: called %q, want %q", c, d.Called, c.want)
+		}
+	}
+}

@@ -45,7 +45,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.respond(r, tx, buildLocalResponse(r, req, sip.StatusTrying, "Trying", ""))
 
-	dec, ok := s.router.RouteCall(policy.Call{Realm: r.Name, User: req.Recipient.User, Source: req.Source()})
+	dec, ok := s.router.RouteCall(policy.Call{Realm: r.Name, User: req.Recipient.User, To: toUser(req), Source: req.Source()})
 	if !ok {
 		s.reply(r, req, tx, sip.StatusNotFound, "Not Found", newTag())
 		s.metrics.Calls.WithLabelValues("no_route").Inc()

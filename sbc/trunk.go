@@ -79,10 +79,6 @@ func (s *SBC) setupTrunks() error {
 	return s.router.SetDialplan(trunks, s.cfg.Routing.Rules)
 }
 
-// SetResolver replaces the DNS resolver trunks use (tests); call before
-// Start.
-func (s *SBC) SetResolver(r policy.Resolver) { s.trunks.resolver = r }
-
 // startTrunks resolves names and starts keepalive and registration.
 func (s *SBC) startTrunks() {
 	ts := s.trunks

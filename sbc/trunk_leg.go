@@ -57,3 +57,11 @@ func trunkIdentity(inv *sip.Request, dec policy.Decision, i int) {
 		}
 	}
 }
+
+// toUser is the To header's user part ("" without a To).
+func toUser(req *sip.Request) string {
+	if to := req.To(); to != nil {
+		return to.Address.User
+	}
+	return ""
+}

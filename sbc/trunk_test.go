@@ -291,6 +291,15 @@ routing:
 	if car.Options() < 3 {
 		t.Fatalf("carrier answered %d OPTIONS", car.Options())
 	}
+	// Close stops the keepalive goroutines: no OPTIONS after it.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = s.Close(ctx)
+	n := car.Options()
+	time.Sleep(350 * time.Millisecond)
+	if car.Options() != n {
+		t.Fatalf("OPTIONS after Close: %d -> %d", n, car.Options())
+	}
 }
 
 // TestTrunkInviteChallenge: the carrier answers leg B's INVITE with 407;
