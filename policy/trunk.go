@@ -106,10 +106,11 @@ func (t *Trunk) NeedsDNS() bool {
 	return false
 }
 
-// Resolve looks the trunk's names up again (SRV for a name without a port,
-// RFC 3263 4.2, falling back to A/AAAA on port 5060; A/AAAA for a name
-// with a port) and keeps the health of targets that are still there.
-// NAPTR is not consulted: the transport is the configured one.
+// Resolve looks the trunk's names up again (RFC 3263: for a name without
+// a port, NAPTR for the configured transport when the resolver can, then
+// SRV, falling back to A/AAAA on port 5060; A/AAAA for a name with a port)
+// and keeps the health of targets that are still there. NAPTR only picks
+// SRV names: the transport stays the configured one.
 func (t *Trunk) Resolve(ctx context.Context, res Resolver) error {
 	var got []*TargetState
 	var errs []string
@@ -132,11 +133,11 @@ func (t *Trunk) Resolve(ctx context.Context, res Resolver) error {
 		}
 		n := len(got)
 		if s.Port == 0 {
-			_, srvs, err := res.LookupSRV(ctx, "sip", s.Transport, s.Host)
+			srvs, err := lookupSIPSRV(ctx, res, s)
 			var nf *net.DNSError
 			if err != nil && !(errors.As(err, &nf) && nf.IsNotFound) {
 				// No SRV record is normal (A/AAAA follows); a failure is not.
-				errs = append(errs, fmt.Sprintf("SRV _sip._%s.%s: %v", s.Transport, s.Host, err))
+				errs = append(errs, err.Error())
 			}
 			// net.Resolver returns them sorted by priority and shuffled by
 			// weight (RFC 2782).
@@ -200,6 +201,37 @@ func (t *Trunk) Resolve(ctx context.Context, res Resolver) error {
 		return fmt.Errorf("trunk %s: %w: %s (keeping the last answers)", t.Name, ErrDNS, t.dnsErr)
 	}
 	return nil
+}
+
+// lookupSIPSRV finds the SRV records of a name for a transport: through
+// its NAPTR records when the resolver can look them up and there are any
+// for the transport (RFC 3263 4.1), else _sip._udp/_sip._tcp directly.
+func lookupSIPSRV(ctx context.Context, res Resolver, s config.TrunkTarget) ([]*net.SRV, error) {
+	if nl, ok := res.(NAPTRLookuper); ok {
+		recs, err := nl.LookupNAPTR(ctx, s.Host)
+		if err == nil {
+			var all []*net.SRV
+			var lastErr error
+			for _, name := range naptrSRVNames(recs, s.Transport) {
+				_, srvs, err := res.LookupSRV(ctx, "", "", name)
+				if err != nil {
+					lastErr = fmt.Errorf("SRV %s (from NAPTR %s): %w", name, s.Host, err)
+				}
+				all = append(all, srvs...)
+			}
+			if len(all) > 0 {
+				return all, nil
+			}
+			if lastErr != nil {
+				return nil, lastErr
+			}
+		}
+	}
+	_, srvs, err := res.LookupSRV(ctx, "sip", s.Transport, s.Host)
+	if err != nil {
+		return nil, fmt.Errorf("SRV _sip._%s.%s: %w", s.Transport, s.Host, err)
+	}
+	return srvs, nil
 }
 
 func lookupIPs(ctx context.Context, res Resolver, host string) ([]string, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -42,7 +41,7 @@ type trunkRun struct {
 // setupTrunks builds the trunks of the config and hands them, with the
 // dial plan, to the router. Nothing is sent until startTrunks.
 func (s *SBC) setupTrunks() error {
-	ts := &trunkSet{s: s, resolver: net.DefaultResolver}
+	ts := &trunkSet{s: s, resolver: policy.NewDNS()}
 	ts.targetUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sbc_trunk_target_up", Help: "1 when a trunk target answers OPTIONS (or is not probed), 0 when marked down.",
 	}, []string{"trunk", "target"})
