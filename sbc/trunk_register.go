@@ -25,6 +25,9 @@ const (
 	regFailed      = "failed"
 )
 
+// minRefresh bounds how often a registration is refreshed.
+const minRefresh = 500 * time.Millisecond
+
 // maxAuthRounds bounds challenges answered per REGISTER (a 401 then a 407,
 // or a stale nonce).
 const maxAuthRounds = 2
@@ -107,6 +110,7 @@ func (g *registration) run(ctx context.Context) {
 			// Refresh at 50-80% of what was granted, spread so many SBCs
 			// do not refresh together.
 			wait = time.Duration(float64(granted) * float64(time.Second) * (0.5 + 0.3*rand.Float64()))
+			wait = max(wait, minRefresh) // a registrar granting ~0 s must not make us spin
 			g.info_.Successes++
 			if g.info_.State != regRegistered {
 				g.info_.Since = time.Now()

@@ -110,7 +110,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestTrunkRegisterDigest(t *testing.T) {
 	for _, algs := range [][]string{{"MD5"}, {"SHA-256"}, {"SHA-256", "MD5"}} {
 		t.Run(strings.Join(algs, "+"), func(t *testing.T) {
-			car, addr := startCarrier(t, testcarrier.Options{Realm: "carrier.test", User: "acct1", Password: "pw-1", Algorithms: algs, Grant: 2})
+			car, addr := startCarrier(t, testcarrier.Options{Realm: "carrier.test", User: "acct1", Password: "pw-1", Algorithms: algs, Grant: 1})
 			s := startTrunkSBC(t, fmt.Sprintf(`
 trunks:
   - name: upstream
@@ -120,11 +120,11 @@ trunks:
     credentials: {username: acct1, password: pw-1}
     register: {enabled: true, expires: 300}
 `, addr), "")
-			// Granted 2 s: refreshes at 1-1.6 s. Three registrations in 5 s.
-			eventually(t, 5*time.Second, "three registrations", func() bool { return len(car.Registers()) >= 3 })
+			// Granted 1 s: refreshes at 0.5-0.8 s. Three registrations in 3 s.
+			eventually(t, 3*time.Second, "three registrations", func() bool { return len(car.Registers()) >= 3 })
 			regs := car.Registers()
 			for i, r := range regs {
-				if r.Algorithm != algs[0] || r.CallID != regs[0].CallID || (i > 0 && r.CSeq <= regs[i-1].CSeq) || r.Expires != 2 {
+				if r.Algorithm != algs[0] || r.CallID != regs[0].CallID || (i > 0 && r.CSeq <= regs[i-1].CSeq) || r.Expires != 1 {
 					t.Fatalf("register %d: %+v (first %+v)", i, r, regs[0])
 				}
 				if !strings.HasPrefix(r.Contact, "sip:acct1@"+strings.TrimPrefix(s.carrier, "")) {
@@ -132,13 +132,13 @@ trunks:
 				}
 				if i > 0 {
 					gap := r.At.Sub(regs[i-1].At)
-					if gap < 900*time.Millisecond || gap > 1700*time.Millisecond {
-						t.Fatalf("refresh after %v, want 50-80%% of 2s", gap)
+					if gap < 450*time.Millisecond || gap > 900*time.Millisecond {
+						t.Fatalf("refresh after %v, want 50-80%% of 1s", gap)
 					}
 				}
 			}
 			ti := trunkInfo(t, s, "upstream")
-			if ti.Registration == nil || ti.Registration.State != "registered" || ti.Registration.Expires != 2 || ti.Registration.AOR != "sip:acct1@carrier.test" {
+			if ti.Registration == nil || ti.Registration.State != "registered" || ti.Registration.Expires != 1 || ti.Registration.AOR != "sip:acct1@carrier.test" {
 				t.Fatalf("admin state %+v", ti.Registration)
 			}
 			if got := metricValue(t, s, "sbc_trunk_registered", "trunk=upstream"); got != 1 {
