@@ -166,3 +166,36 @@ func TestAuthorizeReplacesOldCredentials(t *testing.T) {
 		t.Fatalf("%d Authorization headers, want 1", n)
 	}
 }
+
+func TestGrantedExpiry(t *testing.T) {
+	req := request(sip.REGISTER, "sip:carrier.test")
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "acct", Host: "203.0.113.1", Port: 5060}})
+	cases := []struct {
+		contacts []string
+		expires  string
+		want     int
+	}{
+		{[]string{"<sip:acct@203.0.113.1:5060>;expires=120"}, "", 120},
+		{[]string{"<sip:acct@192.0.2.9:5060>;expires=30", "<sip:acct@203.0.113.1:5060>;expires=90"}, "3600", 90}, // another binding first
+		{[]string{"<sip:acct@192.0.2.9:5060>;expires=30"}, "600", 600},
+		{nil, "", 300},
+		{[]string{"<sip:acct@203.0.113.1:5060>;expires=bogus"}, "45", 45},
+		{nil, "0", 0},
+	}
+	for i, c := range cases {
+		res := sip.NewResponse(200, "OK")
+		for _, ct := range c.contacts {
+			var h sip.ContactHeader
+			if _, err := sip.ParseAddressValue(ct, &h.Address, &h.Params); err != nil {
+				t.Fatal(err)
+			}
+			res.AppendHeader(&h)
+		}
+		if c.expires != "" {
+			res.AppendHeader(sip.NewHeader("Expires", c.expires))
+		}
+		if got := grantedExpiry(req, res, 300); got != c.want {
+			t.Errorf("case %d: %d, want %d", i, got, c.want)
+		}
+	}
+}

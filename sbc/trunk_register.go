@@ -188,7 +188,11 @@ func (g *registration) exchange(ctx context.Context, tg config.Target, expires i
 		g.mu.Unlock()
 		switch {
 		case res.IsSuccess():
-			return g.grantedExpiry(res, expires), nil
+			granted := grantedExpiry(req, res, expires)
+			if granted == 0 && expires > 0 {
+				return 0, fmt.Errorf("%w: the registrar granted 0 s", errRegister)
+			}
+			return granted, nil
 		case (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && round < maxAuthRounds:
 			alg, err := authorize(req, res, tr.Creds)
 			if err != nil {
@@ -277,22 +281,26 @@ func (g *registration) send(ctx context.Context, req *sip.Request) (*sip.Respons
 }
 
 // grantedExpiry is the expiry of our binding in a 2xx: the expires
-// parameter of the Contact that is ours, else the Expires header, else
-// what was asked (RFC 3261 10.2.4).
-func (g *registration) grantedExpiry(res *sip.Response, asked int) int {
-	user := g.user()
+// parameter of the Contact that is ours (same user, host and port as the
+// one sent; a registrar lists the AOR's other bindings too), else the
+// Expires header, else what was asked (RFC 3261 10.2.4).
+func grantedExpiry(req *sip.Request, res *sip.Response, asked int) int {
+	var ours sip.Uri
+	if c := req.Contact(); c != nil {
+		ours = c.Address
+	}
 	for _, h := range res.GetHeaders("Contact") {
 		c, ok := h.(*sip.ContactHeader)
-		if !ok || c.Address.User != user {
+		if !ok || c.Address.User != ours.User || !strings.EqualFold(c.Address.Host, ours.Host) || c.Address.Port != ours.Port {
 			continue
 		}
 		if v, ok := c.Params.Get("expires"); ok {
-			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 				return n
 			}
 		}
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(headerValue(res, "Expires"))); err == nil && n > 0 {
+	if n, err := strconv.Atoi(strings.TrimSpace(headerValue(res, "Expires"))); err == nil && n >= 0 {
 		return n
 	}
 	return asked
