@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,9 +21,29 @@ import (
 	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
+var timersOnce sync.Once
+
+// setTimers lets the first sbc.New set sipgo's process-wide transaction
+// timers before any test carrier (also sipgo) runs transactions that read
+// them: the race detector would see the write race the reads otherwise.
+func setTimers(t *testing.T) {
+	timersOnce.Do(func() {
+		cfg, err := config.Parse([]byte("realms: [{name: x, listen: \"127.0.0.1:1\"}]\nmedia: {enabled: false}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := sbc.New(cfg, sbc.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close(context.Background())
+	})
+}
+
 // startCarrier runs a test carrier on loopback.
 func startCarrier(t *testing.T, opt testcarrier.Options) (*testcarrier.Carrier, string) {
 	t.Helper()
+	setTimers(t)
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
