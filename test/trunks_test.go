@@ -160,7 +160,8 @@ routing:
 // fails over) and "main" (SIPp answering 200). On main's wire the numbers
 // are in its format (request-URI, To, From, P-Asserted-Identity) and the
 // carrier realm's header rules have added, removed and rewritten headers.
-// Then a call from the carrier in national format reaches the PBX in E.164.
+// Then a call from the carrier in national format reaches the PBX in E.164,
+// and the dead trunk, once something answers its OPTIONS, is up again.
 func TestLabTrunkFailoverNormalizationHeaders(t *testing.T) {
 	needLab(t)
 	s := startSBCD(t, writeYAML(t, fmt.Sprintf(`realms:
@@ -244,5 +245,24 @@ routing:
 	entInv := sipMessages(entWire.stop(t), "INVITE ")
 	if len(entInv) != 1 || !strings.HasPrefix(entInv[0], "INVITE sip:+4930123@"+pbxHost) {
 		t.Fatalf("PBX INVITE not in E.164:\n%s", strings.Join(entInv, "\n---\n"))
+	}
+
+	// The dead trunk's target comes to life (a Go carrier answering
+	// OPTIONS on 5070): the keepalive marks it up again.
+	var conn *net.UDPConn
+	if err := inNetns("car", func() (err error) {
+		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(carrierHost), Port: 5070})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	alive, err := testcarrier.Start(conn, testcarrier.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alive.Close()
+	waitFor(t, 3*time.Second, "dead trunk up again", func() bool { return s.trunks(t)["dead"].Up })
+	if st := s.trunks(t)["dead"].Targets[0]; st.State != "up" || st.LastCode != 200 || alive.Options() < 2 {
+		t.Fatalf("dead trunk after recovery: %+v (%d OPTIONS answered)", st, alive.Options())
 	}
 }
