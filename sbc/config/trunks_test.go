@@ -160,3 +160,13 @@ func TestHeaderRulesConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestTrunkExampleConfigLoads(t *testing.T) {
+	c, err := config.Load(filepath.Join("..", "..", "configs", "lab-trunks.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Trunk("carrier") == nil || len(c.Routing.Rules) != 1 || len(c.Realms[0].Headers.Rules) != 1 {
+		t.Fatalf("lab-trunks.yaml: %+v", c)
+	}
+}
