@@ -48,6 +48,9 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 		log:    s.log.With("realm", rc.Name),
 		ready:  make(chan struct{}),
 	}
+	if err := r.filter.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
+		return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
+	}
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
 	lib := slog.New(&libLogHandler{next: s.log.Handler(), malformed: func() {

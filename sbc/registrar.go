@@ -170,5 +170,8 @@ func (g *guard) routeRegistered(dec policy.Decision, user string) policy.Decisio
 		targets = append(targets, config.Target{Host: b.Host, Port: b.Port, Transport: b.Transport})
 	}
 	dec.Targets = append(targets, dec.Targets...)
+	if len(dec.Trunks) > 0 { // keep Trunks parallel to Targets: contacts are no trunk's
+		dec.Trunks = append(make([]*policy.Trunk, len(bs)), dec.Trunks...)
+	}
 	return dec
 }

@@ -39,6 +39,7 @@ type SBC struct {
 	metrics *Metrics
 	media   MediaHook
 	guard   *guard
+	trunks  *trunkSet // trunk.go
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -79,6 +80,10 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.order = append(s.order, r)
 		s.register(r)
 	}
+	if err := s.setupTrunks(); err != nil {
+		s.closeRealms()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -107,6 +112,7 @@ func (s *SBC) Start() error {
 		r.serve()
 		s.log.Info("realm listening", "realm", r.Name, "listen", r.cfg.Listen, "transports", r.cfg.Transports, "advertise", r.cfg.AdvertiseAddr())
 	}
+	s.startTrunks()
 	return nil
 }
 
@@ -124,6 +130,7 @@ func (s *SBC) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("shutdown: calls still ending: %w", ctx.Err())
 	}
+	s.stopTrunks(ctx)
 	s.cancel()
 	s.closeRealms()
 	return err

@@ -18,6 +18,7 @@ const usage = `usage: sbcctl [-admin URL] COMMAND
 commands:
   calls     active calls as a table, with MOS (-json for the raw list)
   call ID   one call with its media streams (JSON)
+  trunks    trunks: registration and each target's health (-json for the raw list)
   health    exits 0 when sbcd answers /healthz
   metrics   the Prometheus metrics text
 ` + guardUsage
@@ -36,6 +37,8 @@ func main() {
 	switch flag.Arg(0) {
 	case "calls":
 		err = calls(client, *admin, *asJSON)
+	case "trunks":
+		err = trunks(client, *admin, *asJSON)
 	case "call":
 		if flag.NArg() != 2 {
 			flag.Usage()
