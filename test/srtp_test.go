@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,15 +87,22 @@ type mediaCapture struct {
 	out  *bytes.Buffer
 }
 
-func startMediaCapture(t *testing.T, ns, dev string) *mediaCapture {
+func startMediaCapture(t *testing.T, ns, dev, filter string) *mediaCapture {
 	t.Helper()
 	c := &mediaCapture{file: filepath.Join(t.TempDir(), dev+".pcap"), out: &bytes.Buffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", dev, "-f", "udp portrange 16000-18999", "-F", "pcap", "-w", c.file)
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", dev, "-f", filter, "-F", "pcap", "-w", c.file)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	// tshark runs dumpcap as a child: stop the whole group, never leave
+	// a capture behind.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.cmd.WaitDelay = 2 * time.Second
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.cmd.Process.Kill(); _ = c.cmd.Wait() })
+	t.Cleanup(func() {
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		_ = c.cmd.Wait()
+	})
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.out.String(), "Capturing on"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("tshark did not start: %s", c.out)
@@ -107,7 +115,7 @@ func startMediaCapture(t *testing.T, ns, dev string) *mediaCapture {
 func (c *mediaCapture) payloads(t *testing.T) [][]byte {
 	t.Helper()
 	time.Sleep(300 * time.Millisecond)
-	_ = c.cmd.Process.Signal(os.Interrupt)
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGINT)
 	_ = c.cmd.Wait()
 	b, err := os.ReadFile(c.file)
 	if err != nil {
@@ -185,8 +193,8 @@ func TestSRTPCarrierToPlainPBX(t *testing.T) {
 	}
 
 	t.Run("audio both ways, encrypted on the carrier wire only", func(t *testing.T) {
-		ext := startMediaCapture(t, "car", "car0")
-		in := startMediaCapture(t, "ent", "ent0")
+		ext := startMediaCapture(t, "car", "car0", "udp portrange 16000-18999")
+		in := startMediaCapture(t, "ent", "ent0", "udp portrange 16000-18999")
 		exchangeRTP(t, aRTP, bRTP, aTo, bTo, 0xA1, 0xB1, 1000, 100)
 		if aRTP.AuthFailed() != 0 || aRTP.ClearSeen() != 0 {
 			t.Fatalf("carrier phone: %d packets failed to decrypt, %d in the clear", aRTP.AuthFailed(), aRTP.ClearSeen())
