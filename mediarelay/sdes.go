@@ -133,6 +133,21 @@ func (c CryptoAttr) value() string {
 	return strconv.Itoa(c.Tag) + " " + c.Suite + " inline:" + base64.StdEncoding.EncodeToString(kb)
 }
 
+// shown quotes a field for an error only when it looks like a name (upper
+// case, digits, underscore: suites, session parameters, tags); anything
+// else may be a misplaced key and is not repeated.
+func shown(s string) string {
+	if len(s) > 40 {
+		return "(not shown)"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return "(not shown)"
+		}
+	}
+	return strconv.Quote(s)
+}
+
 func refusef(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrSRTPRefused, fmt.Sprintf(format, args...))
 }
@@ -169,12 +184,12 @@ func ParseCrypto(val string) (CryptoAttr, error) {
 	}
 	tag, ok := parseUint(f[0], 9)
 	if !ok || tag > maxCryptoTag {
-		return c, refusef("a=crypto tag %s is not 1-9 digits", clip(f[0]))
+		return c, refusef("a=crypto tag %s is not 1-9 digits", shown(f[0]))
 	}
 	c.Tag = tag
 	p, ok := suiteProfiles[f[1]]
 	if !ok {
-		return c, refusef("a=crypto tag %d: unsupported suite %s", tag, clip(f[1]))
+		return c, refusef("a=crypto tag %d: unsupported suite %s", tag, shown(f[1]))
 	}
 	c.Suite, c.Profile = f[1], p
 	if strings.Contains(f[2], ";") {
@@ -262,13 +277,13 @@ func parseLifetime(s string) (uint64, error) {
 	if e, ok := strings.CutPrefix(s, "2^"); ok {
 		n, ok := parseUint(e, 2)
 		if !ok || n < 1 || n > maxLifetimeLog {
-			return 0, fmt.Errorf("lifetime %s is not 2^1 to 2^%d", clip(s), maxLifetimeLog)
+			return 0, fmt.Errorf("lifetime %s is not 2^1 to 2^%d", shown(s), maxLifetimeLog)
 		}
 		return 1 << n, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || n == 0 || n > 1<<maxLifetimeLog || len(s) > 15 {
-		return 0, fmt.Errorf("lifetime %s is not 1 to 2^%d packets", clip(s), maxLifetimeLog)
+		return 0, fmt.Errorf("lifetime %s is not 1 to 2^%d packets", shown(s), maxLifetimeLog)
 	}
 	return n, nil
 }
@@ -278,14 +293,14 @@ func parseMKI(s string) ([]byte, error) {
 	vs, ls, _ := strings.Cut(s, ":")
 	l, ok := parseUint(ls, 3)
 	if !ok || l < 1 || l > 128 {
-		return nil, fmt.Errorf("MKI length %s is not 1-128", clip(ls))
+		return nil, fmt.Errorf("MKI length %s is not 1-128", shown(ls))
 	}
 	if l > maxMKILen {
 		return nil, fmt.Errorf("MKI of %d bytes is not supported (at most %d)", l, maxMKILen)
 	}
 	v, err := strconv.ParseUint(vs, 10, 64)
 	if err != nil || len(vs) > 10 || v >= 1<<(8*l) {
-		return nil, fmt.Errorf("MKI value %s does not fit %d bytes", clip(vs), l)
+		return nil, fmt.Errorf("MKI value %s does not fit %d bytes", shown(vs), l)
 	}
 	mki := make([]byte, l)
 	for i := l - 1; i >= 0; i-- {
@@ -305,14 +320,14 @@ func checkSessionParam(tag int, sp string) error {
 		if n, ok := parseUint(v, 9); ok && n >= 64 {
 			return nil
 		}
-		return refusef("a=crypto tag %d: bad WSH %s", tag, clip(v))
+		return refusef("a=crypto tag %d: bad WSH %s", tag, shown(v))
 	case "KDR":
 		if v == "0" {
 			return nil
 		}
-		return refusef("a=crypto tag %d: key derivation rate KDR=%s is not supported", tag, clip(v))
+		return refusef("a=crypto tag %d: key derivation rate KDR=%s is not supported", tag, shown(v))
 	}
-	return refusef("a=crypto tag %d: session parameter %s is not supported", tag, clip(k))
+	return refusef("a=crypto tag %d: session parameter %s is not supported", tag, shown(k))
 }
 
 // pickCrypto chooses, among an offer's a=crypto values, the one whose

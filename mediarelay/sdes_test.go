@@ -66,6 +66,8 @@ func TestParseCrypto(t *testing.T) {
 		{"unknown suite", "1 F8_128_HMAC_SHA1_80 inline:" + key30, "unsupported suite"},
 		{"null cipher suite", "1 NULL_HMAC_SHA1_80 inline:" + key30, "unsupported suite"},
 		{"lower-case suite", "1 aes_cm_128_hmac_sha1_80 inline:" + key30, "unsupported suite"},
+		{"suite missing", "1 inline:" + key30 + " x", "unsupported suite (not shown)"},
+		{"tag missing", "inline:" + key30 + " a b", "tag (not shown)"},
 		{"not inline", "1 AES_CM_128_HMAC_SHA1_80 uri:http://x/" + key30, "not inline"},
 		{"no colon", "1 AES_CM_128_HMAC_SHA1_80 inline" + key30, "not inline"},
 		{"not base64", "1 AES_CM_128_HMAC_SHA1_80 inline:!!!!" + key30[4:], "not base64"},
@@ -179,4 +181,35 @@ func TestNewCryptoFresh(t *testing.T) {
 	if _, err := newCrypto(1, "F8_128_HMAC_SHA1_80"); err == nil {
 		t.Fatal("unsupported suite made a key")
 	}
+}
+
+// Hostile a=crypto values: never a panic, and a refusal never echoes the
+// inline key.
+func FuzzParseCrypto(f *testing.F) {
+	for _, s := range []string{
+		"1 AES_CM_128_HMAC_SHA1_80 inline:" + key30,
+		"1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "|2^31|1:4 WSH=64",
+		"3 AEAD_AES_128_GCM inline:" + key28 + " KDR=0",
+		"1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "|2^20|1:4;inline:" + key30 + "|2^20|2:4",
+		"x y z", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c, err := ParseCrypto(v)
+		if err != nil {
+			if !errors.Is(err, ErrSRTPRefused) {
+				t.Fatalf("error %v does not wrap ErrSRTPRefused", err)
+			}
+			if _, inline, ok := strings.Cut(v, "inline:"); ok && len(inline) >= 16 && strings.Contains(err.Error(), inline[:16]) {
+				t.Fatalf("error echoes the key: %v", err)
+			}
+			return
+		}
+		kl, _ := c.Profile.KeyLen()
+		sl, _ := c.Profile.SaltLen()
+		if len(c.Key) != kl || len(c.Salt) != sl || len(c.MKI) > maxMKILen {
+			t.Fatalf("accepted %s with key %d salt %d mki %d", c, len(c.Key), len(c.Salt), len(c.MKI))
+		}
+	})
 }

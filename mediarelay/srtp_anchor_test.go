@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"go.uber.org/goleak"
@@ -418,5 +419,64 @@ func TestSRTPBadAnswers(t *testing.T) {
 			}
 			a.End(ref.ID)
 		})
+	}
+}
+
+// SRTCP (rtcp-mux) from the SRTP leg arrives as plain RTCP on the other;
+// plain RTCP from there arrives as SRTCP; a replayed SRTCP is dropped.
+func TestSRTCPRelayed(t *testing.T) {
+	a := srtpAnchor(t, SRTPPolicy{Mode: SRTPRequired}, SRTPPolicy{Mode: SRTPOff})
+	ref := CallRef{ID: "rtcp", Realms: [2]string{"carrier", "pbx"}}
+	car, pbx := newSphone(t, "AES_CM_128_HMAC_SHA1_80"), newSphone(t, "")
+	mux := func(b []byte) []byte { return append(b, "a=rtcp-mux\r\n"...) }
+	offer := must(t)(a.Offer(ref, SideA, mux(cryptoSDP(car.port(), "RTP/SAVP", car.key.value()))))
+	answer := must(t)(a.Answer(ref, SideB, mux(cryptoSDP(pbx.port(), "RTP/AVP"))))
+	car.learn(answer)
+	toA, toB := sbcPort(t, answer), sbcPort(t, offer)
+	// Latch both sides with RTP first.
+	car.sendRaw(toA, car.packet(1, 1))
+	pbx.expect(1, 1)
+	pbx.sendRaw(toB, pbx.packet(2, 1))
+	car.expect(2, 1)
+
+	rr := func(ssrc uint32) []byte {
+		b, err := (&rtcp.ReceiverReport{SSRC: ssrc, Reports: []rtcp.ReceptionReport{{SSRC: 7, FractionLost: 64, Jitter: 80}}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	read := func(p *sphone) []byte {
+		buf := make([]byte, 1600)
+		_ = p.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _, err := p.conn.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("no RTCP: %v", err)
+		}
+		return buf[:n]
+	}
+	plain := rr(0xC0FFEE)
+	enc, err := car.send.EncryptRTCP(nil, plain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	car.sendRaw(toA, enc)
+	if got := read(pbx); !bytes.Equal(got, plain) {
+		t.Fatalf("PBX got %x, want the plain RTCP %x", got, plain)
+	}
+	car.sendRaw(toA, enc) // replay
+	pbx.nothing()
+	if s := a.calls["rtcp"].streams[0].Stats().A; s.SRTPReplayed != 1 || s.RemoteFractionLost != 0.25 {
+		t.Fatalf("replays %d, remote fraction lost %v (the RR is parsed after decryption)", s.SRTPReplayed, s.RemoteFractionLost)
+	}
+	back := rr(0xBEEF)
+	pbx.sendRaw(toB, back)
+	got := read(car)
+	if bytes.Contains(got, back[8:]) {
+		t.Fatal("RTCP toward the SRTP leg went out in the clear")
+	}
+	dec, err := car.recv.DecryptRTCP(nil, got, nil)
+	if err != nil || !bytes.Equal(dec, back) {
+		t.Fatalf("carrier's SRTCP does not decrypt to the PBX's RTCP: %v", err)
 	}
 }
