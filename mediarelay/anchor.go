@@ -222,6 +222,9 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]by
 			rtcp = rtp
 		}
 		st.SetRemote(from, rtp, rtcp, c.legs[from].face.cfg.NAT)
+		if sec.hold != nil && sec.hold[i] {
+			st.SetSRTPPending(true)
+		}
 		st.SetClockRate(clockRate(m))
 		setDir(&c.legs[from], i, m.Direction, m.Addr)
 		st.SetHold(onHold(c, i))

@@ -44,6 +44,7 @@ type secPlan struct {
 	proto  []string
 	crypto [][]string
 	reject []bool        // offer: lines sent out with port 0
+	hold   []bool        // offer: lines whose first SRTP negotiation opens
 	keys   [][2]*LegKeys // answer: keys per line and side, to install
 	answer bool
 }
@@ -84,7 +85,7 @@ func (a *Anchor) secureOffer(c *anchored, sess *Session, from Side) (secPlan, er
 	to := from.other()
 	polF, polT := c.legs[from].face.cfg.SRTP, c.legs[to].face.cfg.SRTP
 	n := len(sess.Media)
-	p := secPlan{proto: make([]string, n), crypto: make([][]string, n), reject: make([]bool, n)}
+	p := secPlan{proto: make([]string, n), crypto: make([][]string, n), reject: make([]bool, n), hold: make([]bool, n)}
 	c.growSec(n)
 	choice := make([]*CryptoAttr, n)
 	refused := make([]error, n)
@@ -138,6 +139,12 @@ func (a *Anchor) secureOffer(c *anchored, sess *Session, from Side) (secPlan, er
 			lt.offered = append(lt.offered, cr)
 			p.crypto[i] = append(p.crypto[i], cr.value())
 		}
+	}
+	for i := range sess.Media {
+		// SRTP in play on a line that has no keys yet: hold its media
+		// until the answer (a re-offer keeps the current keys flowing).
+		inPlay := choice[i] != nil || len(c.sec[i][to].offered) > 0
+		p.hold[i] = inPlay && !p.reject[i] && c.sec[i][from].keys == nil && c.sec[i][to].keys == nil
 	}
 	return p, nil
 }

@@ -192,6 +192,9 @@ func TestSRTPToRTP(t *testing.T) {
 	if s := string(offer); !strings.Contains(s, " RTP/AVP ") || strings.Contains(s, "crypto") {
 		t.Fatalf("offer to the plain PBX:\n%s", s)
 	}
+	if !a.calls["s1"].streams[0].NeedsTransform() {
+		t.Fatal("an SRTP offer's stream may be offloaded before the answer")
+	}
 	answer := must(t)(a.Answer(ref, SideB, cryptoSDP(pbx.port(), "RTP/AVP")))
 	as, _ := ParseSDP(answer)
 	if m := as.Media[0]; m.Proto != "RTP/SAVP" || len(m.Crypto) != 1 || !strings.HasPrefix(m.Crypto[0], "1 AES_CM_128_HMAC_SHA1_80 inline:") {
@@ -390,6 +393,11 @@ func TestSRTPPolicies(t *testing.T) {
 			}
 			if bm.Proto != c.answerProto || (len(bm.Crypto) > 0) != c.answerCrypto {
 				t.Fatalf("answer to the carrier (want %s crypto=%v):\n%s", c.answerProto, c.answerCrypto, back)
+			}
+			for _, st := range a.calls["p"].streams {
+				if st != nil && st.NeedsTransform() != c.answerCrypto {
+					t.Fatalf("NeedsTransform %v with SRTP %v on the carrier leg", st.NeedsTransform(), c.answerCrypto)
+				}
 			}
 		})
 	}

@@ -65,7 +65,16 @@ func encryptContext(c CryptoAttr) (*srtp.Context, error) {
 // NeedsTransform reports whether any direction of the stream decrypts or
 // encrypts: such a stream must stay in the user-space relay (the XDP fast
 // path only rewrites addresses).
-func (s *Stream) NeedsTransform() bool { return s.srtpOn[SideA].Load() || s.srtpOn[SideB].Load() }
+func (s *Stream) NeedsTransform() bool {
+	return s.srtpPending.Load() || s.srtpOn[SideA].Load() || s.srtpOn[SideB].Load()
+}
+
+// SetSRTPPending holds the stream while its first SRTP negotiation is
+// open (offer sent, answer not yet seen): nothing is forwarded either way,
+// since a packet could only go out untransformed, e.g. a plain-RTP peer's
+// early packets into an SRTP leg in the clear. SetSRTP for either side
+// ends it.
+func (s *Stream) SetSRTPPending(on bool) { s.srtpPending.Store(on) }
 
 // SetSRTP sets a leg's SRTP keys (nil: plain RTP on that leg). Keys equal
 // to the current ones change nothing, so a repeated answer keeps the replay
@@ -119,6 +128,7 @@ func (s *Stream) SetSRTP(side Side, k *LegKeys) error {
 		s.keys[side].Store(nil)
 	}
 	s.srtpOn[side].Store(k != nil)
+	s.srtpPending.Store(false)
 	return nil
 }
 

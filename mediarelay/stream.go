@@ -27,8 +27,9 @@ type Stream struct {
 	lastRemote atomic.Int64 // since epoch, last SetRemote
 
 	// SRTP (srtp_stream.go): each leg's keys, nil for plain RTP.
-	keys   [2]atomic.Pointer[LegKeys]
-	srtpOn [2]atomic.Bool
+	keys        [2]atomic.Pointer[LegKeys]
+	srtpOn      [2]atomic.Bool
+	srtpPending atomic.Bool // first negotiation open: forward nothing
 
 	closeOnce sync.Once
 }

@@ -447,6 +447,7 @@ func (w *worker) forward(sk *relaySock, n int) {
 	dst := &s.sides[sk.from.other()]
 	toRTP, toRTCP := dst.rtpDst.Load(), dst.rtcpDst.Load()
 	arrival := tsUnits(now, s.clock())
+	pending := s.srtpPending.Load()
 	var bytes, accepted, rtcpPkts int
 
 	src.mu.Lock()
@@ -461,7 +462,7 @@ func (w *worker) forward(sk *relaySock, n int) {
 		if isRTCP {
 			rtcpPkts++
 		}
-		if h.Flags&unix.MSG_TRUNC != 0 {
+		if h.Flags&unix.MSG_TRUNC != 0 || pending {
 			continue
 		}
 		from := decodeSockaddr(&w.names[i], h.Namelen)
