@@ -117,6 +117,8 @@ func mediaRefusal(err error) (int, string) {
 		return sip.StatusServiceUnavailable, "Service Unavailable"
 	case errors.Is(err, mediarelay.ErrBadSDP):
 		return sip.StatusBadRequest, "Bad SDP"
+	case errors.Is(err, mediarelay.ErrSRTPRefused):
+		return sip.StatusNotAcceptableHere, "Not Acceptable Here (media security)"
 	default:
 		return sip.StatusNotAcceptableHere, "Not Acceptable Here"
 	}

@@ -64,6 +64,8 @@ type RealmMedia struct {
 	// Codecs, when set, is the allow list of encoding names offered into
 	// this realm (e.g. PCMU, PCMA, telephone-event).
 	Codecs []string `yaml:"codecs"`
+	// SRTP is the realm's media security (srtp.go).
+	SRTP SRTP `yaml:"srtp"`
 }
 
 // HeaderPolicy says which non-essential headers may be carried into a realm.
@@ -406,6 +408,9 @@ func (c *Config) validateMedia() error {
 			}
 		}
 		spans = append(spans, span{k + ".ports", addr, lo, hi})
+		if err := r.Media.SRTP.validate(k + ".srtp"); err != nil {
+			return err
+		}
 		for j, name := range r.Media.Codecs {
 			if !isToken(name) {
 				return keyErr(fmt.Sprintf("%s.codecs[%d]", k, j), "%q is not a codec name", name)
