@@ -184,7 +184,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	offers := (isInvite || req.Method == sip.UPDATE) && isSDP(req)
 
 	c.mu.Lock()
-	if (isInvite || offers) && c.inviteBusy && c.ackWait != nil {
+	if (isInvite || offers) && c.inviteBusy && (c.ackWait != nil || c.ackSeen) {
 		// The last INVITE is only waiting for its ACK, which the peer sent
 		// before this request but which reaches us on another goroutine:
 		// give it up to T1 before calling this glare.
@@ -217,6 +217,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if isInvite || offers {
 		c.inviteBusy = true
+		c.ackSeen = false
 	}
 	if isInvite || req.Method == sip.UPDATE {
 		if u, ok := contactURI(req); ok {

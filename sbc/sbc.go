@@ -44,6 +44,10 @@ type SBC struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // call goroutines that outlive a handler
+	// drainMu and draining: once Close starts waiting on wg, nothing more
+	// is added to it (see finish).
+	drainMu  sync.Mutex
+	draining bool
 }
 
 var setTimersOnce sync.Once
@@ -122,6 +126,9 @@ func (s *SBC) Close(ctx context.Context) error {
 	for _, c := range s.calls.snapshot() {
 		s.hangup(c, "shutdown", nil)
 	}
+	s.drainMu.Lock()
+	s.draining = true
+	s.drainMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	var err error
