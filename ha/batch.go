@@ -16,7 +16,7 @@ import (
 // Put waits for its entry to be committed and applied on the leader;
 // PutAsync does not wait.
 const (
-	maxInflight   = 4
+	maxInflight   = 8
 	maxOpsPerLog  = 512
 	maxBatchBytes = 4 << 20
 	applyTimeout  = 5 * time.Second
