@@ -18,9 +18,11 @@ import (
 //     answered within LeaderLease, effective leadership is dropped at
 //     once, before Raft's own step-down, so a leader cut off from the
 //     others releases its VIPs within about LeaderLease + leaseCheckEvery
-//     (300 ms by default), while the other side cannot elect a new
-//     leader before HeartbeatTimeout (250 ms) plus an election has passed
+//     (250 ms by default), while the other side cannot elect a new
+//     leader before HeartbeatTimeout (200 ms) plus an election has passed
 //     on its voters. It comes back when a later check passes.
+//   - Effective leadership starts only after a Barrier: the local store
+//     then holds every record committed before this leadership.
 //   - A witness never acts as leader: it hands leadership over at once
 //     (LeadershipTransfer), retrying while it holds it.
 type leadership struct {
@@ -54,6 +56,9 @@ func (l *leadership) run() {
 		leaseOK    = true
 		verifying  bool
 		verified   = make(chan verdict, 1)
+		ready      bool // the barrier after winning has applied everything
+		barriering bool
+		barrierCh  = make(chan verdict, 1)
 		gen        int // leadership generation: verdicts of an older one are stale
 		lastXfer   time.Time
 	)
@@ -67,10 +72,20 @@ func (l *leadership) run() {
 			gen++
 			l.raftLead.Store(v)
 			leaseOK = true // a fresh win is a fresh lease
+			ready = false
 			if v {
 				l.n.log.Info("raft leadership gained", "term", l.n.raft.Stats()["term"])
+				if !l.n.cfg.Witness && !barriering {
+					barriering = true
+					go l.barrier(gen, barrierCh)
+				}
 			} else {
 				l.n.log.Warn("raft leadership lost")
+			}
+		case vd := <-barrierCh:
+			barriering = false
+			if vd.gen == gen && raftLeader {
+				ready = vd.ok
 			}
 		case vd := <-verified:
 			verifying = false
@@ -102,6 +117,10 @@ func (l *leadership) run() {
 				verifying = true
 				go l.verify(gen, verified)
 			}
+			if !ready && !barriering {
+				barriering = true
+				go l.barrier(gen, barrierCh)
+			}
 		}
 		if raftLeader && l.n.cfg.Witness && lastXfer.IsZero() {
 			lastXfer = time.Now()
@@ -110,8 +129,19 @@ func (l *leadership) run() {
 		if !raftLeader {
 			lastXfer = time.Time{}
 		}
-		l.set(raftLeader && leaseOK && !l.n.cfg.Witness)
+		l.set(raftLeader && ready && leaseOK && !l.n.cfg.Witness)
 	}
+}
+
+// barrier waits until every entry committed before this leadership is
+// applied to the local store, so that whoever acts on a gain (restoring
+// calls from Range) sees every record any earlier leader committed.
+func (l *leadership) barrier(gen int, res chan<- verdict) {
+	err := l.n.raft.Barrier(2 * time.Second).Error()
+	if err != nil {
+		l.n.log.Warn("barrier after winning failed", "error", err)
+	}
+	res <- verdict{gen, err == nil}
 }
 
 // verify reports whether a quorum acknowledged leadership within the

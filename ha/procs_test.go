@@ -296,26 +296,27 @@ func (p *proc) fill(prefix string, n, conc, size int, mode string) fillResult {
 }
 
 type cluster struct {
-	t     *testing.T
-	lab   *netLab
-	procs map[string]*proc
+	t      *testing.T
+	sbcctl string
+	lab    *netLab
+	procs  map[string]*proc
 }
 
-func buildBinaries(t *testing.T) (hanode, sbcd string) {
+func buildBinaries(t *testing.T) (hanode, sbcd, sbcctl string) {
 	dir := t.TempDir()
-	hanode, sbcd = filepath.Join(dir, "hanode"), filepath.Join(dir, "sbcd")
-	for out, pkg := range map[string]string{hanode: "../internal/hanode", sbcd: "../cmd/sbcd"} {
+	hanode, sbcd, sbcctl = filepath.Join(dir, "hanode"), filepath.Join(dir, "sbcd"), filepath.Join(dir, "sbcctl")
+	for out, pkg := range map[string]string{hanode: "../internal/hanode", sbcd: "../cmd/sbcd", sbcctl: "../cmd/sbcctl"} {
 		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", pkg, err, b)
 		}
 	}
-	return hanode, sbcd
+	return hanode, sbcd, sbcctl
 }
 
 func newCluster(t *testing.T) *cluster {
-	hanode, sbcd := buildBinaries(t)
+	hanode, sbcd, sbcctl := buildBinaries(t)
 	lab := newNetLab(t)
-	c := &cluster{t: t, lab: lab, procs: map[string]*proc{}}
+	c := &cluster{t: t, sbcctl: sbcctl, lab: lab, procs: map[string]*proc{}}
 	peers := "a=192.0.2.2:7000,b=192.0.2.3:7000,w=192.0.2.4:7000"
 	data := t.TempDir()
 	for _, id := range []string{"a", "b"} {
@@ -451,6 +452,30 @@ type failover struct {
 	witnessLed      bool
 }
 
+func summary(fos []failover) string {
+	pick := func(f func(failover) time.Duration) string {
+		v := make([]time.Duration, len(fos))
+		for i, fo := range fos {
+			v[i] = f(fo)
+		}
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		return fmt.Sprintf("%5s %5s %5s", v[0].Round(time.Millisecond), v[len(v)/2].Round(time.Millisecond), v[len(v)-1].Round(time.Millisecond))
+	}
+	witness := 0
+	for _, fo := range fos {
+		if fo.witnessLed {
+			witness++
+		}
+	}
+	return fmt.Sprintf("\nafter kill -9 of the leader, %d rounds    min / median / max\n"+
+		"  survivor is effective leader        %s\n"+
+		"  survivor holds the VIP              %s\n"+
+		"  observer's ARP entry moved (GARP)   %s\n"+
+		"  rounds where the witness led first  %d\n",
+		len(fos), pick(func(f failover) time.Duration { return f.elect }), pick(func(f failover) time.Duration { return f.vip }),
+		pick(func(f failover) time.Duration { return f.arp }), witness)
+}
+
 // TestPrivilegedRaftProcesses: kill -9 the leader twice (failover and
 // back), restart rejoins and catches up, data intact, the VIP and the
 // observer's ARP entry follow the leader; then partitions.
@@ -478,9 +503,22 @@ func TestPrivilegedRaftProcesses(t *testing.T) {
 	if w.Role != "witness" {
 		t.Fatalf("witness role %q", w.Role)
 	}
+	// sbcctl ha against the witness's admin API.
+	out := run(t, "ip", "netns", "exec", c.lab.ns("w"), c.sbcctl, "ha")
+	if !strings.Contains(out, "node w  role witness") || !strings.Contains(out, "records 1000") || !strings.Contains(out, "leader "+lead) {
+		t.Fatalf("sbcctl ha:\n%s", out)
+	}
+	t.Logf("sbcctl ha on the witness:\n%s", out)
+	if m := run(t, "ip", "netns", "exec", c.lab.ns("w"), c.sbcctl, "metrics"); !strings.Contains(m, "ha_applied_index") || !strings.Contains(m, "ha_replication_lag_entries") {
+		t.Fatalf("witness metrics lack ha_*:\n%s", m)
+	}
 
 	var fos []failover
-	for round := 1; round <= 2; round++ {
+	rounds := 2
+	if v, err := strconv.Atoi(os.Getenv("HA_KILL_ROUNDS")); err == nil && v > 0 {
+		rounds = v // for measurement: HA_KILL_ROUNDS=10
+	}
+	for round := 1; round <= rounds; round++ {
 		old := lead
 		surv := other(old)
 		oldMAC, newMAC := c.lab.mac(old, "ext0"), c.lab.mac(surv, "ext0")
@@ -534,7 +572,7 @@ func TestPrivilegedRaftProcesses(t *testing.T) {
 		}
 		lead = surv
 	}
-	_ = fos
+	t.Log(summary(fos))
 
 	// Partition A<->B only: the witness still reaches both. Exactly one
 	// node keeps the VIP the whole time.
