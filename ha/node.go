@@ -1,8 +1,3 @@
-// Package ha is EdgeSBC's high availability: a Raft node (hashicorp/raft
-// with a raft-wal log and stable store and file snapshots) holding a
-// replicated store of opaque records, leadership notifications with a
-// lease check, and VIP takeover (netlink + gratuitous ARP). It knows
-// nothing of calls: sbc/ owns the records' encoding.
 package ha
 
 import (
