@@ -21,8 +21,9 @@ import (
 //     (250 ms by default), while the other side cannot elect a new
 //     leader before HeartbeatTimeout (200 ms) plus an election has passed
 //     on its voters. It comes back when a later check passes.
-//   - Effective leadership starts only after a Barrier: the local store
-//     then holds every record committed before this leadership.
+//   - Effective leadership starts only after a Barrier (the local store
+//     then holds every record committed before this leadership) and once
+//     a cut-off previous leader's lease check must have failed (fencing).
 //   - A witness never acts as leader: it hands leadership over at once
 //     (LeadershipTransfer), retrying while it holds it.
 type leadership struct {
@@ -77,7 +78,7 @@ func (l *leadership) run() {
 				l.n.log.Info("raft leadership gained", "term", l.n.raft.Stats()["term"])
 				if !l.n.cfg.Witness && !barriering {
 					barriering = true
-					go l.barrier(gen, barrierCh)
+					go l.barrier(gen, l.n.raft.LastContact(), barrierCh)
 				}
 			} else {
 				l.n.log.Warn("raft leadership lost")
@@ -119,7 +120,7 @@ func (l *leadership) run() {
 			}
 			if !ready && !barriering {
 				barriering = true
-				go l.barrier(gen, barrierCh)
+				go l.barrier(gen, time.Time{}, barrierCh)
 			}
 		}
 		if raftLeader && l.n.cfg.Witness && lastXfer.IsZero() {
@@ -136,10 +137,24 @@ func (l *leadership) run() {
 // barrier waits until every entry committed before this leadership is
 // applied to the local store, so that whoever acts on a gain (restoring
 // calls from Range) sees every record any earlier leader committed.
-func (l *leadership) barrier(gen int, res chan<- verdict) {
+//
+// It also fences: a previous leader that is alive but cut off keeps
+// acting until its lease check fails, at most LeaderLease +
+// leaseCheckEvery after it last reached this node (lastContact, read when
+// the win was reported). The win is reported only after that; after a
+// crash the election itself has taken longer, so this rarely waits.
+func (l *leadership) barrier(gen int, lastContact time.Time, res chan<- verdict) {
 	err := l.n.raft.Barrier(2 * time.Second).Error()
 	if err != nil {
 		l.n.log.Warn("barrier after winning failed", "error", err)
+	} else if !lastContact.IsZero() {
+		if wait := time.Until(lastContact.Add(l.n.cfg.LeaderLease + leaseCheckEvery)); wait > 0 {
+			l.n.log.Info("fencing: waiting out the previous leader's lease", "wait", wait)
+			select {
+			case <-time.After(wait):
+			case <-l.n.closing:
+			}
+		}
 	}
 	res <- verdict{gen, err == nil}
 }

@@ -54,6 +54,11 @@ type Config struct {
 	// SnapshotThreshold and TrailingLogs: raft's (defaults 8192, 10240).
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// WALSegmentSize is raft-wal's segment file size (default 64 MiB).
+	// Compaction frees whole segments only: entries in a live segment stay
+	// readable, and a lagging follower is then caught up from them rather
+	// than by a snapshot install.
+	WALSegmentSize int
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -163,7 +168,11 @@ func Open(cfg Config) (*Node, error) {
 		// WAL.Close leaves the meta DB (bolt, flock'd) open: own it so
 		// Close can release it and the node can be reopened in-process.
 		n.meta = &metadb.BoltMetaDB{}
-		w, err := wal.Open(wdir, wal.WithMetaStore(n.meta))
+		seg := cfg.WALSegmentSize
+		if seg <= 0 {
+			seg = 64 << 20
+		}
+		w, err := wal.Open(wdir, wal.WithMetaStore(n.meta), wal.WithSegmentSize(seg))
 		if err != nil {
 			return nil, fmt.Errorf("ha: open WAL in %s: %w", cfg.DataDir, err)
 		}
@@ -332,6 +341,16 @@ func (n *Node) Leadership() <-chan bool { return n.lead.out }
 func (n *Node) Barrier(timeout time.Duration) error {
 	if err := n.raft.Barrier(timeout).Error(); err != nil {
 		return mapErr(err)
+	}
+	return nil
+}
+
+// Snapshot takes a snapshot of the store now and compacts the log down to
+// TrailingLogs entries (raft otherwise does it every couple of minutes
+// once SnapshotThreshold entries have accumulated).
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("ha: snapshot: %w", err)
 	}
 	return nil
 }

@@ -321,7 +321,7 @@ func newCluster(t *testing.T) *cluster {
 	data := t.TempDir()
 	for _, id := range []string{"a", "b"} {
 		c.procs[id] = &proc{name: id, args: []string{hanode, "-id", id, "-data", filepath.Join(data, id), "-peers", peers,
-			"-vip", "ext0=" + vipCIDR, "-http", "127.0.0.1:9000"}, url: "http://127.0.0.1:9000"}
+			"-vip", "ext0=" + vipCIDR, "-http", "127.0.0.1:9000", "-trailing-logs", "32", "-wal-segment", "131072"}, url: "http://127.0.0.1:9000"}
 	}
 	wcfg := filepath.Join(data, "witness.yaml")
 	y := fmt.Sprintf(`ha:
@@ -344,12 +344,16 @@ admin: {listen: "127.0.0.1:8080"}
 	}
 	t.Cleanup(func() {
 		for _, p := range c.procs {
+			if t.Failed() && os.Getenv("HA_TEST_STACKS") != "" && p.cmd != nil {
+				_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+				time.Sleep(500 * time.Millisecond)
+			}
 			p.stop()
 		}
 		if t.Failed() {
 			for id, p := range c.procs {
 				p.mu.Lock()
-				t.Logf("==== log of %s\n%s", id, lastLines(p.log.String(), 80))
+				t.Logf("==== log of %s\n%s", id, lastLines(p.log.String(), logLines()))
 				p.mu.Unlock()
 			}
 		}
@@ -358,6 +362,13 @@ admin: {listen: "127.0.0.1:8080"}
 		p.start()
 	}
 	return c
+}
+
+func logLines() int {
+	if n, err := strconv.Atoi(os.Getenv("HA_TEST_LOG_LINES")); err == nil {
+		return n
+	}
+	return 80
 }
 
 func lastLines(s string, n int) string {
@@ -557,13 +568,39 @@ func TestPrivilegedRaftProcesses(t *testing.T) {
 		prefix := fmt.Sprintf("r%d", round)
 		c.procs[surv].fill(prefix, 500, 16, 512, "batched")
 		want += 500
+		// Even rounds: snapshot and compact the log, so the restarted node
+		// must catch up by snapshot install over TCP; odd: from the log.
+		viaSnapshot := round%2 == 0
+		if viaSnapshot {
+			res, err := c.procs[surv].http.Post(c.procs[surv].url+"/snapshot", "", nil)
+			if err != nil || res.StatusCode != http.StatusOK {
+				t.Fatalf("snapshot on %s: %v %v", surv, err, res)
+			}
+			res.Body.Close()
+		}
+		var oldSnap uint64
+		if s, err := c.procs[old].status(); err == nil {
+			oldSnap = s.SnapshotIndex
+		}
 		// The killed node restarts (same data dir) and rejoins as
 		// standby: it catches up, holds no VIP, does not take over.
 		c.procs[old].start()
-		c.waitFor(old+" to rejoin and catch up", 15*time.Second, func() bool {
+		var rejoined ha.Status
+		deadline := time.Now().Add(15 * time.Second)
+		for {
 			s, err := c.procs[old].status()
-			return err == nil && s.Role == "follower" && s.Records == want && s.Leader == surv
-		})
+			rejoined = s
+			if err == nil && s.Role == "follower" && s.Records == want && s.Leader == surv &&
+				(!viaSnapshot || s.SnapshotIndex > oldSnap) {
+				break
+			}
+			if time.Now().After(deadline) {
+				ls, _ := c.procs[surv].status()
+				t.Fatalf("round %d: %s did not rejoin and catch up (want %d records): %+v\nleader: %+v", round, old, want, rejoined, ls)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("round %d: %s caught up (snapshot index %d, via snapshot: %v)", round, old, rejoined.SnapshotIndex, viaSnapshot)
 		if h := c.vipHolders(); len(h) != 1 || h[0] != surv {
 			t.Fatalf("round %d: VIP holders after rejoin %v, want [%s]", round, h, surv)
 		}

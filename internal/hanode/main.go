@@ -34,10 +34,12 @@ func main() {
 	vips := flag.String("vip", "", "iface=addr/len,... held while leader")
 	httpAddr := flag.String("http", "127.0.0.1:9000", "HTTP API")
 	hb := flag.Duration("heartbeat", 0, "raft heartbeat timeout (0: default)")
+	segment := flag.Int("wal-segment", 0, "WAL segment size in bytes (0: 64 MiB)")
+	trailing := flag.Uint64("trailing-logs", 0, "log entries kept after a snapshot (0: raft's default)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", *id)
 
-	cfg := ha.Config{NodeID: *id, DataDir: *data, Logger: log, HeartbeatTimeout: *hb}
+	cfg := ha.Config{NodeID: *id, DataDir: *data, Logger: log, HeartbeatTimeout: *hb, TrailingLogs: *trailing, WALSegmentSize: *segment}
 	for _, p := range splitList(*peers) {
 		k, v, _ := strings.Cut(p, "=")
 		cfg.Peers = append(cfg.Peers, ha.Peer{ID: k, Addr: v})
@@ -91,6 +93,13 @@ func main() {
 			}
 		}
 		fmt.Fprintln(w, held)
+	})
+	mux.HandleFunc("POST /snapshot", func(w http.ResponseWriter, _ *http.Request) {
+		if err := n.Snapshot(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, n.Status().SnapshotIndex)
 	})
 	mux.HandleFunc("GET /len", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, n.Len()) })
 	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
