@@ -10,6 +10,9 @@
 //
 // # How an SBC node uses it
 //
+// Follow(ctx, node, vips, Hooks{Restore, Serve, Stop}) does steps 1 and 2
+// below in the right order; hooks are the SBC's part. By hand:
+//
 //  1. At start, before Open: ReleaseVIPs(vips). A VIP left on the
 //     interface by a killed process must not answer ARP beside the new
 //     active node.

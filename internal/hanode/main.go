@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -53,34 +54,18 @@ func main() {
 		}
 		vs = append(vs, ha.VIP{Iface: k, Prefix: pf})
 	}
-	// A node that starts holds nothing: a VIP left behind by a killed
-	// process goes first (fencing).
-	if err := ha.ReleaseVIPs(vs); err != nil {
-		fatal(log, "release stale VIPs", err)
-	}
 	n, err := ha.Open(cfg)
 	if err != nil {
 		fatal(log, "open", err)
 	}
-	var vipMu sync.Mutex
+	ctx, cancel := context.WithCancel(context.Background())
+	followed := make(chan struct{})
 	go func() {
-		for lead := range n.Leadership() {
-			vipMu.Lock()
-			if lead && n.IsLeader() {
-				if err := ha.TakeVIPs(vs); err != nil {
-					log.Error("take VIPs", "error", err)
-				} else {
-					log.Info("took VIPs")
-				}
-			} else if !lead {
-				if err := ha.ReleaseVIPs(vs); err != nil {
-					log.Error("release VIPs", "error", err)
-				} else {
-					log.Info("released VIPs")
-				}
-			}
-			vipMu.Unlock()
-		}
+		defer close(followed)
+		_ = ha.Follow(ctx, n, vs, ha.Hooks{
+			Serve: func() { log.Info("took VIPs") },
+			Stop:  func() { log.Info("released VIPs") },
+		})
 	}()
 
 	mux := http.NewServeMux()
@@ -140,8 +125,9 @@ func main() {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
 	_ = srv.Close()
+	cancel()
+	<-followed // VIPs released
 	_ = n.Close()
-	_ = ha.ReleaseVIPs(vs)
 }
 
 // FillResult is what /fill reports.
