@@ -195,7 +195,7 @@ func Open(cfg Config) (*Node, error) {
 		rc.ElectionTimeout = 4 * cfg.ElectionTimeout
 		rc.LeaderLeaseTimeout = min(cfg.LeaderLease, rc.HeartbeatTimeout)
 	}
-	rc.CommitTimeout = 5 * time.Millisecond
+	rc.CommitTimeout = 50 * time.Millisecond // how soon an idle follower learns the commit index
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
 	if cfg.SnapshotThreshold > 0 {

@@ -711,6 +711,16 @@ func TestPrivilegedPutThroughput(t *testing.T) {
 		r     fillResult
 		cpuUS float64 // CPU of all three processes per put, µs
 	}
+	// Idle cost: heartbeats, lease checks.
+	idle := map[string]int64{}
+	for id, q := range c.procs {
+		idle[id] = cpuTicks(q.cmd.Process.Pid)
+	}
+	time.Sleep(3 * time.Second)
+	var idleLine strings.Builder
+	for _, id := range []string{"a", "b", "w"} {
+		fmt.Fprintf(&idleLine, " %s %.1f%%", id, float64(cpuTicks(c.procs[id].cmd.Process.Pid)-idle[id])/hz/3*100)
+	}
 	res := map[key][]sample{}
 	loads := []struct{ conc, n int }{{1, 200}, {32, 2000}, {128, 4000}}
 	for round := 0; round < 3; round++ {
@@ -739,7 +749,8 @@ func TestPrivilegedPutThroughput(t *testing.T) {
 		return v[len(v)/2]
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n1 KiB puts, median of 3 interleaved rounds; CPU = all three processes per put\n")
+	fmt.Fprintf(&b, "\nidle CPU of one core (leader %s):%s\n", lead, idleLine.String())
+	fmt.Fprintf(&b, "1 KiB puts, median of 3 interleaved rounds; CPU = all three processes per put\n")
 	fmt.Fprintf(&b, "%-10s %5s %7s %9s %8s %8s %9s %10s\n", "mode", "conc", "n", "puts/s", "p50 ms", "p99 ms", "entries", "CPU us/put")
 	for _, ld := range loads {
 		var tput [2]float64
