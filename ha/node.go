@@ -356,8 +356,9 @@ func (n *Node) Snapshot() error {
 }
 
 // Close stops the batcher (failing queued writes with ErrClosed), shuts
-// Raft down (a leader steps down without handing over) and closes the
-// stores.
+// Raft down and closes the stores. A leader does not hand over here: the
+// others notice after the heartbeat timeout. For a graceful stop call
+// StepDown first (the other node takes over in milliseconds).
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
