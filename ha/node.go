@@ -15,6 +15,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 // Peer is one Raft voter: its node ID and its address on the control
@@ -98,6 +99,7 @@ type Node struct {
 	wal       *wal.WAL // nil with in-memory stores
 	meta      *metadb.BoltMetaDB
 	logs      raft.LogStore
+	dirLock   *os.File // flock on DataDir/LOCK: one node per data dir
 	transport raft.Transport
 	closer    func() error // transport close
 	addr      raft.ServerAddress
@@ -142,15 +144,26 @@ func Open(cfg Config) (*Node, error) {
 		closing:  make(chan struct{}),
 		peerDown: map[raft.ServerID]time.Time{},
 	}
-	if err := n.openTransport(); err != nil {
-		return nil, err
+	// One process per data dir: raft-wal's bolt meta DB would otherwise
+	// wait forever for the other's lock.
+	lock, err := os.OpenFile(filepath.Join(cfg.DataDir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ha: data dir lock: %w", err)
 	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("ha: data dir %s is in use by another process: %w", cfg.DataDir, err)
+	}
+	n.dirLock = lock
 	ok := false
 	defer func() {
 		if !ok {
 			n.closeStores()
 		}
 	}()
+	if err := n.openTransport(); err != nil {
+		return nil, err
+	}
 	hlog := newHCLogger(n.log)
 	var (
 		logs   raft.LogStore
@@ -303,6 +316,9 @@ func (n *Node) closeStores() {
 	}
 	if n.meta != nil {
 		_ = n.meta.Close()
+	}
+	if n.dirLock != nil {
+		_ = n.dirLock.Close() // releases the flock
 	}
 }
 
