@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media fuzz vet fmt clean
+.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-raft fuzz vet fmt clean
 
 all: build
 
@@ -50,6 +50,12 @@ bench-sip: deps build
 bench-media: deps build
 	bash scripts/bench-deps.sh
 	SBC_BENCH_MEDIA=1 $(GO) test -count=1 -timeout 20m -run TestBenchMedia -v ./test
+
+# Raft alone (ha/, real processes in private netns, no lab lock): ten
+# kill -9 failovers (election, VIP, ARP times) and puts batched beside
+# unbatched. Root; about a minute.
+bench-raft: deps
+	HA_KILL_ROUNDS=10 HA_BENCH=1 $(GO) test -count=1 -timeout 10m -run 'TestPrivilegedRaftProcesses|TestPrivilegedPutThroughput' -v ./ha | grep -v '^=== '
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard

@@ -28,6 +28,7 @@ type Config struct {
 	SIP    SIPTuning `yaml:"sip"`
 	Log    Log       `yaml:"log"`
 	Guard  Guard     `yaml:"guard"`
+	HA     *HA       `yaml:"ha"`
 
 	// Trunks and Routing: carrier trunks and the dial plan over them (trunks.go, routing.go).
 	Trunks  []Trunk `yaml:"trunks"`
@@ -323,6 +324,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Guard.validate(realms); err != nil {
+		return err
+	}
+	if err := c.validateHA(true); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {
