@@ -52,6 +52,7 @@ type Anchor struct {
 	mu        sync.Mutex
 	calls     map[string]*anchored
 	onTimeout func(callID string)
+	onChange  func(callID string) // restore.go
 
 	stop chan struct{}
 	done chan struct{}
@@ -72,6 +73,7 @@ type anchored struct {
 	legs    [2]legMedia
 	streams []*Stream
 	ended   bool
+	srtp    []byte // restore.go: opaque SRTP state, replicated only
 }
 
 type legMedia struct {
@@ -255,6 +257,7 @@ func (a *Anchor) ensureStream(c *anchored, i int) error {
 		return fmt.Errorf("media stream %v <-> %v: %w", local[SideA], local[SideB], err)
 	}
 	c.streams[i] = st
+	st.setOnLatch(a.latchHook(c.ref.ID))
 	return nil
 }
 
