@@ -27,6 +27,7 @@ func main() {
 	cfgPath := flag.String("config", "", "config file (YAML); the embedded loopback default when empty")
 	check := flag.String("check-config", "", "validate this config file and exit")
 	flag.Parse()
+	witnessMain(*cfgPath, *check) // -role witness: runs and exits here
 
 	if *check != "" {
 		if _, err := config.Load(*check); err != nil {

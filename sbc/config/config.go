@@ -27,6 +27,7 @@ type Config struct {
 	Media  Media     `yaml:"media"`
 	SIP    SIPTuning `yaml:"sip"`
 	Log    Log       `yaml:"log"`
+	HA     *HA       `yaml:"ha"`
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -308,6 +309,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateMedia(); err != nil {
+		return err
+	}
+	if err := c.validateHA(true); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {

@@ -1,0 +1,166 @@
+package ha
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// leadership turns Raft's leadership into the effective leadership the
+// SBC acts on (serve, hold VIPs):
+//
+//   - Raft's buffered NotifyCh (never LeaderCh, which drops transitions)
+//     gives gains and losses. Raft steps a leader down itself when it has
+//     not heard from a quorum for LeaderLease (CheckQuorum).
+//   - On top, a lease check: every leaseCheckEvery the leader calls
+//     VerifyLeader (a heartbeat round to the voters). If a quorum has not
+//     answered within LeaderLease, effective leadership is dropped at
+//     once, before Raft's own step-down, so a leader cut off from the
+//     others releases its VIPs within about LeaderLease + leaseCheckEvery
+//     (300 ms by default), while the other side cannot elect a new
+//     leader before HeartbeatTimeout (250 ms) plus an election has passed
+//     on its voters. It comes back when a later check passes.
+//   - A witness never acts as leader: it hands leadership over at once
+//     (LeadershipTransfer), retrying while it holds it.
+type leadership struct {
+	n         *Node
+	notify    <-chan bool
+	out       chan bool
+	effective atomic.Bool
+	raftLead  atomic.Bool
+	changes   atomic.Uint64
+	since     atomic.Int64 // unix nanos of the last effective change
+}
+
+const (
+	leaseCheckEvery  = 100 * time.Millisecond
+	transferRetry    = 300 * time.Millisecond
+	leadershipBuffer = 64
+)
+
+func newLeadership(n *Node, notify <-chan bool) *leadership {
+	l := &leadership{n: n, notify: notify, out: make(chan bool, leadershipBuffer)}
+	l.since.Store(time.Now().UnixNano())
+	return l
+}
+
+func (l *leadership) run() {
+	defer l.n.wg.Done()
+	tick := time.NewTicker(leaseCheckEvery)
+	defer tick.Stop()
+	var (
+		raftLeader bool
+		leaseOK    = true
+		verifying  bool
+		verified   = make(chan verdict, 1)
+		gen        int // leadership generation: verdicts of an older one are stale
+		lastXfer   time.Time
+	)
+	for {
+		select {
+		case <-l.n.closing:
+			l.set(false)
+			return
+		case v := <-l.notify:
+			raftLeader = v
+			gen++
+			l.raftLead.Store(v)
+			leaseOK = true // a fresh win is a fresh lease
+			if v {
+				l.n.log.Info("raft leadership gained", "term", l.n.raft.Stats()["term"])
+			} else {
+				l.n.log.Warn("raft leadership lost")
+			}
+		case vd := <-verified:
+			verifying = false
+			if vd.gen != gen {
+				break
+			}
+			ok := vd.ok
+			if raftLeader && ok != leaseOK {
+				if ok {
+					l.n.log.Info("lease check passes again")
+				} else {
+					l.n.log.Warn("lease check failed: no quorum answered in time, acting as standby", "lease", l.n.cfg.LeaderLease)
+					l.n.metrics.leaseFailures.Inc()
+				}
+			}
+			leaseOK = ok
+		case <-tick.C:
+			if !raftLeader {
+				break
+			}
+			if l.n.cfg.Witness {
+				if time.Since(lastXfer) >= transferRetry {
+					lastXfer = time.Now()
+					go l.transfer()
+				}
+				break
+			}
+			if !verifying {
+				verifying = true
+				go l.verify(gen, verified)
+			}
+		}
+		if raftLeader && l.n.cfg.Witness && lastXfer.IsZero() {
+			lastXfer = time.Now()
+			go l.transfer()
+		}
+		if !raftLeader {
+			lastXfer = time.Time{}
+		}
+		l.set(raftLeader && leaseOK && !l.n.cfg.Witness)
+	}
+}
+
+// verify reports whether a quorum acknowledged leadership within the
+// lease. A verify still running when the lease ends counts as failed.
+type verdict struct {
+	gen int
+	ok  bool
+}
+
+func (l *leadership) verify(gen int, res chan<- verdict) {
+	f := l.n.raft.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	t := time.NewTimer(l.n.cfg.LeaderLease)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		res <- verdict{gen, err == nil}
+	case <-t.C:
+		res <- verdict{gen, false}
+	}
+}
+
+func (l *leadership) transfer() {
+	l.n.log.Info("witness is leader: handing leadership over")
+	if err := l.n.raft.LeadershipTransfer().Error(); err != nil && err != raft.ErrNotLeader {
+		l.n.log.Warn("leadership transfer failed; retrying", "error", err)
+	}
+}
+
+// set records and publishes a change of effective leadership.
+func (l *leadership) set(v bool) {
+	if l.effective.Load() == v {
+		return
+	}
+	l.effective.Store(v)
+	l.changes.Add(1)
+	l.since.Store(time.Now().UnixNano())
+	l.n.metrics.roleChanges.Inc()
+	l.n.log.Info("effective leadership", "leader", v)
+	for {
+		select {
+		case l.out <- v:
+			return
+		default:
+		}
+		select { // full: drop the oldest, keep the latest
+		case <-l.out:
+		default:
+		}
+	}
+}
