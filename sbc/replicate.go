@@ -432,3 +432,7 @@ func (r *Realm) listenUDP(freeBind bool) (*net.UDPConn, error) {
 func (r *Realm) listenTCP(freeBind bool) (net.Listener, error) {
 	return r.listenConfig(freeBind).Listen(context.Background(), "tcp", r.cfg.Listen)
 }
+
+// Fence stops serving at once (every packet dropped), before the VIPs go
+// and the calls are let go (Deactivate).
+func (s *SBC) Fence() { s.standby.Store(true) }

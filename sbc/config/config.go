@@ -28,6 +28,8 @@ type Config struct {
 	SIP    SIPTuning `yaml:"sip"`
 	Log    Log       `yaml:"log"`
 	HA     *HA       `yaml:"ha"`
+	// StateDir keeps the calls across a restart of a single node (state.go).
+	StateDir string `yaml:"state_dir"`
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -312,6 +314,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateHA(true); err != nil {
+		return err
+	}
+	if err := c.validateStateDir(); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {
