@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
 	"net/http"
 	"sync"
 	"time"
@@ -39,6 +41,9 @@ func newHACalls(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer,
 	}
 	c := *cfg
 	c.HA = p
+	if err := os.MkdirAll(p.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("ha data dir: %w", err)
+	}
 	n, err := openHA(&c, log, reg, false)
 	if err != nil {
 		return nil, err
