@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -56,6 +57,10 @@ type Config struct {
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+
+	// Tests only: raft's in-memory transport and stores.
+	transport raft.Transport
+	inmem     bool
 }
 
 const (
@@ -85,7 +90,8 @@ type Node struct {
 	log       *slog.Logger
 	raft      *raft.Raft
 	fsm       *fsm
-	wal       *wal.WAL
+	wal       *wal.WAL // nil with in-memory stores
+	meta      *metadb.BoltMetaDB
 	transport raft.Transport
 	closer    func() error // transport close
 	addr      raft.ServerAddress
@@ -139,15 +145,34 @@ func Open(cfg Config) (*Node, error) {
 			n.closeStores()
 		}
 	}()
-	w, err := wal.Open(filepath.Join(cfg.DataDir, "wal"))
-	if err != nil {
-		return nil, fmt.Errorf("ha: open WAL in %s: %w", cfg.DataDir, err)
-	}
-	n.wal = w
 	hlog := newHCLogger(n.log)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog.Named("snapshot"))
-	if err != nil {
-		return nil, fmt.Errorf("ha: snapshot store in %s: %w", cfg.DataDir, err)
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if cfg.inmem {
+		ms := raft.NewInmemStore()
+		logs, stable, snaps = ms, ms, raft.NewInmemSnapshotStore()
+	} else {
+		wdir := filepath.Join(cfg.DataDir, "wal")
+		if err := os.MkdirAll(wdir, 0o700); err != nil {
+			return nil, fmt.Errorf("ha: WAL dir: %w", err)
+		}
+		// WAL.Close leaves the meta DB (bolt, flock'd) open: own it so
+		// Close can release it and the node can be reopened in-process.
+		n.meta = &metadb.BoltMetaDB{}
+		w, err := wal.Open(wdir, wal.WithMetaStore(n.meta))
+		if err != nil {
+			return nil, fmt.Errorf("ha: open WAL in %s: %w", cfg.DataDir, err)
+		}
+		n.wal = w
+		logs, stable = w, w
+		fs, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog.Named("snapshot"))
+		if err != nil {
+			return nil, fmt.Errorf("ha: snapshot store in %s: %w", cfg.DataDir, err)
+		}
+		snaps = fs
 	}
 
 	rc := raft.DefaultConfig()
@@ -170,18 +195,18 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("ha: raft config: %w", err)
 	}
 
-	existing, err := raft.HasExistingState(w, w, snaps)
+	existing, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("ha: read existing state: %w", err)
 	}
 	if !existing {
 		conf := n.bootstrapConfiguration()
-		if err := raft.BootstrapCluster(rc, w, w, snaps, n.transport, conf); err != nil {
+		if err := raft.BootstrapCluster(rc, logs, stable, snaps, n.transport, conf); err != nil {
 			return nil, fmt.Errorf("ha: bootstrap: %w", err)
 		}
 		n.log.Info("bootstrapped cluster", "voters", len(conf.Servers))
 	}
-	r, err := raft.NewRaft(rc, n.fsm, w, w, snaps, n.transport)
+	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, n.transport)
 	if err != nil {
 		return nil, fmt.Errorf("ha: start raft: %w", err)
 	}
@@ -208,6 +233,10 @@ func Open(cfg Config) (*Node, error) {
 }
 
 func (n *Node) openTransport() error {
+	if n.cfg.transport != nil {
+		n.addr, n.transport = n.cfg.transport.LocalAddr(), n.cfg.transport
+		return nil
+	}
 	if len(n.cfg.Peers) == 0 {
 		addr, t := raft.NewInmemTransport(raft.ServerAddress("local-" + n.cfg.NodeID))
 		n.addr, n.transport, n.closer = addr, t, t.Close
@@ -255,6 +284,9 @@ func (n *Node) closeStores() {
 	}
 	if n.wal != nil {
 		_ = n.wal.Close()
+	}
+	if n.meta != nil {
+		_ = n.meta.Close()
 	}
 }
 
