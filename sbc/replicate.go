@@ -358,15 +358,30 @@ func (s *SBC) restoreCall(rec *callRecord) error {
 func (s *SBC) Standby() bool { return s.standby.Load() }
 
 // Activate makes this node the active one: restore every call from the
-// store, then serve SIP. The caller takes the VIPs after it (ha.TakeVIPs):
-// until then nothing can reach the listeners anyway, which are bound with
-// IP_FREEBIND so they need not wait for the addresses.
+// store (TakeOver), then serve SIP (Serve). With VIPs the caller takes
+// them between the two instead.
 func (s *SBC) Activate() (restored, bad int) {
+	restored, bad = s.TakeOver()
+	s.Serve()
+	return restored, bad
+}
+
+// TakeOver restores every call from the store into the call table and the
+// media relay (listeners and media sockets are bound with IP_FREEBIND, so
+// the VIPs need not be up yet); the SBC still serves no SIP.
+func (s *SBC) TakeOver() (restored, bad int) {
 	start := time.Now()
 	restored, bad = s.Restore()
-	s.standby.Store(false)
-	s.log.Info("active: calls restored, serving SIP", "restored", restored, "bad_records", bad, "took", time.Since(start).Round(time.Microsecond))
+	s.log.Info("calls restored", "restored", restored, "bad_records", bad, "took", time.Since(start).Round(time.Microsecond))
 	return restored, bad
+}
+
+// Serve starts answering SIP. An HA node calls it once it holds every
+// VIP: a request taken on one realm's VIP before the other realm's is up
+// could not be relayed, and is better left to the sender's retransmission.
+func (s *SBC) Serve() {
+	s.standby.Store(false)
+	s.log.Info("active: serving SIP")
 }
 
 // Deactivate fences this node at once: it stops serving SIP (every packet

@@ -49,6 +49,14 @@ func newHACalls(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer,
 		return nil, err
 	}
 	h := &haCalls{node: n, vips: haVIPs(&c), log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	// A node starts as standby: VIPs left on its interfaces by a crash of
+	// the previous run (kill -9 leaves the addresses in the kernel) go
+	// first, or it would answer ARP for them beside the active node.
+	if len(h.vips) > 0 {
+		if err := ha.ReleaseVIPs(h.vips); err != nil {
+			log.Warn("releasing VIPs left from an earlier run failed", "error", err)
+		}
+	}
 	opt.Store = n
 	opt.Standby = true
 	opt.FreeBind = len(h.vips) > 0
@@ -93,12 +101,13 @@ func (h *haCalls) follow(s *sbc.SBC, lead bool) {
 		if err := h.node.Barrier(2 * time.Second); err != nil {
 			h.log.Warn("raft barrier before restore failed; restoring what is applied", "error", err)
 		}
-		restored, bad := s.Activate()
+		restored, bad := s.TakeOver()
 		if len(h.vips) > 0 {
 			if err := ha.TakeVIPs(h.vips); err != nil {
 				h.log.Error("taking the VIPs failed", "error", err)
 			}
 		}
+		s.Serve()
 		h.log.Info("takeover done", "restored", restored, "bad_records", bad, "took", time.Since(start).Round(time.Millisecond))
 		return
 	}

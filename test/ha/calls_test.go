@@ -123,7 +123,7 @@ func (p *phones) pump() {
 // RTP 18000+2i in ent) through the carrier VIP and starts its media.
 func (p *phones) establish(i int) *call {
 	p.t.Helper()
-	c, err := p.try(i, fmt.Sprintf("ha-%d-%d", i, time.Now().UnixNano()), wait)
+	c, err := p.try(i, fmt.Sprintf("ha-%d-%d", i, time.Now().UnixNano()), wait, 500*time.Millisecond)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func (p *phones) establish(i int) *call {
 
 // try attempts call i once: the INVITE must get its 100 Trying within
 // patience (else the error says so and nothing else is sent).
-func (p *phones) try(i int, callID string, patience time.Duration) (*call, error) {
+func (p *phones) try(i int, callID string, patience, retransmit time.Duration) (*call, error) {
 	p.t.Helper()
 	c := &call{i: i, user: fmt.Sprintf("%d%04d", 2000+i, attempts.Add(1)), ssrcA: 0xA0000 + uint32(i), ssrcB: 0xB0000 + uint32(i), cseqA: 2, cseqB: 1}
 	e, ok := p.ends[i]
@@ -145,11 +145,17 @@ func (p *phones) try(i int, callID string, patience time.Duration) (*call, error
 		p.ends[i] = e
 	}
 	c.caller, c.aRTP, c.bRTP = e.caller, e.aRTP, e.bRTP
-	c.caller.Invite(sbcExtSI, c.user, callID, offer(carrierHost, int(c.aRTP.Addr().Port()), 1))
-	if m := c.caller.Next(patience, func(m sip.Message) bool {
-		r, ok := m.(*sip.Response)
-		return ok && r.CallID().Value() == callID && r.StatusCode == 100
-	}); m == nil {
+	// Like a real UAC on UDP, retransmit the INVITE (same branch) until
+	// the 100 Trying: one sent while no node serves the VIP is lost.
+	trying := false
+	for end := time.Now().Add(patience); !trying && time.Now().Before(end); {
+		c.caller.Invite(sbcExtSI, c.user, callID, offer(carrierHost, int(c.aRTP.Addr().Port()), 1))
+		trying = c.caller.Next(min(retransmit, time.Until(end)), func(m sip.Message) bool {
+			r, ok := m.(*sip.Response)
+			return ok && r.CallID().Value() == callID && r.StatusCode == 100
+		}) != nil
+	}
+	if !trying {
 		return nil, fmt.Errorf("call %d: no 100 Trying within %v", i, patience)
 	}
 	p.mu.Lock()
@@ -197,9 +203,9 @@ func (p *phones) try(i int, callID string, patience time.Duration) (*call, error
 }
 
 // gaps is, for each direction of the call, the longest run of packets
-// that did not arrive among those sent before upTo, as time (ptime per
-// packet), and how many of them arrived in all.
-func (c *call) gaps(upTo uint16) (worst time.Duration, got int) {
+// that did not arrive among those sent in [from, upTo), as time (ptime
+// per packet), and how many of them arrived in all.
+func (c *call) gaps(from, upTo uint16) (worst time.Duration, got int) {
 	for _, r := range []struct {
 		end  *testphone.RTPEnd
 		ssrc uint32
@@ -207,13 +213,13 @@ func (c *call) gaps(upTo uint16) (worst time.Duration, got int) {
 		seqs := r.end.Received(r.ssrc)
 		var in []int
 		for _, s := range seqs {
-			if s < upTo {
+			if s >= from && s < upTo {
 				in = append(in, int(s))
 			}
 		}
 		sort.Ints(in)
 		got += len(in)
-		prev := -1
+		prev := int(from) - 1
 		for _, s := range append(in, int(upTo)) {
 			if d := time.Duration(s-prev-1) * ptime; d > worst {
 				worst = d
@@ -300,14 +306,13 @@ func isReq(method sip.RequestMethod, callID string) func(sip.Message) bool {
 	}
 }
 
-// firstNewCall tries new calls (index i) from start until one is set up,
-// each attempt with a short patience; it returns the time from start.
+// firstNewCall places a new call (index i) from start, retransmitting its
+// INVITE every 50 ms until a node answers; it returns the time from start
+// to the caller's 200.
 func (p *phones) firstNewCall(i int, start time.Time, limit time.Duration) (*call, time.Duration, error) {
-	for n := 0; time.Since(start) < limit; n++ {
-		c, err := p.try(i, fmt.Sprintf("new-%d-%d-%d", i, n, time.Now().UnixNano()), 150*time.Millisecond)
-		if err == nil {
-			return c, time.Since(start), nil
-		}
+	c, err := p.try(i, fmt.Sprintf("new-%d-%d", i, time.Now().UnixNano()), limit, 50*time.Millisecond)
+	if err != nil {
+		return nil, 0, err
 	}
-	return nil, 0, fmt.Errorf("no new call within %v", limit)
+	return c, time.Since(start), nil
 }

@@ -91,10 +91,17 @@ func newCluster(t testing.TB, extra string) *cluster {
 		}
 		return &node{t: t, name: name, ns: ns, witness: witness, cfg: p}
 	}
-	c := &cluster{t: t, a: mk("a", ns("sbca"), "ha-a.yaml", false), b: mk("b", ns("sbcb"), "ha-b.yaml", false), wit: mk("wit", ns("wit"), "witness.yaml", true)}
+	c := &cluster{t: t, a: mk("a", ns("sbca"), "ha-a.yaml", false), b: mk("b", ns("sbcb"), "ha-b.yaml", false), wit: mk("wit", ns("wit"), "lab-ha-witness.yaml", true)}
 	t.Cleanup(func() {
 		for _, n := range c.nodes() {
 			n.stop()
+		}
+		if d := os.Getenv("EDGESBC_HA_LOGDIR"); d != "" {
+			for _, n := range c.nodes() {
+				if n.log != nil {
+					_ = os.WriteFile(filepath.Join(d, t.Name()+"-"+n.name+".log"), []byte(strings.Join(append(n.logs, n.log.String()), "\n--- restart ---\n")), 0o644)
+				}
+			}
 		}
 		if t.Failed() {
 			for _, n := range c.nodes() {

@@ -51,8 +51,13 @@ func failover(t testing.TB, c *cluster, p *phones, calls []*call, newIdx int) ki
 		}
 	}
 	k := kill{victim: act.name, heir: stby.name, total: len(calls)}
+	marks := make([]uint16, len(calls))
+	for i, cl := range calls {
+		marks[i] = cl.sentSoFar()
+	}
 	start := time.Now()
 	act.kill9()
+	t.Logf("kill -9 %s at %s", act.name, start.UTC().Format("15:04:05.000"))
 	nc, took, err := p.firstNewCall(newIdx, start, 6*time.Second)
 	if err != nil {
 		t.Fatalf("after kill -9 %s: %v", act.name, err)
@@ -63,13 +68,13 @@ func failover(t testing.TB, c *cluster, p *phones, calls []*call, newIdx int) ki
 	}
 	// Let media run on the new active node, then measure.
 	time.Sleep(1500 * time.Millisecond)
-	for _, cl := range calls {
+	for i, cl := range calls {
 		if err := cl.flowing(2 * time.Second); err != nil {
 			k.notFlowing = append(k.notFlowing, err.Error())
 			continue
 		}
 		k.preserved++
-		g, _ := cl.gaps(cl.sentSoFar() - 10) // the last 200 ms may be in flight
+		g, _ := cl.gaps(marks[i]-5, cl.sentSoFar()-10) // the last 200 ms may be in flight
 		k.gaps = append(k.gaps, g)
 	}
 	if err := p.bye(nc, true); err != nil {
