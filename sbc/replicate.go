@@ -36,7 +36,7 @@ type mediaState interface {
 // recordWriters is how many record writes may be in flight at once: the
 // store batches concurrent writes into one Raft entry and one fsync, so a
 // few writers in parallel are what keeps up with a high call rate.
-const recordWriters = 32
+const recordWriters = 256
 
 // recorder writes call records off the call's path. A call is marked when
 // it changes; a writer later encodes its state as it is then and puts it.
@@ -106,6 +106,9 @@ func (r *recorder) enqueue(id string, op recOp) {
 		return
 	}
 	if old, ok := r.pending[id]; ok {
+		if old.call == nil {
+			return // a deletion is final: a late change (a latch) cannot undo it
+		}
 		op.at = old.at // the older change is what waits longest
 		r.pending[id] = op
 		return
@@ -158,7 +161,9 @@ func (r *recorder) apply(id string, op recOp) {
 	} else {
 		rec, ok := r.s.snapshotCall(op.call)
 		if !ok {
-			return // ended meanwhile: its deletion is queued
+			// Ended meanwhile: its deletion is queued, or was dropped as
+			// final before this write (then this write must not happen).
+			return
 		}
 		if err = r.store.Put(recordKey(id), encodeRecord(rec)); err == nil {
 			r.puts.Inc()

@@ -63,6 +63,8 @@ type phones struct {
 	calls  []*call
 	ends   map[int]*call // call i's sockets, made once
 	stop   chan struct{}
+	once   sync.Once
+	close  func() // closes the sockets (before the test ends: the bench reuses the ports)
 	wg     sync.WaitGroup
 }
 
@@ -84,10 +86,18 @@ type call struct {
 }
 
 func newPhones(t testing.TB) *phones {
-	p := &phones{t: t, callee: testphone.New(t, udp(t, ns("ent"), pbxHost, 5060)), ends: map[int]*call{}, stop: make(chan struct{})}
+	conn := udp(t, ns("ent"), pbxHost, 5060)
+	p := &phones{t: t, callee: testphone.New(t, conn), ends: map[int]*call{}, stop: make(chan struct{})}
 	p.wg.Add(1)
 	go p.pump()
-	t.Cleanup(func() { close(p.stop); p.wg.Wait() })
+	p.close = func() {
+		p.once.Do(func() {
+			close(p.stop)
+			p.wg.Wait()
+			conn.Close()
+		})
+	}
+	t.Cleanup(p.close)
 	return p
 }
 

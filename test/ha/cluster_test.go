@@ -117,6 +117,13 @@ func newCluster(t testing.TB, extra string) *cluster {
 	return c
 }
 
+// stopAll stops every node (SIGTERM).
+func (c *cluster) stopAll() {
+	for _, n := range c.nodes() {
+		n.stop()
+	}
+}
+
 func (c *cluster) nodes() []*node { return []*node{c.a, c.b, c.wit} }
 
 func tail(s string, n int) string {
@@ -289,4 +296,23 @@ func (n *node) waitRecords(want int, d time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// metric sums a Prometheus series of the node's /metrics (0 if absent).
+func (n *node) metric(name string) float64 {
+	b, err := n.get("/metrics")
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		var v float64
+		fmt.Sscanf(rest[strings.LastIndexByte(rest, ' ')+1:], "%g", &v)
+		sum += v
+	}
+	return sum
 }
