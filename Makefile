@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media fuzz vet fmt clean
+.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-ha fuzz vet fmt clean
 
 all: build
 
@@ -27,6 +27,7 @@ test: deps build
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 15s ./sbc/sipguard
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 15s -fuzzminimizetime 3s ./mediarelay
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 10s ./sbc
 
 # Without the lab (no root needed).
 test-unit:
@@ -48,6 +49,12 @@ bench-sip: deps build
 bench-media: deps build
 	bash scripts/bench-deps.sh
 	SBC_BENCH_MEDIA=1 $(GO) test -count=1 -timeout 20m -run TestBenchMedia -v ./test
+
+# HA pair in the HA lab: several kill -9 failovers with calls and RTP
+# (media gap, calls preserved, first new call), then CPS with HA on vs off.
+# Root; about 3 minutes. SBC_BENCH_HA_KILLS, _CALLS, _STEP, _WORKERS, _HOLD tune it.
+bench-ha: deps build
+	SBC_BENCH_HA=1 $(GO) test -count=1 -timeout 20m -run TestBenchHA -v ./test/ha
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
