@@ -16,7 +16,7 @@ import (
 // Put waits for its entry to be committed and applied on the leader;
 // PutAsync does not wait.
 const (
-	maxInflight   = 4
+	maxInflight   = 8
 	maxOpsPerLog  = 512
 	maxBatchBytes = 4 << 20
 	applyTimeout  = 5 * time.Second
@@ -149,9 +149,16 @@ func (n *Node) failQueued() {
 	}
 }
 
-// putUnbatched replicates one op as its own log entry and waits for it:
-// the baseline the batching is measured against (tests only).
-func (n *Node) putUnbatched(key string, val []byte) error {
+// PutUnbatched replicates key=val as its own log entry, bypassing the
+// batcher, and waits for it: the baseline the batching is measured
+// against (benchmarks). Use Put.
+func (n *Node) PutUnbatched(key string, val []byte) error {
+	if err := checkRecord(key, val); err != nil {
+		return err
+	}
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
 	f := n.raft.Apply(encodeBatch([]*op{{key: key, val: val}}), applyTimeout)
 	if err := f.Error(); err != nil {
 		return mapErr(err)

@@ -18,9 +18,12 @@ import (
 //     answered within LeaderLease, effective leadership is dropped at
 //     once, before Raft's own step-down, so a leader cut off from the
 //     others releases its VIPs within about LeaderLease + leaseCheckEvery
-//     (300 ms by default), while the other side cannot elect a new
-//     leader before HeartbeatTimeout (250 ms) plus an election has passed
+//     (250 ms by default), while the other side cannot elect a new
+//     leader before HeartbeatTimeout (200 ms) plus an election has passed
 //     on its voters. It comes back when a later check passes.
+//   - Effective leadership starts only after a Barrier (the local store
+//     then holds every record committed before this leadership) and once
+//     a cut-off previous leader's lease check must have failed (fencing).
 //   - A witness never acts as leader: it hands leadership over at once
 //     (LeadershipTransfer), retrying while it holds it.
 type leadership struct {
@@ -54,6 +57,9 @@ func (l *leadership) run() {
 		leaseOK    = true
 		verifying  bool
 		verified   = make(chan verdict, 1)
+		ready      bool // the barrier after winning has applied everything
+		barriering bool
+		barrierCh  = make(chan verdict, 1)
 		gen        int // leadership generation: verdicts of an older one are stale
 		lastXfer   time.Time
 	)
@@ -67,10 +73,20 @@ func (l *leadership) run() {
 			gen++
 			l.raftLead.Store(v)
 			leaseOK = true // a fresh win is a fresh lease
+			ready = false
 			if v {
 				l.n.log.Info("raft leadership gained", "term", l.n.raft.Stats()["term"])
+				if !l.n.cfg.Witness && !barriering {
+					barriering = true
+					go l.barrier(gen, l.n.raft.LastContact(), barrierCh)
+				}
 			} else {
 				l.n.log.Warn("raft leadership lost")
+			}
+		case vd := <-barrierCh:
+			barriering = false
+			if vd.gen == gen && raftLeader {
+				ready = vd.ok
 			}
 		case vd := <-verified:
 			verifying = false
@@ -102,6 +118,10 @@ func (l *leadership) run() {
 				verifying = true
 				go l.verify(gen, verified)
 			}
+			if !ready && !barriering {
+				barriering = true
+				go l.barrier(gen, time.Time{}, barrierCh)
+			}
 		}
 		if raftLeader && l.n.cfg.Witness && lastXfer.IsZero() {
 			lastXfer = time.Now()
@@ -110,8 +130,33 @@ func (l *leadership) run() {
 		if !raftLeader {
 			lastXfer = time.Time{}
 		}
-		l.set(raftLeader && leaseOK && !l.n.cfg.Witness)
+		l.set(raftLeader && ready && leaseOK && !l.n.cfg.Witness)
 	}
+}
+
+// barrier waits until every entry committed before this leadership is
+// applied to the local store, so that whoever acts on a gain (restoring
+// calls from Range) sees every record any earlier leader committed.
+//
+// It also fences: a previous leader that is alive but cut off keeps
+// acting until its lease check fails, at most LeaderLease +
+// leaseCheckEvery after it last reached this node (lastContact, read when
+// the win was reported). The win is reported only after that; after a
+// crash the election itself has taken longer, so this rarely waits.
+func (l *leadership) barrier(gen int, lastContact time.Time, res chan<- verdict) {
+	err := l.n.raft.Barrier(2 * time.Second).Error()
+	if err != nil {
+		l.n.log.Warn("barrier after winning failed", "error", err)
+	} else if !lastContact.IsZero() {
+		if wait := time.Until(lastContact.Add(l.n.cfg.LeaderLease + leaseCheckEvery)); wait > 0 {
+			l.n.log.Info("fencing: waiting out the previous leader's lease", "wait", wait)
+			select {
+			case <-time.After(wait):
+			case <-l.n.closing:
+			}
+		}
+	}
+	res <- verdict{gen, err == nil}
 }
 
 // verify reports whether a quorum acknowledged leadership within the

@@ -1,8 +1,3 @@
-// Package ha is EdgeSBC's high availability: a Raft node (hashicorp/raft
-// with a raft-wal log and stable store and file snapshots) holding a
-// replicated store of opaque records, leadership notifications with a
-// lease check, and VIP takeover (netlink + gratuitous ARP). It knows
-// nothing of calls: sbc/ owns the records' encoding.
 package ha
 
 import (
@@ -48,12 +43,22 @@ type Config struct {
 
 	// Raft timing; zero values take the defaults below. Failover takes
 	// about HeartbeatTimeout to 2*HeartbeatTimeout plus an election.
-	HeartbeatTimeout time.Duration // default 250ms
-	ElectionTimeout  time.Duration // default 250ms
-	LeaderLease      time.Duration // default 200ms; <= HeartbeatTimeout
+	// A witness runs raft with a third of HeartbeatTimeout and four times
+	// ElectionTimeout: it notices a dead leader first, is refused (the
+	// surviving SBC node still knows the leader) and then waits, so the
+	// SBC node's election, when it comes, gets the witness's vote and
+	// the witness practically never wins (when it does, it hands over).
+	HeartbeatTimeout time.Duration // default 200ms
+	ElectionTimeout  time.Duration // default 200ms
+	LeaderLease      time.Duration // default 150ms; <= HeartbeatTimeout
 	// SnapshotThreshold and TrailingLogs: raft's (defaults 8192, 10240).
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// WALSegmentSize is raft-wal's segment file size (default 64 MiB).
+	// Compaction frees whole segments only: entries in a live segment stay
+	// readable, and a lagging follower is then caught up from them rather
+	// than by a snapshot install.
+	WALSegmentSize int
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -64,9 +69,9 @@ type Config struct {
 }
 
 const (
-	defaultHeartbeat = 250 * time.Millisecond
-	defaultElection  = 250 * time.Millisecond
-	defaultLease     = 200 * time.Millisecond
+	defaultHeartbeat = 200 * time.Millisecond
+	defaultElection  = 200 * time.Millisecond
+	defaultLease     = 150 * time.Millisecond
 )
 
 func (c *Config) applyDefaults() {
@@ -92,6 +97,7 @@ type Node struct {
 	fsm       *fsm
 	wal       *wal.WAL // nil with in-memory stores
 	meta      *metadb.BoltMetaDB
+	logs      raft.LogStore
 	transport raft.Transport
 	closer    func() error // transport close
 	addr      raft.ServerAddress
@@ -162,7 +168,11 @@ func Open(cfg Config) (*Node, error) {
 		// WAL.Close leaves the meta DB (bolt, flock'd) open: own it so
 		// Close can release it and the node can be reopened in-process.
 		n.meta = &metadb.BoltMetaDB{}
-		w, err := wal.Open(wdir, wal.WithMetaStore(n.meta))
+		seg := cfg.WALSegmentSize
+		if seg <= 0 {
+			seg = 64 << 20
+		}
+		w, err := wal.Open(wdir, wal.WithMetaStore(n.meta), wal.WithSegmentSize(seg))
 		if err != nil {
 			return nil, fmt.Errorf("ha: open WAL in %s: %w", cfg.DataDir, err)
 		}
@@ -180,6 +190,11 @@ func Open(cfg Config) (*Node, error) {
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.LeaderLease
+	if cfg.Witness {
+		rc.HeartbeatTimeout = max(cfg.HeartbeatTimeout/3, 10*time.Millisecond)
+		rc.ElectionTimeout = 4 * cfg.ElectionTimeout
+		rc.LeaderLeaseTimeout = min(cfg.LeaderLease, rc.HeartbeatTimeout)
+	}
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
@@ -195,6 +210,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("ha: raft config: %w", err)
 	}
 
+	n.logs = logs
 	existing, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("ha: read existing state: %w", err)
@@ -320,12 +336,21 @@ func (n *Node) IsLeader() bool { return n.lead.effective.Load() }
 func (n *Node) Leadership() <-chan bool { return n.lead.out }
 
 // Barrier waits until every entry committed before the call has been
-// applied to the local store: a new leader calls it before reading the
-// store for restore (Raft applies a no-op on election, so after it the
-// store holds every record any previous leader had committed).
+// applied to the local store (leader only). Leadership already does this
+// before it reports a gain.
 func (n *Node) Barrier(timeout time.Duration) error {
 	if err := n.raft.Barrier(timeout).Error(); err != nil {
 		return mapErr(err)
+	}
+	return nil
+}
+
+// Snapshot takes a snapshot of the store now and compacts the log down to
+// TrailingLogs entries (raft otherwise does it every couple of minutes
+// once SnapshotThreshold entries have accumulated).
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("ha: snapshot: %w", err)
 	}
 	return nil
 }

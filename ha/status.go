@@ -28,6 +28,9 @@ type Status struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	CommitIndex  uint64 `json:"commit_index"`
 	LastIndex    uint64 `json:"last_index"`
+	// SnapshotIndex is the index of the latest snapshot (taken here or
+	// installed from the leader).
+	SnapshotIndex uint64 `json:"snapshot_index"`
 	// LagEntries is the replication lag in entries: on a follower the
 	// committed entries it has not applied yet; on the leader the entries
 	// appended but not yet applied.
@@ -94,7 +97,9 @@ func (n *Node) Status() Status {
 		RoleChanges:   n.lead.changes.Load(),
 		Since:         time.Unix(0, n.lead.since.Load()).UTC(),
 	}
-	s.Term, _ = strconv.ParseUint(n.raft.Stats()["term"], 10, 64)
+	stats := n.raft.Stats()
+	s.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
+	s.SnapshotIndex, _ = strconv.ParseUint(stats["last_snapshot_index"], 10, 64)
 	switch {
 	case n.IsLeader():
 		s.Role = "leader"

@@ -36,7 +36,7 @@ type HA struct {
 	VIPs    []HAVIP  `yaml:"vips"`
 	// Raft timing (optional): failover detection takes HeartbeatTimeout
 	// to twice that; LeaderLease bounds how long a cut-off leader keeps
-	// acting. Defaults 250ms, 250ms, 200ms.
+	// acting. Defaults 200ms, 200ms, 150ms.
 	HeartbeatTimeout Duration `yaml:"heartbeat_timeout"`
 	ElectionTimeout  Duration `yaml:"election_timeout"`
 	LeaderLease      Duration `yaml:"leader_lease"`
@@ -144,7 +144,7 @@ func (c *Config) validateHA(sbcNode bool) error {
 	}
 	hb := h.HeartbeatTimeout.Std()
 	if hb == 0 {
-		hb = 250 * time.Millisecond
+		hb = 200 * time.Millisecond
 	}
 	if h.LeaderLease != 0 && h.LeaderLease.Std() > hb {
 		return keyErr("ha.leader_lease", "must not exceed heartbeat_timeout (%s)", hb)
