@@ -34,6 +34,9 @@ const (
 // and again garpRepeatIn later if the address is still there. It returns
 // after the first burst. IPv4 only (IPv6 would need unsolicited NA).
 func TakeVIPs(vs []VIP) error {
+	if len(vs) == 0 {
+		return nil
+	}
 	var errs []error
 	for _, v := range vs {
 		if err := takeVIP(v); err != nil {
