@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,13 +65,20 @@ func (h *haCalls) run(s *sbc.SBC) {
 	h.cancel = cancel
 	go func() {
 		defer close(h.done)
+		var start time.Time
+		var restored, bad int
 		err := ha.Follow(ctx, h.node, h.vips, ha.Hooks{
 			Restore: func(context.Context) error {
-				s.TakeOver() // a bad record is counted and skipped, not fatal
+				start = time.Now()
+				restored, bad = s.TakeOver() // a bad record is counted and skipped, not fatal
 				return nil
 			},
-			Serve: s.Serve,
-			Stop:  s.Deactivate,
+			Serve: func() {
+				s.Serve()
+				// Tests (and the offload restart test) wait for this line.
+				h.log.Info("takeover done", "restored", restored, "bad_records", bad, "took", time.Since(start).Round(time.Millisecond))
+			},
+			Stop: s.Deactivate,
 		})
 		if err != nil && ctx.Err() == nil {
 			h.log.Error("following HA leadership stopped", "error", err)
