@@ -27,7 +27,7 @@ test: deps build
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 15s ./sbc/sipguard
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 15s -fuzzminimizetime 3s ./mediarelay
-	$(GO) test -count=1 -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 10s ./sbc
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 10s -fuzzminimizetime 3s ./sbc
 
 # Without the lab (no root needed).
 test-unit:
@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
 	$(GO) test -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 60s -fuzzminimizetime 3s ./mediarelay
 	$(GO) test -run '^$$' -fuzz FuzzParseRTCP -fuzztime 60s ./mediarelay
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s -fuzzminimizetime 3s ./sbc
 
 vet:
 	$(GO) vet $(PKGS)
