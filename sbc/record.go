@@ -173,7 +173,9 @@ func encodeRecord(r *callRecord) []byte {
 	e := enc{recordVersion}
 	e.str(tCallID, r.ID)
 	e.str(tRoute, r.Route)
-	e.uint(tStart, uint64(r.Start.UnixNano()))
+	if !r.Start.IsZero() {
+		e.uint(tStart, uint64(r.Start.UnixNano()))
+	}
 	if !r.Answered.IsZero() {
 		e.uint(tAnswered, uint64(r.Answered.UnixNano()))
 	}
