@@ -326,3 +326,38 @@ func (p *phones) firstNewCall(i int, start time.Time, limit time.Duration) (*cal
 	}
 	return c, time.Since(start), nil
 }
+
+// reinvite sends a re-INVITE from the PBX (same media) and completes it:
+// the caller must get it in its own dialog with the next CSeq the SBC
+// uses on leg A (want), and the PBX the caller's 200.
+func (p *phones) reinvite(c *call, wantCSeq uint32) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	branch := fmt.Sprintf("reinv-%d-%d", c.i, time.Now().UnixNano())
+	p.callee.Request(c.dB, "INVITE", c.cseqB, branch, offer(pbxHost, int(c.bRTP.Addr().Port()), 2))
+	m := c.caller.Next(wait, isReq(sip.INVITE, c.dA.CallID))
+	if m == nil {
+		return fmt.Errorf("call %d: re-INVITE not relayed to the caller", c.i)
+	}
+	re := m.(*sip.Request)
+	if re.CSeq().SeqNo != wantCSeq || testphone.FromTag(re.From()) != c.dA.RemoteTag {
+		return fmt.Errorf("call %d: re-INVITE to the caller with CSeq %d (want %d), From tag %q (want %q)",
+			c.i, re.CSeq().SeqNo, wantCSeq, testphone.FromTag(re.From()), c.dA.RemoteTag)
+	}
+	if tt, _ := re.To().Params.Get("tag"); tt != c.dA.LocalTag {
+		return fmt.Errorf("call %d: re-INVITE To tag %q, want the caller's %q", c.i, tt, c.dA.LocalTag)
+	}
+	if got := sdpAddr(p.t, re, vipExt); got != c.aTo {
+		return fmt.Errorf("call %d: media moved on re-INVITE: %v, was %v", c.i, got, c.aTo)
+	}
+	c.caller.Answer(re, 200, "OK", "", offer(carrierHost, int(c.aRTP.Addr().Port()), 2))
+	if p.callee.Next(wait, isResp(200, sip.INVITE, c.dB.CallID)) == nil {
+		return fmt.Errorf("call %d: no 200 to the PBX's re-INVITE", c.i)
+	}
+	p.callee.Ack(c.dB, c.cseqB, branch+"-ack")
+	if c.caller.Next(wait, isReq(sip.ACK, c.dA.CallID)) == nil {
+		return fmt.Errorf("call %d: the caller got no ACK", c.i)
+	}
+	c.cseqB++
+	return nil
+}

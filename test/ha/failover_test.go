@@ -115,6 +115,15 @@ func TestFailoverKeepsCalls(t *testing.T) {
 	}
 	rest := calls[n/2:]
 	waitCalls(t, act, len(rest))
+	// A re-INVITE from the PBX on a restored call: relayed in the
+	// caller's dialog with the leg's next CSeq (the SBC sent nothing on
+	// leg A before: 1), answered, ACKed both ways; media keeps flowing.
+	if err := p.reinvite(rest[0], 1); err != nil {
+		t.Fatalf("after failover: %v", err)
+	}
+	if err := rest[0].flowing(2 * time.Second); err != nil {
+		t.Fatalf("after the re-INVITE: %v", err)
+	}
 
 	// The killed node restarts and rejoins as standby: it catches up with
 	// the records and serves nothing.
