@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-ha fuzz vet fmt clean
+.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-ha bench-raft fuzz vet fmt clean
 
 all: build
 
@@ -56,6 +56,12 @@ bench-media: deps build
 bench-ha: deps build
 	SBC_BENCH_HA=1 $(GO) test -count=1 -timeout 20m -run TestBenchHA -v ./test/ha
 
+# Raft alone (ha/, real processes in private netns, no lab lock): ten
+# kill -9 failovers (election, VIP, ARP times) and puts batched beside
+# unbatched. Root; about a minute.
+bench-raft: deps
+	HA_KILL_ROUNDS=10 HA_BENCH=1 $(GO) test -count=1 -timeout 10m -run 'TestPrivilegedRaftProcesses|TestPrivilegedPutThroughput' -v ./ha | grep -v '^=== '
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
 	$(GO) test -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 60s -fuzzminimizetime 3s ./mediarelay
@@ -70,3 +76,11 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+# Regenerate bpf/'s objects and bindings from the C in bpf/c (needs clang,
+# llvm and libbpf-dev from apt). Build and tests use the committed objects
+# and need no clang.
+.PHONY: generate
+generate:
+	@command -v clang >/dev/null || { echo "generate: needs clang: apt-get install clang llvm libbpf-dev" >&2; exit 1; }
+	$(GO) generate ./bpf

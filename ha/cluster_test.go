@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -367,6 +368,9 @@ func TestSingleNodePersists(t *testing.T) {
 		return n
 	}
 	n := open()
+	if _, err := Open(Config{NodeID: "solo", DataDir: dir, Logger: testLogger()}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second node on the same data dir: %v, want an in-use error", err)
+	}
 	for i := 0; i < 100; i++ {
 		if err := n.Put(fmt.Sprintf("k%d", i), []byte("v")); err != nil {
 			t.Fatal(err)

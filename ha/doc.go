@@ -29,7 +29,10 @@
 //     log entry each (see batch.go). ErrNotLeader means stop serving.
 //
 // Timing (defaults): heartbeat timeout 200 ms, election timeout 200 ms,
-// leader lease 150 ms. A dead leader is replaced in about 0.3 to 0.5 s
+// leader lease 150 ms. A dead leader is replaced in about 0.3 to 0.6 s
 // (measured in the multi-process test); a leader cut off from both
-// others drops effective leadership within about 250 ms.
+// others drops effective leadership after about 150 ms (Raft's
+// CheckQuorum), at most 350 ms (the lease check, for a stuck Raft loop),
+// and a new leader reports its gain no sooner than 350 ms after it last
+// heard from the old one (see leader.go).
 package ha

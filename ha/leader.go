@@ -12,18 +12,22 @@ import (
 //
 //   - Raft's buffered NotifyCh (never LeaderCh, which drops transitions)
 //     gives gains and losses. Raft steps a leader down itself when it has
-//     not heard from a quorum for LeaderLease (CheckQuorum).
-//   - On top, a lease check: every leaseCheckEvery the leader calls
-//     VerifyLeader (a heartbeat round to the voters). If a quorum has not
-//     answered within LeaderLease, effective leadership is dropped at
-//     once, before Raft's own step-down, so a leader cut off from the
-//     others releases its VIPs within about LeaderLease + leaseCheckEvery
-//     (250 ms by default), while the other side cannot elect a new
-//     leader before HeartbeatTimeout (200 ms) plus an election has passed
-//     on its voters. It comes back when a later check passes.
+//     not heard from a quorum for LeaderLease (CheckQuorum): a leader cut
+//     off from both others stops within about LeaderLease (150 ms).
+//   - On top, a lease check for a leader whose Raft loop is stuck (a disk
+//     stall, say) and so never runs CheckQuorum: every leaseCheckEvery the
+//     leader calls VerifyLeader (a heartbeat round through the Raft loop
+//     to the voters); one that has not succeeded within 2*LeaderLease
+//     drops effective leadership at once. A drop therefore comes at most
+//     dropBound (2*LeaderLease + leaseCheckEvery, 350 ms) after the leader
+//     last reached a quorum; it comes back when a later check passes.
+//     Tolerant on purpose: on a loaded machine a single slow round must
+//     not make the active node drop its VIPs.
 //   - Effective leadership starts only after a Barrier (the local store
-//     then holds every record committed before this leadership) and once
-//     a cut-off previous leader's lease check must have failed (fencing).
+//     then holds every record committed before this leadership) and not
+//     before dropBound has passed since this node last heard from the
+//     previous leader (fencing: by then a cut-off previous leader has
+//     dropped, whichever check caught it).
 //   - A witness never acts as leader: it hands leadership over at once
 //     (LeadershipTransfer), retrying while it holds it.
 type leadership struct {
@@ -37,7 +41,7 @@ type leadership struct {
 }
 
 const (
-	leaseCheckEvery  = 100 * time.Millisecond
+	leaseCheckEvery  = 50 * time.Millisecond
 	transferRetry    = 300 * time.Millisecond
 	leadershipBuffer = 64
 )
@@ -98,7 +102,7 @@ func (l *leadership) run() {
 				if ok {
 					l.n.log.Info("lease check passes again")
 				} else {
-					l.n.log.Warn("lease check failed: no quorum answered in time, acting as standby", "lease", l.n.cfg.LeaderLease)
+					l.n.log.Warn("lease check failed: no quorum answered in time, acting as standby", "within", 2*l.n.cfg.LeaderLease)
 					l.n.metrics.leaseFailures.Inc()
 				}
 			}
@@ -139,16 +143,15 @@ func (l *leadership) run() {
 // calls from Range) sees every record any earlier leader committed.
 //
 // It also fences: a previous leader that is alive but cut off keeps
-// acting until its lease check fails, at most LeaderLease +
-// leaseCheckEvery after it last reached this node (lastContact, read when
-// the win was reported). The win is reported only after that; after a
-// crash the election itself has taken longer, so this rarely waits.
+// acting at most dropBound after it last reached this node (lastContact,
+// read when the win was reported). The win is reported only after that;
+// after a crash the election itself has usually taken about as long.
 func (l *leadership) barrier(gen int, lastContact time.Time, res chan<- verdict) {
 	err := l.n.raft.Barrier(2 * time.Second).Error()
 	if err != nil {
 		l.n.log.Warn("barrier after winning failed", "error", err)
 	} else if !lastContact.IsZero() {
-		if wait := time.Until(lastContact.Add(l.n.cfg.LeaderLease + leaseCheckEvery)); wait > 0 {
+		if wait := time.Until(lastContact.Add(l.dropBound())); wait > 0 {
 			l.n.log.Info("fencing: waiting out the previous leader's lease", "wait", wait)
 			select {
 			case <-time.After(wait):
@@ -159,8 +162,14 @@ func (l *leadership) barrier(gen int, lastContact time.Time, res chan<- verdict)
 	res <- verdict{gen, err == nil}
 }
 
-// verify reports whether a quorum acknowledged leadership within the
-// lease. A verify still running when the lease ends counts as failed.
+// dropBound is the longest a cut-off or stuck leader keeps acting after
+// it last reached a quorum.
+func (l *leadership) dropBound() time.Duration {
+	return 2*l.n.cfg.LeaderLease + leaseCheckEvery
+}
+
+// verify reports whether a quorum acknowledged leadership within
+// 2*LeaderLease. A verify still running then counts as failed.
 type verdict struct {
 	gen int
 	ok  bool
@@ -170,7 +179,7 @@ func (l *leadership) verify(gen int, res chan<- verdict) {
 	f := l.n.raft.VerifyLeader()
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
-	t := time.NewTimer(l.n.cfg.LeaderLease)
+	t := time.NewTimer(2 * l.n.cfg.LeaderLease)
 	defer t.Stop()
 	select {
 	case err := <-done:

@@ -15,6 +15,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 // Peer is one Raft voter: its node ID and its address on the control
@@ -98,6 +99,7 @@ type Node struct {
 	wal       *wal.WAL // nil with in-memory stores
 	meta      *metadb.BoltMetaDB
 	logs      raft.LogStore
+	dirLock   *os.File // flock on DataDir/LOCK: one node per data dir
 	transport raft.Transport
 	closer    func() error // transport close
 	addr      raft.ServerAddress
@@ -142,15 +144,26 @@ func Open(cfg Config) (*Node, error) {
 		closing:  make(chan struct{}),
 		peerDown: map[raft.ServerID]time.Time{},
 	}
-	if err := n.openTransport(); err != nil {
-		return nil, err
+	// One process per data dir: raft-wal's bolt meta DB would otherwise
+	// wait forever for the other's lock.
+	lock, err := os.OpenFile(filepath.Join(cfg.DataDir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("ha: data dir lock: %w", err)
 	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("ha: data dir %s is in use by another process: %w", cfg.DataDir, err)
+	}
+	n.dirLock = lock
 	ok := false
 	defer func() {
 		if !ok {
 			n.closeStores()
 		}
 	}()
+	if err := n.openTransport(); err != nil {
+		return nil, err
+	}
 	hlog := newHCLogger(n.log)
 	var (
 		logs   raft.LogStore
@@ -195,7 +208,7 @@ func Open(cfg Config) (*Node, error) {
 		rc.ElectionTimeout = 4 * cfg.ElectionTimeout
 		rc.LeaderLeaseTimeout = min(cfg.LeaderLease, rc.HeartbeatTimeout)
 	}
-	rc.CommitTimeout = 5 * time.Millisecond
+	rc.CommitTimeout = 50 * time.Millisecond // how soon an idle follower learns the commit index
 	rc.Logger = hlog
 	rc.NoLegacyTelemetry = true
 	if cfg.SnapshotThreshold > 0 {
@@ -304,6 +317,9 @@ func (n *Node) closeStores() {
 	if n.meta != nil {
 		_ = n.meta.Close()
 	}
+	if n.dirLock != nil {
+		_ = n.dirLock.Close() // releases the flock
+	}
 }
 
 // Get returns the local copy of a record (on the standby too: it applies
@@ -356,8 +372,9 @@ func (n *Node) Snapshot() error {
 }
 
 // Close stops the batcher (failing queued writes with ErrClosed), shuts
-// Raft down (a leader steps down without handing over) and closes the
-// stores.
+// Raft down and closes the stores. A leader does not hand over here: the
+// others notice after the heartbeat timeout. For a graceful stop call
+// StepDown first (the other node takes over in milliseconds).
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {

@@ -9,6 +9,7 @@ command -v tshark  >/dev/null || need+=(tshark)
 command -v ip      >/dev/null || need+=(iproute2)
 command -v ethtool >/dev/null || need+=(ethtool)
 command -v ping    >/dev/null || need+=(iputils-ping)
+command -v svwar   >/dev/null || need+=(sipvicious)
 command -v nft     >/dev/null || need+=(nftables)
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"

@@ -27,9 +27,14 @@ type Config struct {
 	Media  Media     `yaml:"media"`
 	SIP    SIPTuning `yaml:"sip"`
 	Log    Log       `yaml:"log"`
+	Guard  Guard     `yaml:"guard"`
 	HA     *HA       `yaml:"ha"`
 	// StateDir keeps the calls across a restart of a single node (state.go).
 	StateDir string `yaml:"state_dir"`
+
+	// Trunks and Routing: carrier trunks and the dial plan over them (trunks.go, routing.go).
+	Trunks  []Trunk `yaml:"trunks"`
+	Routing Routing `yaml:"routing"`
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -71,6 +76,9 @@ type RealmMedia struct {
 type HeaderPolicy struct {
 	Mode string   `yaml:"mode"`
 	List []string `yaml:"list"`
+
+	// Rules add, remove or rewrite headers on messages into this realm (routing.go).
+	Rules []HeaderRule `yaml:"rules"`
 }
 
 // Route matches calls from one realm and sends them to an ordered list of
@@ -226,6 +234,8 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	c.Guard.applyDefaults()
+	c.trunkDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms when a realm names no policy:
@@ -313,6 +323,9 @@ func (c *Config) Validate() error {
 	if err := c.validateMedia(); err != nil {
 		return err
 	}
+	if err := c.Guard.validate(realms); err != nil {
+		return err
+	}
 	if err := c.validateHA(true); err != nil {
 		return err
 	}
@@ -349,6 +362,9 @@ func (c *Config) Validate() error {
 		if rt.TargetTimeout.Std() < 100*time.Millisecond || rt.TargetTimeout.Std() > 60*time.Second {
 			return keyErr(k+".target_timeout", "must be between 100ms and 60s")
 		}
+	}
+	if err := c.validateTrunks(); err != nil {
+		return err
 	}
 	if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
 		return keyErr("admin.listen", "%q is not ip:port (%v)", c.Admin.Listen, err)
