@@ -73,6 +73,10 @@ type Call struct {
 	// cancelSetup stops leg B's setup (CANCEL) when the call ends early.
 	cancelSetup func()
 	done        chan struct{} // closed when the call ends
+	// recorded: the call has a record in the HA store (replicate.go);
+	// abandoned: another node owns it now, so ending it here sends
+	// nothing and leaves the record alone.
+	recorded, abandoned bool
 }
 
 type ackWaiter struct {

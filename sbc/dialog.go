@@ -137,6 +137,7 @@ func (s *SBC) end(c *Call, result string) bool {
 	s.calls.removeActive(c)
 	time.AfterFunc(callLinger, func() { s.calls.remove(c, ids...) })
 	s.media.End(c.ID)
+	s.recordEnded(c)
 	s.metrics.ActiveCalls.Dec()
 	s.metrics.Calls.WithLabelValues(result).Inc()
 	attrs := []any{"call", c.ID, "result", result, "route", c.route}
@@ -180,6 +181,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c := ref.call
+	defer s.changed(c) // CSeqs, targets, media: record what changed
 	isInvite := req.Method == sip.INVITE
 	offers := (isInvite || req.Method == sip.UPDATE) && isSDP(req)
 

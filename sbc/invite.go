@@ -432,6 +432,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 		c.inviteBusy = false
 	}
 	c.mu.Unlock()
+	s.changed(c)
 	if byeB {
 		s.hangup(c, "bye_b", b)
 	}
