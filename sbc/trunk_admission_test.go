@@ -18,11 +18,13 @@ func isInviteAnswer(m sip.Message) bool {
 	return ok && r.CSeq().MethodName == sip.INVITE && r.StatusCode >= 180
 }
 
-// ringAll answers 180 to every new INVITE the phone receives within d and
-// returns them by Call-ID (retransmissions are absorbed).
-func ringAll(p *testphone.Phone, d time.Duration) map[string]*sip.Request {
+// ringAll answers 180 to every new INVITE the phone receives and returns
+// them by Call-ID (retransmissions are absorbed): it waits up to wait for
+// want of them, then 300 ms more for any beyond.
+func ringAll(p *testphone.Phone, want int) map[string]*sip.Request {
 	got := map[string]*sip.Request{}
-	deadline := time.Now().Add(d)
+	deadline := time.Now().Add(wait)
+	extra := false
 	for time.Now().Before(deadline) {
 		m := p.Next(time.Until(deadline), isRequest(sip.INVITE))
 		if m == nil {
@@ -33,6 +35,9 @@ func ringAll(p *testphone.Phone, d time.Duration) map[string]*sip.Request {
 			got[inv.CallID().Value()] = inv
 		}
 		p.Answer(inv, 180, "Ringing", "r-"+inv.CallID().Value(), "")
+		if len(got) >= want && !extra {
+			extra, deadline = true, time.Now().Add(300*time.Millisecond)
+		}
 	}
 	return got
 }
@@ -73,7 +78,7 @@ routing:
 	}
 	start.Done()
 	sent.Wait()
-	ringA, ringB := ringAll(pa, 700*time.Millisecond), ringAll(pb, 300*time.Millisecond)
+	ringA, ringB := ringAll(pa, 3), ringAll(pb, 2)
 	if len(ringA) != 3 || len(ringB) != 2 {
 		t.Fatalf("trunk a got %d calls, b %d; want 3 and 2", len(ringA), len(ringB))
 	}
@@ -216,4 +221,42 @@ trunks:
 	carrier.ExpectResponse(486, sip.INVITE, wait)
 	s.waitIdle(t)
 	s.waitAdmitted(t, "trunk:acme", 0)
+}
+
+// TestTrunkAdmissionCPS: a trunk with max_cps 1 takes one of two
+// INVITEs in the same instant, the other goes to the next trunk; a third
+// within the second, with no next trunk, gets 503 + Retry-After.
+func TestTrunkAdmissionCPS(t *testing.T) {
+	pa, pb, caller := testphone.NewLoopback(t), testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startTrunkSBC(t, fmt.Sprintf(`
+trunks:
+  - {name: a, realm: carrier, targets: [%q], admission: {max_cps: 1, retry_after: 2s}}
+  - {name: b, realm: carrier, targets: [%q]}
+routing:
+  rules:
+    - {name: both, from_realm: enterprise, prefix: "+49", trunks: [{trunk: a, priority: 1}, {trunk: b, priority: 2}]}
+    - {name: only-a, from_realm: enterprise, prefix: "+44", trunks: [{trunk: a}]}
+`, pa.Addr, pb.Addr), "")
+	caller.Invite(s.enterprise, "+4930123", "cps-1", testphone.TestSDP)
+	caller.Invite(s.enterprise, "+4930123", "cps-2", testphone.TestSDP)
+	invA := pa.ExpectRequest(sip.INVITE, wait)
+	invB := pb.ExpectRequest(sip.INVITE, wait)
+	if invA.CallID().Value() == invB.CallID().Value() {
+		t.Fatal("one call sent to both trunks")
+	}
+	caller.Invite(s.enterprise, "+4420123", "cps-3", testphone.TestSDP)
+	res := caller.ExpectResponse(503, sip.INVITE, wait)
+	if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "2" || res.CallID().Value() != "cps-3" {
+		t.Errorf("503 to %s Retry-After %v, want cps-3 and 2", res.CallID().Value(), ra)
+	}
+	pa.Quiet(200*time.Millisecond, isRequest(sip.INVITE), "a second INVITE within a second on trunk a")
+	if r := s.rejected(t, "trunk_admission_max_cps"); r != 2 {
+		t.Errorf("rejected{trunk_admission_max_cps} %v, want 2", r)
+	}
+	pa.Answer(invA, 486, "Busy Here", "ca", "")
+	pb.Answer(invB, 486, "Busy Here", "cb", "")
+	caller.ExpectResponse(486, sip.INVITE, wait)
+	caller.ExpectResponse(486, sip.INVITE, wait)
+	s.waitIdle(t)
+	s.waitAdmitted(t, "trunk:a", 0)
 }
