@@ -69,27 +69,5 @@ routing:
 	}
 
 	// In, carrier (the trunk's address and port) -> SBC -> PBX.
-	w = watchAdmission(s, "trunk:main")
-	srv = startSIPp(t, "ent", "uas.xml", pbxArgs("-m", "10")...)
-	time.Sleep(300 * time.Millisecond)
-	start = time.Now()
-	cl = startSIPp(t, "car", "uac_admission.xml", carrierArgs(sbcExt+":5060", "-m", "30", "-r", "100", "-s", "1000", "-set", "hold_ms", "3000")...)
-	cl.wait(t, 40*time.Second)
-	srv.wait(t, 10*time.Second)
-	peak, peakGauge := w.done()
-	s.waitIdle(t)
-	refused := s.metric(t, "sbc_policy_rejected_total", `realm="carrier"`, `reason="admission_max_calls"`)
-	sent503 := s.metric(t, "sbc_sip_responses_total", `realm="carrier"`, `direction="out"`, `code="503"`)
-	done = s.metric(t, "sbc_calls_total", `result="bye_a"`) - done
-	t.Logf("in: burst of 30 at 100/s in %v: %v completed, %v refused (503 sent %v); peak calls %d, peak trunk gauge %d",
-		time.Since(start).Round(time.Millisecond), done, refused, sent503, peak, peakGauge)
-	if done != 10 || refused != 20 || sent503 != 20 {
-		t.Errorf("in: completed %v, refused %v, 503s %v; want 10, 20, 20", done, refused, sent503)
-	}
-	if peak > 10 || peakGauge != 10 {
-		t.Errorf("in: peak %d calls (gauge %d): the limit of 10 did not hold exactly", peak, peakGauge)
-	}
-	if n := s.metric(t, "sbc_admission_calls_active", `key="trunk:main"`); n != 0 {
-		t.Errorf("in: trunk gauge %v after all calls ended", n)
-	}
+	carrierBurst(t, s, "trunk:main")
 }
