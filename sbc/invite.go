@@ -81,8 +81,12 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 
+	hold := s.holdTrunks(c) // trunk_admission.go
 	var last *sip.Response
 	for i, t := range dec.Targets {
+		if !hold.admit(dec, i) {
+			continue // the trunk is full: like a down trunk
+		}
 		o := s.tryTarget(ctx, c, out, dec, i, req, offer, mf-1, tx)
 		switch o.kind {
 		case outcomeAnswered:
@@ -104,6 +108,9 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if last != nil {
 		s.relayFinal(c, r, req, tx, last)
+		return
+	}
+	if hold.refuse(r, req, tx) {
 		return
 	}
 	s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", c.a.d.LocalTag)

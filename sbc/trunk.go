@@ -30,6 +30,8 @@ type trunkSet struct {
 	registers  *prometheus.CounterVec // trunk, result
 	options    *prometheus.CounterVec // trunk, result
 	auths      *prometheus.CounterVec // trunk, method, algorithm
+
+	limited map[string]bool // trunks with an admission policy (trunk_admission.go)
 }
 
 type trunkRun struct {
@@ -75,6 +77,7 @@ func (s *SBC) setupTrunks() error {
 		trunks = append(trunks, t)
 	}
 	s.trunks = ts
+	s.setupTrunkAdmission(ts)
 	return s.router.SetDialplan(trunks, s.cfg.Routing.Rules)
 }
 

@@ -95,6 +95,54 @@ func (s *sbcd) bans(t *testing.T) map[string]banInfo {
 	return m
 }
 
+// admissionWatch samples, every 20 ms until done, the peak number of
+// calls in the admin API and the peak of the admission gauge of one key.
+type admissionWatch struct {
+	stop         chan struct{}
+	wg           sync.WaitGroup
+	calls, gauge atomic.Int64
+}
+
+func watchAdmission(s *sbcd, key string) *admissionWatch {
+	w := &admissionWatch{stop: make(chan struct{})}
+	prefix := `sbc_admission_calls_active{key="` + key + `"} `
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			// No t.Fatal off the test goroutine: errors just skip a sample.
+			if b, err := s.get("/api/v1/calls"); err == nil {
+				var calls []json.RawMessage
+				if json.Unmarshal(b, &calls) == nil && int64(len(calls)) > w.calls.Load() {
+					w.calls.Store(int64(len(calls)))
+				}
+			}
+			if b, err := s.get("/metrics"); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(l, prefix); ok {
+						if n, err := strconv.ParseFloat(v, 64); err == nil && int64(n) > w.gauge.Load() {
+							w.gauge.Store(int64(n))
+						}
+					}
+				}
+			}
+		}
+	}()
+	return w
+}
+
+// done stops the sampling and returns the peaks: calls, gauge.
+func (w *admissionWatch) done() (int64, int64) {
+	close(w.stop)
+	w.wg.Wait()
+	return w.calls.Load(), w.gauge.Load()
+}
+
 // The carrier realm admits 10 concurrent calls. A SIPp burst of 30 calls
 // (each held 3 s) gets exactly 10 through and 20 answered 503 with
 // Retry-After; the number of calls in progress never exceeds 10.
@@ -104,57 +152,44 @@ func TestLabAdmissionBurst(t *testing.T) {
   realms:
     - {realm: carrier, admission: {max_calls: 10, retry_after: 3s}}
 `))
-	var peak, peakGauge atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			// No t.Fatal off the test goroutine: errors just skip a sample.
-			if b, err := s.get("/api/v1/calls"); err == nil {
-				var calls []json.RawMessage
-				if json.Unmarshal(b, &calls) == nil && int64(len(calls)) > peak.Load() {
-					peak.Store(int64(len(calls)))
-				}
-			}
-			if b, err := s.get("/metrics"); err == nil {
-				for _, l := range strings.Split(string(b), "\n") {
-					if v, ok := strings.CutPrefix(l, `sbc_admission_calls_active{key="realm:carrier"} `); ok {
-						if n, err := strconv.ParseFloat(v, 64); err == nil && int64(n) > peakGauge.Load() {
-							peakGauge.Store(int64(n))
-						}
-					}
-				}
-			}
+	carrierBurst(t, s, "realm:carrier")
+}
+
+// carrierBurst sends a SIPp burst of 30 calls at 100/s (each held 3 s)
+// from the carrier to the PBX (which takes 10) into an SBC that admits 10
+// under key, and checks what the SBC counted for the burst: exactly 10
+// completed, 20 refused by admission and answered 503, calls in progress
+// never above 10, the key's gauge peaking at exactly 10 and back to 0.
+func carrierBurst(t *testing.T, s *sbcd, key string) {
+	t.Helper()
+	before := func() [3]float64 {
+		return [3]float64{
+			s.metric(t, "sbc_policy_rejected_total", `realm="carrier"`, `reason="admission_max_calls"`),
+			s.metric(t, "sbc_sip_responses_total", `realm="carrier"`, `direction="out"`, `code="503"`),
+			s.metric(t, "sbc_calls_total", `result="bye_a"`),
 		}
-	}()
+	}
+	b := before()
+	w := watchAdmission(s, key)
 	srv := startSIPp(t, "ent", "uas.xml", pbxArgs("-m", "10")...)
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	cl := startSIPp(t, "car", "uac_admission.xml", carrierArgs(sbcExt+":5060", "-m", "30", "-r", "100", "-s", "1000", "-set", "hold_ms", "3000")...)
 	cl.wait(t, 40*time.Second)
 	srv.wait(t, 10*time.Second)
-	close(stop)
-	wg.Wait()
+	peak, peakGauge := w.done()
 	s.waitIdle(t)
-	refused := s.metric(t, "sbc_policy_rejected_total", `reason="admission_max_calls"`)
-	sent503 := s.metric(t, "sbc_sip_responses_total", `realm="carrier"`, `direction="out"`, `code="503"`)
-	done := s.metric(t, "sbc_calls_total", `result="bye_a"`)
-	t.Logf("burst of 30 at 100/s in %v: %v completed, %v refused (503 sent %v); peak calls in the admin API %d, peak admission gauge %d",
-		time.Since(start).Round(time.Millisecond), done, refused, sent503, peak.Load(), peakGauge.Load())
+	a := before()
+	refused, sent503, done := a[0]-b[0], a[1]-b[1], a[2]-b[2]
+	t.Logf("%s: burst of 30 at 100/s in %v: %v completed, %v refused (503 sent %v); peak calls in the admin API %d, peak admission gauge %d",
+		key, time.Since(start).Round(time.Millisecond), done, refused, sent503, peak, peakGauge)
 	if done != 10 || refused != 20 || sent503 != 20 {
 		t.Errorf("completed %v, refused %v, 503s %v; want 10, 20, 20", done, refused, sent503)
 	}
-	if peak.Load() > 10 || peakGauge.Load() != 10 {
-		t.Errorf("peak %d calls (gauge %d): the limit of 10 did not hold exactly", peak.Load(), peakGauge.Load())
+	if peak > 10 || peakGauge != 10 {
+		t.Errorf("peak %d calls (gauge %d): the limit of 10 did not hold exactly", peak, peakGauge)
 	}
-	if n := s.metric(t, "sbc_admission_calls_active", `key="realm:carrier"`); n != 0 {
+	if n := s.metric(t, "sbc_admission_calls_active", `key="`+key+`"`); n != 0 {
 		t.Errorf("admission gauge %v after all calls ended", n)
 	}
 }

@@ -105,7 +105,8 @@ type RegistrarConfig struct {
 	DefaultExpires Duration `yaml:"default_expires"` // default 1h
 }
 
-// AdmissionConfig limits the calls arriving in a realm.
+// AdmissionConfig limits the calls of a realm (guard.realms[]) or of a
+// trunk (trunks[], both directions).
 type AdmissionConfig struct {
 	MaxCalls   int      `yaml:"max_calls"`   // concurrent; 0: no limit
 	MaxCPS     float64  `yaml:"max_cps"`     // new calls per second; 0: no limit
@@ -184,9 +185,7 @@ func (g *Guard) applyDefaults() {
 				g.DefaultExpires = Duration(time.Hour)
 			}
 		}
-		if a := r.Admission; a != nil && a.RetryAfter == 0 {
-			a.RetryAfter = Duration(5 * time.Second)
-		}
+		r.Admission.defaults()
 	}
 	if anyAuth && g.Bans.AuthFailures == 0 {
 		g.Bans.AuthFailures = 5
@@ -306,16 +305,8 @@ func (g *Guard) validate(realms map[string]bool) error {
 				return keyErr(k+".registrar.default_expires", "must be between min_expires and max_expires")
 			}
 		}
-		if a := r.Admission; a != nil {
-			if a.MaxCalls < 0 || a.MaxCalls > 1e7 {
-				return keyErr(k+".admission.max_calls", "must be between 0 (no limit) and 10000000")
-			}
-			if a.MaxCPS < 0 || a.MaxCPS > 1e6 {
-				return keyErr(k+".admission.max_cps", "must be between 0 (no limit) and 1000000")
-			}
-			if d := a.RetryAfter.Std(); d < time.Second || d > time.Hour {
-				return keyErr(k+".admission.retry_after", "must be between 1s and 1h")
-			}
+		if err := r.Admission.validate(k + ".admission"); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -32,6 +32,8 @@ type Trunk struct {
 	// TargetTimeout is how long a target may stay silent on an INVITE
 	// before the next one (or the next trunk) is tried.
 	TargetTimeout Duration `yaml:"target_timeout"`
+	// Admission limits the trunk's calls, both directions (trunk_admission.go).
+	Admission *AdmissionConfig `yaml:"admission"`
 }
 
 // Credentials answer the carrier's digest challenges (RFC 8760: MD5 and
@@ -175,6 +177,7 @@ func (c *Config) trunkDefaults() {
 		if t.TargetTimeout == 0 {
 			t.TargetTimeout = Duration(2 * time.Second)
 		}
+		t.Admission.defaults()
 	}
 	c.routingDefaults()
 }
@@ -243,6 +246,9 @@ func (c *Config) validateTrunks() error {
 		}
 		if tt := t.TargetTimeout.Std(); tt < 100*time.Millisecond || tt > 60*time.Second {
 			return keyErr(k+".target_timeout", "must be between 100ms and 60s")
+		}
+		if err := t.Admission.validate(k + ".admission"); err != nil {
+			return err
 		}
 	}
 	return c.validateRouting(names)
