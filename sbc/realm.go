@@ -34,6 +34,7 @@ type Realm struct {
 	udp   *net.UDPConn
 	tcp   net.Listener
 	laddr sip.Addr // the UDP listener, which leg requests are sent from
+	tls   *realmTLS // nil without a tls block (tls.go)
 	// ready is closed once sipgo has the UDP listener in its connection
 	// pool. Until then a request "from the listener" would make sipgo bind
 	// a second socket on the same port and fail.
@@ -50,12 +51,16 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	}
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
+	if err := r.setupTLS(s); err != nil {
+		return nil, err
+	}
 	lib := slog.New(&libLogHandler{next: s.log.Handler(), malformed: func() {
 		s.metrics.Malformed.WithLabelValues(rc.Name, "parser").Inc()
 	}}).With("realm", rc.Name)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(rc.UserAgent),
 		sipgo.WithUserAgentHostname(rc.AdvertiseAddr()),
+		sipgo.WithUserAgenTLSConfig(r.clientTLSConfig()),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(lib),
 			sip.WithTransportLayerReadFilter(r.readFilter(s)),
@@ -97,6 +102,10 @@ func (r *Realm) listen(readBuffer int) error {
 		}
 		r.tcp = l
 	}
+	if err := r.listenTLS(); err != nil {
+		r.close()
+		return err
+	}
 	return nil
 }
 
@@ -127,6 +136,7 @@ func (r *Realm) serve() {
 			}
 		}()
 	}
+	r.serveTLS()
 }
 
 func (r *Realm) close() {
@@ -136,16 +146,21 @@ func (r *Realm) close() {
 	if r.tcp != nil {
 		r.tcp.Close()
 	}
+	r.closeTLS()
 	if r.ua != nil {
 		r.ua.Close()
 	}
 }
 
-// local is the SBC's face in this realm for a transport ("UDP", "TCP").
+// local is the SBC's face in this realm for a transport ("UDP", "TCP", "TLS").
 func (r *Realm) local(transport string) topology.Local {
+	port := r.laddr.Port
+	if strings.EqualFold(transport, "TLS") {
+		port = r.tlsPort()
+	}
 	return topology.Local{
 		Host:      r.cfg.AdvertiseAddr(),
-		Port:      r.laddr.Port,
+		Port:      port,
 		Transport: strings.ToUpper(transport),
 		UserAgent: r.cfg.UserAgent,
 	}
