@@ -33,7 +33,7 @@ type Realm struct {
 
 	udp   *net.UDPConn
 	tcp   net.Listener
-	laddr sip.Addr // the UDP listener, which leg requests are sent from
+	laddr sip.Addr  // the UDP listener, which leg requests are sent from
 	tls   *realmTLS // nil without a tls block (tls.go)
 	// ready is closed once sipgo has the UDP listener in its connection
 	// pool. Until then a request "from the listener" would make sipgo bind
