@@ -33,12 +33,13 @@ type Realm struct {
 
 	udp   *net.UDPConn
 	tcp   net.Listener
-	laddr sip.Addr  // the UDP listener, which leg requests are sent from
-	tls   *realmTLS // nil without a tls block (tls.go)
+	laddr sip.Addr // the UDP listener, which leg requests are sent from
 	// ready is closed once sipgo has the UDP listener in its connection
 	// pool. Until then a request "from the listener" would make sipgo bind
 	// a second socket on the same port and fail.
 	ready chan struct{}
+
+	tls *realmTLS // nil without a tls block (tls.go)
 }
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
