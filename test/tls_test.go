@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ type tlsLab struct {
 	sbc     *sbcd
 	ca      *testpki.CA
 	carrier testpki.Pair // the carrier's certificate (203.0.113.10)
+	sbcCert testpki.Pair // the SBC's carrier-side certificate files
 }
 
 func startTLSLab(t *testing.T) *tlsLab {
@@ -31,12 +33,13 @@ func startTLSLab(t *testing.T) *tlsLab {
 	dir := t.TempDir()
 	l := &tlsLab{ca: testpki.NewCA(t, "lab-ca")}
 	sbcCert := l.ca.Issue(dir, "sbc-ext", sbcExt)
+	l.sbcCert = sbcCert
 	l.carrier = l.ca.Issue(dir, "carrier", carrierHost)
 	y := fmt.Sprintf(`realms:
   - name: carrier
     listen: "%s:5060"
     transports: [tls]
-    tls: {port: 5061, cert: %s, key: %s, client_auth: require, client_ca: %s, server_ca: %s}
+    tls: {port: 5061, cert: %s, key: %s, client_auth: require, client_ca: %s, server_ca: %s, reload_interval: 1h}
   - {name: enterprise, listen: "%s:5060", transports: [udp]}
 routes:
   - {name: carrier-to-pbx, from_realm: carrier, to_realm: enterprise, targets: ["%s:5060"]}
@@ -150,6 +153,39 @@ func TestTLSCallsInLab(t *testing.T) {
 		}
 		caller.wait(t, 30*time.Second)
 		l.sbc.waitIdle(t)
+	})
+
+	t.Run("SIGHUP serves a renewed certificate, the trunk connection stays", func(t *testing.T) {
+		trunk := l.dialSBC(t)
+		phone := testphone.NewStream(t, "TLS", trunk.LocalAddr().String())
+		phone.Use(trunk)
+		ping := func(n int) {
+			phone.Request(nil, testphone.Dialog{CallID: fmt.Sprintf("ping-%d-%d", n, time.Now().UnixNano()), LocalURI: "sip:carrier@" + carrierHost,
+				LocalTag: "p", RemoteURI: "sip:sbc@" + sbcExt, Target: "sip:sbc@" + sbcExt + ":5061;transport=tls"}, "OPTIONS", 1, fmt.Sprintf("ping%d", n), "")
+			phone.ExpectResponse(200, sip.OPTIONS, wait)
+		}
+		ping(1)
+		renewed := l.ca.Issue(filepath.Dir(l.sbcCert.CertFile), "sbc-ext", sbcExt)
+		if err := l.sbc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c := l.dialSBC(t)
+			got := c.ConnectionState().PeerCertificates[0].SerialNumber
+			c.Close()
+			if got.Cmp(renewed.Cert.SerialNumber) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after SIGHUP the SBC still serves serial %s, want %s", got, renewed.Cert.SerialNumber)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		ping(2) // the connection made before the reload
+		if !l.sbc.alive() {
+			t.Fatal("sbcd died on SIGHUP")
+		}
 	})
 
 	payloads := wire.stop(t)
