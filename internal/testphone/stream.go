@@ -42,11 +42,12 @@ type streamMsg struct {
 // address of the connection it dials) and speaks transport ("TLS", "TCP").
 func NewStream(t testing.TB, transport, addr string) *StreamPhone {
 	p := &StreamPhone{t: t, Transport: transport, Addr: addr, Scheme: "sip", msgs: make(chan streamMsg, 256), from: map[sip.Message]net.Conn{}}
-	t.Cleanup(p.close)
+	t.Cleanup(p.Close)
 	return p
 }
 
-func (p *StreamPhone) close() {
+// Close closes every connection the phone holds.
+func (p *StreamPhone) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
