@@ -48,6 +48,8 @@ type realmTLS struct {
 
 type tlsMetrics struct {
 	handshakeFailures *prometheus.CounterVec // by realm
+	refused           *prometheus.CounterVec // by realm: over max_connections
+	open              *prometheus.GaugeVec   // by realm
 	reloads           *prometheus.CounterVec // by realm, result
 	notAfter          *prometheus.GaugeVec   // by realm
 }
@@ -59,6 +61,12 @@ func newTLSMetrics(reg prometheus.Registerer) *tlsMetrics {
 		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sbc_tls_handshake_failures_total", Help: "TLS handshakes on a realm's listener that failed or timed out (old versions, bad or missing client certificates, scanners).",
 		}, []string{"realm"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_tls_connections_refused_total", Help: "TLS connections closed at accept because the realm had max_connections open.",
+		}, []string{"realm"}),
+		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sbc_tls_connections", Help: "Accepted TLS connections open, by realm.",
+		}, []string{"realm"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sbc_tls_cert_reloads_total", Help: "Certificate reloads by realm and result (ok, error).",
 		}, []string{"realm", "result"}),
@@ -67,6 +75,8 @@ func newTLSMetrics(reg prometheus.Registerer) *tlsMetrics {
 		}, []string{"realm"}),
 	}
 	m.handshakeFailures = registerOrExisting(reg, m.handshakeFailures)
+	m.refused = registerOrExisting(reg, m.refused)
+	m.open = registerOrExisting(reg, m.open)
 	m.reloads = registerOrExisting(reg, m.reloads)
 	m.notAfter = registerOrExisting(reg, m.notAfter)
 	return m
@@ -283,24 +293,48 @@ func (r *Realm) closeTLS() {
 // accept loop) with a deadline, so a peer that connects and stays silent,
 // or offers TLS 1.1, costs one short-lived goroutine and a counter, not a
 // log line or a stuck reader.
+//
+// It also caps the connections open at once (max_connections): one over
+// the cap is closed at accept, before any TLS work, and counted.
 type tlsListener struct {
 	net.Listener
-	t *realmTLS
+	t      *realmTLS
+	active atomic.Int64
 }
 
 func (l *tlsListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.active.Add(1) > int64(l.t.cfg.MaxConnections) {
+			l.active.Add(-1)
+			l.t.m.refused.WithLabelValues(l.t.realm).Inc()
+			_ = c.Close()
+			continue // never an error: that would stop sipgo's accept loop
+		}
+		l.t.m.open.WithLabelValues(l.t.realm).Inc()
+		return &tlsServerConn{Conn: tls.Server(c, l.t.server), t: l.t, l: l}, nil
 	}
-	return &tlsServerConn{Conn: tls.Server(c, l.t.server), t: l.t}, nil
 }
 
 type tlsServerConn struct {
 	*tls.Conn
-	t    *realmTLS
-	once sync.Once
-	err  error
+	t      *realmTLS
+	l      *tlsListener
+	once   sync.Once
+	err    error
+	closed atomic.Bool
+}
+
+// Close releases the connection's place under max_connections, once.
+func (c *tlsServerConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.active.Add(-1)
+		c.t.m.open.WithLabelValues(c.t.realm).Dec()
+	}
+	return c.Conn.Close()
 }
 
 func (c *tlsServerConn) handshake() error {
@@ -310,7 +344,7 @@ func (c *tlsServerConn) handshake() error {
 		if err := c.Conn.HandshakeContext(ctx); err != nil {
 			c.t.m.handshakeFailures.WithLabelValues(c.t.realm).Inc()
 			c.t.log.Debug("TLS handshake failed", "from", c.Conn.RemoteAddr().String(), "error", err)
-			_ = c.Conn.Close()
+			_ = c.Close()
 			// EOF: sipgo treats it as a closed connection, quietly.
 			c.err = io.EOF
 			return

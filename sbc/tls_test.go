@@ -571,3 +571,36 @@ func TestSIPSOverUDPRefused(t *testing.T) {
 	caller.ExpectResponse(416, sip.INVITE, wait)
 	pbx.Quiet(300*time.Millisecond, func(m sip.Message) bool { return true }, "leg B for a refused SIPS call")
 }
+
+// max_connections: one connection over the cap is closed at accept and
+// counted; closing one frees its place.
+func TestTLSMaxConnections(t *testing.T) {
+	s := startTLSSBC(t, tlsOpts{extraTLS: "      max_connections: 2"})
+	a, err := s.dial(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.dial(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := options(t, a, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := options(t, b, 2); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.dial(t, nil); err == nil {
+		if options(t, c, 3) == nil {
+			t.Fatal("a third connection was served past max_connections 2")
+		}
+	}
+	if n := metricSum(s.SBC, "sbc_tls_connections_refused_total"); n != 1 {
+		t.Errorf("refused connections counted %v, want 1", n)
+	}
+	a.Close()
+	waitFor(t, func() bool {
+		c, err := s.dial(t, nil)
+		return err == nil && options(t, c, 4) == nil
+	}, "a closed connection's place to be free again")
+}

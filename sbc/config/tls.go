@@ -40,6 +40,9 @@ type RealmTLS struct {
 	ReloadInterval Duration `yaml:"reload_interval"`
 	// HandshakeTimeout bounds a TLS handshake on an accepted connection.
 	HandshakeTimeout Duration `yaml:"handshake_timeout"`
+	// MaxConnections caps the realm's accepted TLS connections at once;
+	// more are closed at accept and counted. 1000 by default.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Client authentication modes.
@@ -79,6 +82,9 @@ func (c *Config) applyTLSDefaults() {
 		}
 		if t.HandshakeTimeout == 0 {
 			t.HandshakeTimeout = Duration(5 * time.Second)
+		}
+		if t.MaxConnections == 0 {
+			t.MaxConnections = 1000
 		}
 	}
 }
@@ -162,6 +168,9 @@ func (c *Config) validateTLS() error {
 		}
 		if d := t.HandshakeTimeout.Std(); d < 100*time.Millisecond || d > time.Minute {
 			return keyErr(k+".handshake_timeout", "must be between 100ms and 1m")
+		}
+		if t.MaxConnections < 1 || t.MaxConnections > 100000 {
+			return keyErr(k+".max_connections", "must be between 1 and 100000")
 		}
 	}
 	return nil

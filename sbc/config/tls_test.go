@@ -35,7 +35,7 @@ func TestTLSConfig(t *testing.T) {
 		t.Fatalf("valid tls realm: %v", err)
 	}
 	tl := c.Realms[0].TLS
-	if tl.Port != 5061 || tl.ClientAuth != "none" || tl.ReloadInterval.Std() != 10*time.Second || tl.HandshakeTimeout.Std() != 5*time.Second {
+	if tl.Port != 5061 || tl.ClientAuth != "none" || tl.ReloadInterval.Std() != 10*time.Second || tl.HandshakeTimeout.Std() != 5*time.Second || tl.MaxConnections != 1000 {
 		t.Errorf("defaults: %+v", tl)
 	}
 	if got := c.Realms[0].TLSAddrPort().String(); got != "203.0.113.1:5061" {
@@ -68,6 +68,7 @@ func TestTLSConfig(t *testing.T) {
 		{"port out of range", realm("tls", files+", port: 70000"), []string{"realms[0].tls.port", "not a port"}},
 		{"reload too often", realm("tls", files+", reload_interval: 10ms"), []string{"realms[0].tls.reload_interval", "between 1s and 24h"}},
 		{"handshake timeout", realm("tls", files+", handshake_timeout: 2m"), []string{"realms[0].tls.handshake_timeout", "between 100ms and 1m"}},
+		{"max connections", realm("tls", files+", max_connections: -1"), []string{"realms[0].tls.max_connections", "between 1 and 100000"}},
 		{"unknown key", realm("tls", files+", verify: yes"), []string{"verify"}},
 		{"target transport tls parses", strings.Replace(baseYAML, `"198.51.100.10:5060"`, `"198.51.100.10:5061;transport=tls"`, 1), nil},
 	}
