@@ -48,6 +48,7 @@ type tlsOpts struct {
 	extraTLS       string // more keys for the carrier realm's tls block
 	pbx            string
 	carrierTargets []string
+	insecure       bool // insecure_skip_verify_lab_only instead of server_ca
 }
 
 func startTLSSBC(t *testing.T, o tlsOpts) *tlsSBC {
@@ -61,6 +62,10 @@ func startTLSSBC(t *testing.T, o tlsOpts) *tlsSBC {
 	if o.pbx == "" {
 		o.pbx = "127.0.0.1:9" // discard: never reached in tests that set no PBX
 	}
+	verify := "server_ca: " + s.ca.File
+	if o.insecure { // the two exclude each other
+		verify = "insecure_skip_verify_lab_only: true"
+	}
 	y := fmt.Sprintf(`
 realms:
   - name: carrier
@@ -72,7 +77,7 @@ realms:
       key: %s
       client_auth: %s
       client_ca: %s
-      server_ca: %s
+      %s
       reload_interval: 1s
       handshake_timeout: 500ms
 %s
@@ -80,7 +85,7 @@ realms:
 media: {enabled: false}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 500ms}
-`, cp, tp, s.cert.CertFile, s.cert.KeyFile, o.clientAuth, s.ca.File, s.ca.File, o.extraTLS, ep, o.pbx)
+`, cp, tp, s.cert.CertFile, s.cert.KeyFile, o.clientAuth, s.ca.File, verify, o.extraTLS, ep, o.pbx)
 	if len(o.carrierTargets) > 0 {
 		y += fmt.Sprintf("  - {name: out, from_realm: enterprise, to_realm: carrier, targets: [\"%s\"], target_timeout: 1s}\n", strings.Join(o.carrierTargets, `","`))
 	}
@@ -486,14 +491,8 @@ func TestTLSTargetVerification(t *testing.T) {
 				t.Fatal(err)
 			}
 			o := tlsOpts{carrierTargets: []string{l.Addr().String() + ";transport=tls"}}
-			var s *tlsSBC
-			if insecure {
-				// server_ca and the flag exclude each other: give the
-				// flag in a config without server_ca.
-				s = startTLSSBCInsecure(t, o)
-			} else {
-				s = startTLSSBC(t, o)
-			}
+			o.insecure = insecure
+			s := startTLSSBC(t, o)
 			rogue := testpki.NewCA(t, "rogue-ca").Issue("", "rogue", "127.0.0.1")
 			uas := testphone.NewStream(t, "TLS", l.Addr().String())
 			uas.Serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{rogue.TLS}}))
@@ -512,46 +511,6 @@ func TestTLSTargetVerification(t *testing.T) {
 			caller.ExpectResponse(486, sip.INVITE, wait)
 		})
 	}
-}
-
-func startTLSSBCInsecure(t *testing.T, o tlsOpts) *tlsSBC {
-	t.Helper()
-	// The same SBC with server_ca swapped for the lab flag: rewrite the
-	// config through extraTLS is not possible (server_ca is fixed), so
-	// build it here.
-	ca := testpki.NewCA(t, "test-ca")
-	dir := t.TempDir()
-	cert := ca.Issue(dir, "sbc-carrier", "127.0.0.1")
-	cp, ep, tp := freePort(t), freePort(t), freeTCPPort(t)
-	y := fmt.Sprintf(`
-realms:
-  - name: carrier
-    listen: "127.0.0.1:%d"
-    transports: [udp, tls]
-    tls: {port: %d, cert: %s, key: %s, insecure_skip_verify_lab_only: true}
-  - {name: enterprise, listen: "127.0.0.1:%d"}
-media: {enabled: false}
-routes:
-  - {name: out, from_realm: enterprise, to_realm: carrier, targets: ["%s"], target_timeout: 1s}
-`, cp, tp, cert.CertFile, cert.KeyFile, ep, strings.Join(o.carrierTargets, `","`))
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := sbc.New(cfg, sbc.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = sb.Close(ctx)
-	})
-	return &tlsSBC{SBC: sb, ca: ca, dir: dir, cert: cert, carrier: fmt.Sprintf("127.0.0.1:%d", cp),
-		enterprise: fmt.Sprintf("127.0.0.1:%d", ep), carrierTLS: fmt.Sprintf("127.0.0.1:%d", tp)}
 }
 
 // A SIPS request-URI that arrived over UDP cannot be honoured (SIPS means
