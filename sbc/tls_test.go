@@ -563,3 +563,38 @@ func TestTLSMaxConnections(t *testing.T) {
 		return err == nil && options(t, c, 4) == nil
 	}, "a closed connection's place to be free again")
 }
+
+// A TLS caller whose Contact is its own TLS listener, not the connection
+// it called from (a carrier's usual setup): the SBC dials that Contact,
+// verifying it against server_ca, to deliver the callee's BYE.
+func TestTLSInDialogToContactListener(t *testing.T) {
+	pbx := testphone.NewLoopback(t)
+	s := startTLSSBC(t, tlsOpts{pbx: pbx.Addr})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := s.ca.Issue("", "carrier-switch", "127.0.0.1")
+	c, err := s.dial(t, &tls.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := testphone.NewStream(t, "TLS", l.Addr().String()) // Via and Contact name the listener
+	caller.Use(c)
+	caller.Serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{me.TLS}}))
+
+	caller.Invite("sip:1000@"+s.carrierTLS+";transport=tls", "contact-listener", testphone.TestSDP)
+	inv := pbx.ExpectRequest(sip.INVITE, wait)
+	pbx.Answer(inv, 200, "OK", "pbx1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	caller.Ack(nil, testphone.CallerDialog(ok, ""), 1, "ack1")
+	pbx.ExpectRequest(sip.ACK, wait)
+	pbx.Request(testphone.CalleeDialog(inv, "pbx1"), "BYE", 2, "bye-b", "")
+	bye := caller.ExpectRequest(sip.BYE, wait)
+	if caller.ConnOf(bye) == net.Conn(c) {
+		t.Fatal("BYE came on the caller's own connection, not to its Contact")
+	}
+	caller.Answer(bye, 200, "OK", "", "")
+	pbx.ExpectResponse(200, sip.BYE, wait)
+	(&testSBC{SBC: s.SBC}).waitIdle(t)
+}
