@@ -598,3 +598,26 @@ func TestTLSInDialogToContactListener(t *testing.T) {
 	pbx.ExpectResponse(200, sip.BYE, wait)
 	(&testSBC{SBC: s.SBC}).waitIdle(t)
 }
+
+// A peer that connects and never says hello is dropped after
+// handshake_timeout (500ms here) and counted: no stuck reader per socket.
+func TestTLSHandshakeTimeout(t *testing.T) {
+	s := startTLSSBC(t, tlsOpts{})
+	before := handshakeFailures(s)
+	c, err := net.Dial("tcp", s.carrierTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the SBC sent something to a silent peer")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("a silent peer was still connected after 3s")
+	}
+	if d := time.Since(start); d < 400*time.Millisecond || d > 2*time.Second {
+		t.Errorf("silent peer dropped after %v, want about 500ms", d)
+	}
+	waitFor(t, func() bool { return handshakeFailures(s)-before == 1 }, "the timeout counted as a handshake failure")
+}
