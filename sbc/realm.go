@@ -179,6 +179,8 @@ func (r *Realm) fromListener(_ *sipgo.Client, req *sip.Request) error {
 
 func (r *Realm) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	<-r.ready
+	ctx, cancel := r.connectContext(ctx, req)
+	defer cancel()
 	return r.cli.TransactionRequest(ctx, req, r.fromListener)
 }
 

@@ -432,3 +432,20 @@ func sipsTargets(req *sip.Request, ts []config.Target) []config.Target {
 func sipsNotAllowed(r *Realm) sip.Header {
 	return sip.NewHeader("Warning", fmt.Sprintf(`380 %s "SIPS Not Allowed"`, r.cfg.AdvertiseAddr()))
 }
+
+// connectContext bounds how long sending a TLS request may wait for its
+// connection: sipgo dials and handshakes inside the send, under the
+// request's context, so a peer that accepts TCP and never answers the
+// handshake would otherwise hold the call (and the target's failover)
+// forever. sipgo uses this context for the connection only, not for the
+// transaction, so cancelling it after the send is safe.
+func (r *Realm) connectContext(ctx context.Context, req *sip.Request) (context.Context, context.CancelFunc) {
+	if !strings.EqualFold(req.Transport(), "TLS") {
+		return ctx, func() {}
+	}
+	d := 5 * time.Second
+	if r.tls != nil {
+		d = r.tls.cfg.HandshakeTimeout.Std()
+	}
+	return context.WithTimeout(ctx, d)
+}

@@ -621,3 +621,30 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	}
 	waitFor(t, func() bool { return handshakeFailures(s)-before == 1 }, "the timeout counted as a handshake failure")
 }
+
+// A TLS target that accepts the TCP connection and never answers the
+// handshake must not hold the call: after handshake_timeout the target
+// counts as failed and the caller hears 408.
+func TestTLSTargetSilentHandshake(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent, until the test ends
+		}
+	}()
+	s := startTLSSBC(t, tlsOpts{carrierTargets: []string{l.Addr().String() + ";transport=tls"}})
+	caller := testphone.NewLoopback(t)
+	start := time.Now()
+	caller.Invite(s.enterprise, "0044123", "silent-tls", testphone.TestSDP)
+	caller.ExpectResponse(408, sip.INVITE, 4*time.Second)
+	t.Logf("408 after %v", time.Since(start).Round(time.Millisecond))
+	(&testSBC{SBC: s.SBC}).waitIdle(t)
+}
