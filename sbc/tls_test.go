@@ -62,6 +62,10 @@ func startTLSSBC(t *testing.T, o tlsOpts) *tlsSBC {
 	if o.pbx == "" {
 		o.pbx = "127.0.0.1:9" // discard: never reached in tests that set no PBX
 	}
+	entTLS := "" // a ;transport=tls PBX is verified against the test CA
+	if strings.HasSuffix(o.pbx, ";transport=tls") {
+		entTLS = ", tls: {server_ca: " + s.ca.File + "}"
+	}
 	verify := "server_ca: " + s.ca.File
 	if o.insecure { // the two exclude each other
 		verify = "insecure_skip_verify_lab_only: true"
@@ -81,11 +85,11 @@ realms:
       reload_interval: 1s
       handshake_timeout: 500ms
 %s
-  - {name: enterprise, listen: "127.0.0.1:%d"}
+  - {name: enterprise, listen: "127.0.0.1:%d"%s}
 media: {enabled: false}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 500ms}
-`, cp, tp, s.cert.CertFile, s.cert.KeyFile, o.clientAuth, s.ca.File, verify, o.extraTLS, ep, o.pbx)
+`, cp, tp, s.cert.CertFile, s.cert.KeyFile, o.clientAuth, s.ca.File, verify, o.extraTLS, ep, entTLS, o.pbx)
 	if len(o.carrierTargets) > 0 {
 		y += fmt.Sprintf("  - {name: out, from_realm: enterprise, to_realm: carrier, targets: [\"%s\"], target_timeout: 1s}\n", strings.Join(o.carrierTargets, `","`))
 	}
@@ -646,5 +650,43 @@ func TestTLSTargetSilentHandshake(t *testing.T) {
 	caller.Invite(s.enterprise, "0044123", "silent-tls", testphone.TestSDP)
 	caller.ExpectResponse(408, sip.INVITE, 4*time.Second)
 	t.Logf("408 after %v", time.Since(start).Round(time.Millisecond))
+	(&testSBC{SBC: s.SBC}).waitIdle(t)
+}
+
+// SIPS end to end: a sips: call over TLS to a PBX reached over TLS keeps
+// its scheme on leg B (request-URI and Contact sips:), and the caller sees
+// the SBC's sips: Contact.
+func TestSIPSCallOverTLSBothLegs(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startTLSSBC(t, tlsOpts{pbx: l.Addr().String() + ";transport=tls"})
+	pbxCert := s.ca.Issue("", "pbx", "127.0.0.1")
+	pbx := testphone.NewStream(t, "TLS", l.Addr().String())
+	pbx.Scheme = "sips"
+	pbx.Serve(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{pbxCert.TLS}}))
+	caller := tlsCaller(t, s, "sips")
+
+	caller.Invite("sips:1000@"+s.carrierTLS, "sips-both", testphone.TestSDP)
+	inv := pbx.ExpectRequest(sip.INVITE, wait)
+	if inv.Recipient.Scheme != "sips" || inv.Contact().Address.Scheme != "sips" || inv.Via().Transport != "TLS" {
+		t.Errorf("leg B of a SIPS call: request-URI %s, Contact %s, Via %s", inv.Recipient.String(), inv.Contact().Address.String(), inv.Via().Transport)
+	}
+	pbx.Answer(inv, 200, "OK", "pbx1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	if ct := ok.Contact().Address; ct.Scheme != "sips" || fmt.Sprintf("%s:%d", ct.Host, ct.Port) != s.carrierTLS {
+		t.Errorf("Contact to the SIPS caller %s, want sips:...@%s", ct.String(), s.carrierTLS)
+	}
+	dA := testphone.CallerDialog(ok, "")
+	caller.Ack(nil, dA, 1, "ack1")
+	pbx.ExpectRequest(sip.ACK, wait)
+	caller.Request(nil, dA, "BYE", 2, "bye-a", "")
+	bye := pbx.ExpectRequest(sip.BYE, wait)
+	if bye.Recipient.Scheme != "sips" {
+		t.Errorf("BYE on leg B to %s, want the PBX's sips: Contact", bye.Recipient.String())
+	}
+	pbx.Answer(bye, 200, "OK", "", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
 	(&testSBC{SBC: s.SBC}).waitIdle(t)
 }

@@ -1,0 +1,61 @@
+package sbc
+
+import (
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/sbc/config"
+)
+
+func TestLegBTarget(t *testing.T) {
+	cases := []struct {
+		target    string
+		sips      bool
+		transport string
+		uri       string
+	}{
+		{"192.0.2.1:5060", false, "UDP", "sip:100@192.0.2.1:5060"},
+		{"192.0.2.1:5060;transport=tcp", false, "TCP", "sip:100@192.0.2.1:5060;transport=tcp"},
+		{"192.0.2.1:5061;transport=tls", false, "TLS", "sip:100@192.0.2.1:5061;transport=tls"},
+		{"192.0.2.1:5061;transport=tls", true, "TLS", "sips:100@192.0.2.1:5061"},
+	}
+	for _, c := range cases {
+		tg, err := config.ParseTarget(c.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, u := legBTarget(tg, "100", c.sips)
+		if tr != c.transport || u.String() != c.uri {
+			t.Errorf("legBTarget(%s, sips=%v) = %s %s, want %s %s", c.target, c.sips, tr, u.String(), c.transport, c.uri)
+		}
+	}
+}
+
+func TestSIPSTargets(t *testing.T) {
+	var ts []config.Target
+	for _, s := range []string{"192.0.2.1:5060", "192.0.2.2:5061;transport=tls", "192.0.2.3:5060;transport=tcp", "192.0.2.4:5061;transport=tls"} {
+		tg, _ := config.ParseTarget(s)
+		ts = append(ts, tg)
+	}
+	sipReq := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "1", Host: "192.0.2.9"})
+	if got := sipsTargets(sipReq, ts); len(got) != 4 {
+		t.Errorf("a sip: call lost targets: %v", got)
+	}
+	sipsReq := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sips", User: "1", Host: "192.0.2.9"})
+	got := sipsTargets(sipsReq, ts)
+	if len(got) != 2 || got[0].Host != "192.0.2.2" || got[1].Host != "192.0.2.4" {
+		t.Errorf("a sips: call may only go to TLS targets, in order: %v", got)
+	}
+	if sipsOverInsecure(sipReq) {
+		t.Error("a sip: request flagged")
+	}
+	sipsReq.SetTransport("UDP")
+	if !sipsOverInsecure(sipsReq) {
+		t.Error("sips: over UDP not flagged")
+	}
+	sipsReq.SetTransport("TLS")
+	if sipsOverInsecure(sipsReq) {
+		t.Error("sips: over TLS flagged")
+	}
+}
