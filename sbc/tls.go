@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgesbc/edgesbc/sbc/config"
-	"github.com/edgesbc/edgesbc/topology"
 )
 
 // realmTLS is one realm's SIP over TLS: the certificate it serves (swapped
@@ -373,64 +372,6 @@ func (c *tlsServerConn) Write(b []byte) (int, error) {
 // tlsPort is the realm's TLS listening port, for Via and Contact on TLS legs.
 func (r *Realm) tlsPort() int {
 	return int(r.cfg.TLSAddrPort().Port())
-}
-
-// localFor is the SBC's face toward the peer that sent req: a SIPS
-// request-URI on a TLS connection makes the leg a SIPS one (Contact
-// sips:, RFC 3261 8.1.1.8 and 12.1.1).
-func (r *Realm) localFor(req *sip.Request) topology.Local {
-	l := r.local(req.Transport())
-	l.SIPS = isSIPS(req) && l.Transport == "TLS"
-	return l
-}
-
-func isSIPS(req *sip.Request) bool { return strings.EqualFold(req.Recipient.Scheme, "sips") }
-
-// sipsOverInsecure: a SIPS request-URI that did not arrive over TLS. RFC
-// 5630 makes SIPS mean TLS on every hop; the SBC cannot honour it, so it
-// answers 416 rather than pretend.
-func sipsOverInsecure(req *sip.Request) bool {
-	return isSIPS(req) && !strings.EqualFold(req.Transport(), "TLS")
-}
-
-// legBTarget maps a route target to leg B's transport and Request-URI:
-// sips: (no transport parameter) when the call is SIPS, otherwise
-// sip:...;transport=tcp|tls for a stream target.
-func legBTarget(t config.Target, user string, sips bool) (transport string, uri sip.Uri) {
-	transport = strings.ToUpper(t.Transport)
-	if transport == "" {
-		transport = "UDP"
-	}
-	uri = sip.Uri{Scheme: "sip", User: user, Host: t.Host, Port: t.Port}
-	switch {
-	case sips && transport == "TLS":
-		uri.Scheme = "sips"
-	case transport != "UDP":
-		uri.UriParams = sip.NewParams()
-		uri.UriParams.Add("transport", strings.ToLower(transport))
-	}
-	return transport, uri
-}
-
-// sipsTargets keeps only the TLS targets for a SIPS call: it may not
-// leave over an insecure hop.
-func sipsTargets(req *sip.Request, ts []config.Target) []config.Target {
-	if !isSIPS(req) {
-		return ts
-	}
-	var out []config.Target
-	for _, t := range ts {
-		if t.Transport == "tls" {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// sipsNotAllowed is RFC 5630's warning for a SIPS call the SBC cannot
-// carry securely to its target (answered with 480).
-func sipsNotAllowed(r *Realm) sip.Header {
-	return sip.NewHeader("Warning", fmt.Sprintf(`380 %s "SIPS Not Allowed"`, r.cfg.AdvertiseAddr()))
 }
 
 // connectContext bounds how long sending a TLS request may wait for its
