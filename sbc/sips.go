@@ -72,4 +72,3 @@ func sipsTargets(req *sip.Request, ts []config.Target) []config.Target {
 func sipsNotAllowed(r *Realm) sip.Header {
 	return sip.NewHeader("Warning", fmt.Sprintf(`380 %s "SIPS Not Allowed"`, r.cfg.AdvertiseAddr()))
 }
-
