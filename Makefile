@@ -27,6 +27,7 @@ test: deps build
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 15s ./sbc/sipguard
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 15s -fuzzminimizetime 3s ./mediarelay
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzParseCrypto -fuzztime 10s -fuzzminimizetime 3s ./mediarelay
 
 # Without the lab (no root needed).
 test-unit:
@@ -44,7 +45,8 @@ bench-sip: deps build
 	SBC_BENCH_SIP=1 $(GO) test -count=1 -timeout 60m -run TestBenchSIP -v ./test
 
 # RTP through sbcd's relay beside rtpengine (user space) and nftables
-# forwarding, in the lab, interleaved. Root; about 6 minutes.
+# forwarding, in the lab, interleaved. Root; about 6 minutes. Then
+# (TestBenchMediaSRTP) SRTP<->RTP beside plain RTP through one sbcd: 2 more.
 bench-media: deps build
 	bash scripts/bench-deps.sh
 	SBC_BENCH_MEDIA=1 $(GO) test -count=1 -timeout 20m -run TestBenchMedia -v ./test
@@ -58,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
 	$(GO) test -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 60s -fuzzminimizetime 3s ./mediarelay
 	$(GO) test -run '^$$' -fuzz FuzzParseRTCP -fuzztime 60s ./mediarelay
+	$(GO) test -run '^$$' -fuzz FuzzParseCrypto -fuzztime 60s ./mediarelay
 
 vet:
 	$(GO) vet $(PKGS)
@@ -67,3 +70,11 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+# Regenerate bpf/'s objects and bindings from the C in bpf/c (needs clang,
+# llvm and libbpf-dev from apt). Build and tests use the committed objects
+# and need no clang.
+.PHONY: generate
+generate:
+	@command -v clang >/dev/null || { echo "generate: needs clang: apt-get install clang llvm libbpf-dev" >&2; exit 1; }
+	$(GO) generate ./bpf

@@ -6,6 +6,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/policy"
 	"github.com/edgesbc/edgesbc/sbc/config"
 	"github.com/edgesbc/edgesbc/topology"
 )
@@ -52,19 +53,26 @@ func legBTarget(t config.Target, user string, sips bool) (transport string, uri 
 	return transport, uri
 }
 
-// sipsTargets keeps only the TLS targets for a SIPS call: it may not
+// sipsOnly keeps only the TLS targets of a SIPS call's decision (and
+// their trunks, which run parallel to the targets): a SIPS call may not
 // leave over an insecure hop.
-func sipsTargets(req *sip.Request, ts []config.Target) []config.Target {
+func sipsOnly(req *sip.Request, dec policy.Decision) policy.Decision {
 	if !isSIPS(req) {
-		return ts
+		return dec
 	}
-	var out []config.Target
-	for _, t := range ts {
-		if t.Transport == "tls" {
-			out = append(out, t)
+	var ts []config.Target
+	var trunks []*policy.Trunk
+	for i, t := range dec.Targets {
+		if t.Transport != "tls" {
+			continue
+		}
+		ts = append(ts, t)
+		if len(dec.Trunks) > 0 {
+			trunks = append(trunks, dec.Trunk(i))
 		}
 	}
-	return out
+	dec.Targets, dec.Trunks = ts, trunks
+	return dec
 }
 
 // sipsNotAllowed is RFC 5630's warning for a SIPS call the SBC cannot

@@ -5,6 +5,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/policy"
 	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
@@ -32,20 +33,29 @@ func TestLegBTarget(t *testing.T) {
 	}
 }
 
-func TestSIPSTargets(t *testing.T) {
-	var ts []config.Target
+func TestSIPSOnly(t *testing.T) {
+	var dec policy.Decision
 	for _, s := range []string{"192.0.2.1:5060", "192.0.2.2:5061;transport=tls", "192.0.2.3:5060;transport=tcp", "192.0.2.4:5061;transport=tls"} {
 		tg, _ := config.ParseTarget(s)
-		ts = append(ts, tg)
+		dec.Targets = append(dec.Targets, tg)
 	}
+	t2, t4 := &policy.Trunk{}, &policy.Trunk{}
+	dec.Trunks = []*policy.Trunk{nil, t2, nil, t4}
 	sipReq := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "1", Host: "192.0.2.9"})
-	if got := sipsTargets(sipReq, ts); len(got) != 4 {
-		t.Errorf("a sip: call lost targets: %v", got)
+	if got := sipsOnly(sipReq, dec); len(got.Targets) != 4 || len(got.Trunks) != 4 {
+		t.Errorf("a sip: call lost targets: %+v", got)
 	}
 	sipsReq := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sips", User: "1", Host: "192.0.2.9"})
-	got := sipsTargets(sipsReq, ts)
-	if len(got) != 2 || got[0].Host != "192.0.2.2" || got[1].Host != "192.0.2.4" {
-		t.Errorf("a sips: call may only go to TLS targets, in order: %v", got)
+	got := sipsOnly(sipsReq, dec)
+	if len(got.Targets) != 2 || got.Targets[0].Host != "192.0.2.2" || got.Targets[1].Host != "192.0.2.4" {
+		t.Errorf("a sips: call may only go to TLS targets, in order: %v", got.Targets)
+	}
+	if len(got.Trunks) != 2 || got.Trunk(0) != t2 || got.Trunk(1) != t4 {
+		t.Errorf("trunks no longer parallel to targets: %v", got.Trunks)
+	}
+	dec.Trunks = nil // plain route targets: no trunks to keep parallel
+	if got := sipsOnly(sipsReq, dec); len(got.Targets) != 2 || len(got.Trunks) != 0 {
+		t.Errorf("route targets: %+v", got)
 	}
 	if sipsOverInsecure(sipReq) {
 		t.Error("a sip: request flagged")
