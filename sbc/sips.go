@@ -80,3 +80,12 @@ func sipsOnly(req *sip.Request, dec policy.Decision) policy.Decision {
 func sipsNotAllowed(r *Realm) sip.Header {
 	return sip.NewHeader("Warning", fmt.Sprintf(`380 %s "SIPS Not Allowed"`, r.cfg.AdvertiseAddr()))
 }
+
+// restoredLocal is a restored leg's face (HA takeover): the record keeps
+// the transport; a TLS leg is SIPS when its remote target is sips:, as
+// RFC 3261 8.1.1.8 makes it on a SIPS dialog.
+func restoredLocal(r *Realm, lr legRecord) topology.Local {
+	l := r.local(lr.Transport)
+	l.SIPS = l.Transport == "TLS" && strings.EqualFold(lr.Dialog.Target.Scheme, "sips")
+	return l
+}

@@ -69,3 +69,26 @@ func TestSIPSOnly(t *testing.T) {
 		t.Error("sips: over TLS flagged")
 	}
 }
+
+// An HA record of a call with a SIPS TLS leg decodes, and the restored leg
+// gets its TLS face back: TLS port in Via, sips: Contact.
+func TestRecordTLSLegRestores(t *testing.T) {
+	rec := sampleRecord(t)
+	rec.Legs[0].Transport = "TLS"
+	rec.Legs[0].Dialog.Target = mustURI(t, "sips:alice@203.0.113.10:5061")
+	rec.Legs[1].Transport = "TLS"
+	rec.Legs[1].Dialog.Target = mustURI(t, "sip:callee@198.51.100.10:5061;transport=tls")
+	got, err := decodeRecord(encodeRecord(rec))
+	if err != nil {
+		t.Fatalf("a record with TLS legs: %v", err)
+	}
+	r := &Realm{cfg: config.Realm{Name: "carrier", Listen: "203.0.113.1:5060", UserAgent: "EdgeSBC", TLS: &config.RealmTLS{Port: 5061}}, laddr: sip.Addr{Port: 5060}}
+	a, b := restoredLocal(r, got.Legs[0]), restoredLocal(r, got.Legs[1])
+	ca, cb := a.Contact(), b.Contact()
+	if a.Transport != "TLS" || a.Port != 5061 || !a.SIPS || ca.String() != "sips:sbc@203.0.113.1:5061" {
+		t.Errorf("restored SIPS leg face %+v (Contact %s)", a, ca.String())
+	}
+	if b.SIPS || cb.String() != "sip:sbc@203.0.113.1:5061;transport=tls" {
+		t.Errorf("restored TLS leg face %+v (Contact %s)", b, cb.String())
+	}
+}

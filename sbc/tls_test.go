@@ -206,18 +206,7 @@ func TestTLSRefusesBelow12(t *testing.T) {
 			t.Fatalf("OPTIONS over %s: %v", tls.VersionName(v), err)
 		}
 	}
-	waitFor(t, func() bool { return handshakeFailures(s)-before == 2 }, "2 handshake failures counted")
-}
-
-func waitFor(t *testing.T, ok func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "2 handshake failures counted", func() bool { return handshakeFailures(s)-before == 2 })
 }
 
 func TestTLSClientCertificates(t *testing.T) {
@@ -562,10 +551,10 @@ func TestTLSMaxConnections(t *testing.T) {
 		t.Errorf("refused connections counted %v, want 1", n)
 	}
 	a.Close()
-	waitFor(t, func() bool {
+	waitFor(t, "a closed connection's place to be free again", func() bool {
 		c, err := s.dial(t, nil)
 		return err == nil && options(t, c, 4) == nil
-	}, "a closed connection's place to be free again")
+	})
 }
 
 // A TLS caller whose Contact is its own TLS listener, not the connection
@@ -623,7 +612,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	if d := time.Since(start); d < 400*time.Millisecond || d > 2*time.Second {
 		t.Errorf("silent peer dropped after %v, want about 500ms", d)
 	}
-	waitFor(t, func() bool { return handshakeFailures(s)-before == 1 }, "the timeout counted as a handshake failure")
+	waitFor(t, "the timeout counted as a handshake failure", func() bool { return handshakeFailures(s)-before == 1 })
 }
 
 // A TLS target that accepts the TCP connection and never answers the

@@ -19,6 +19,7 @@ commands:
   calls     active calls as a table, with MOS (-json for the raw list)
   call ID   one call with its media streams (JSON)
   trunks    trunks: registration and each target's health (-json for the raw list)
+  ha        HA role, leader, voters, applied index and replication lag (-json for raw)
   health    exits 0 when sbcd answers /healthz
   metrics   the Prometheus metrics text
 ` + guardUsage
@@ -48,6 +49,8 @@ func main() {
 		if b, err = get(client, *admin+"/api/v1/calls/"+flag.Arg(1)); err == nil {
 			os.Stdout.Write(b)
 		}
+	case "ha":
+		err = haStatus(client, *admin, *asJSON)
 	case "health":
 		_, err = get(client, *admin+"/healthz")
 		if err == nil {

@@ -27,6 +27,7 @@ func main() {
 	cfgPath := flag.String("config", "", "config file (YAML); the embedded loopback default when empty")
 	check := flag.String("check-config", "", "validate this config file and exit")
 	flag.Parse()
+	witnessMain(*cfgPath, *check) // -role witness: runs and exits here
 
 	if *check != "" {
 		if _, err := config.Load(*check); err != nil {
@@ -75,6 +76,11 @@ func run(path string) error {
 	} else {
 		log.Warn("media anchoring off: SDP passes untouched and media flows peer to peer")
 	}
+	hc, err := newHACalls(cfg, log, reg, &opt) // ha or state_dir: call records, fencing (hacalls.go)
+	if err != nil {
+		return err
+	}
+	defer hc.close()
 	s, err := sbc.New(cfg, opt)
 	if err != nil {
 		return err
@@ -82,12 +88,13 @@ func run(path string) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
+	hc.run(s)
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		_ = s.Close(context.Background())
 		return fmt.Errorf("admin API listen %s: %w", cfg.Admin.Listen, err)
 	}
-	admin := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: hc.admin(s.AdminHandler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin API stopped", "error", err)
