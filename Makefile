@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-ha bench-raft fuzz vet fmt clean
+.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-ha bench-raft bench-tls fuzz vet fmt clean
 
 all: build
 
@@ -51,6 +51,11 @@ bench-sip: deps build
 bench-media: deps build
 	bash scripts/bench-deps.sh
 	SBC_BENCH_MEDIA=1 $(GO) test -count=1 -timeout 20m -run TestBenchMedia -v ./test
+
+# Call setup on loopback with the caller on UDP, on a TLS trunk connection,
+# and on a new TLS connection per call, interleaved. About 20 s; no root.
+bench-tls:
+	SBC_BENCH_TLS=1 $(GO) test -count=1 -run TestBenchTLSSetup -v ./sbc
 
 # HA pair in the HA lab: several kill -9 failovers with calls and RTP
 # (media gap, calls preserved, first new call), then CPS with HA on vs off.

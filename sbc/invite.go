@@ -32,7 +32,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, sip.StatusBadExtension, "Bad Extension", newTag(), sip.NewHeader("Unsupported", bad))
 		return
 	}
-	if req.Recipient.Scheme != "sip" && req.Recipient.Scheme != "sips" {
+	if req.Recipient.Scheme != "sip" && req.Recipient.Scheme != "sips" || sipsOverInsecure(req) {
 		s.reply(r, req, tx, 416, "Unsupported URI Scheme", newTag())
 		return
 	}
@@ -58,6 +58,12 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	out := s.realms[dec.ToRealm]
+	dec = sipsOnly(req, dec)
+	if len(dec.Targets) == 0 { // a SIPS call and no TLS target (sips.go)
+		s.reply(r, req, tx, sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", newTag(), sipsNotAllowed(r))
+		s.metrics.Calls.WithLabelValues("sips_refused").Inc()
+		return
+	}
 
 	c := s.newCall(r, req, dec.Route, out.Name)
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -142,7 +148,7 @@ func statusOf(res *sip.Response) int {
 func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call {
 	from, to := req.From(), req.To()
 	a := &Leg{
-		side: SideA, realm: r, local: r.local(req.Transport()),
+		side: SideA, realm: r, local: r.localFor(req),
 		peer: req.Source(), invite: req, remoteCSeq: req.CSeq().SeqNo,
 	}
 	a.d = topology.Dialog{
@@ -314,17 +320,10 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 }
 
 func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *Leg {
-	transport := "UDP"
-	if t.Transport == "tcp" {
-		transport = "TCP"
-	}
+	transport, target := legBTarget(t, req.Recipient.User, isSIPS(req))
 	from, to := req.From(), req.To()
 	b := &Leg{side: SideB, realm: out, local: out.local(transport), peer: t.String(), cseq: uint32(randUint16()) + 1}
-	target := sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: t.Host, Port: t.Port}
-	if transport == "TCP" {
-		target.UriParams = sip.NewParams()
-		target.UriParams.Add("transport", "tcp")
-	}
+	b.local.SIPS = target.Scheme == "sips"
 	b.d = topology.Dialog{
 		CallID:     newSIPCallID(),
 		LocalURI:   sip.Uri{Scheme: "sip", User: from.Address.User, Host: b.local.Host},

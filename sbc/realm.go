@@ -38,6 +38,8 @@ type Realm struct {
 	// pool. Until then a request "from the listener" would make sipgo bind
 	// a second socket on the same port and fail.
 	ready chan struct{}
+
+	tls *realmTLS // nil without a tls block (tls.go)
 }
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
@@ -53,12 +55,16 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	}
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
+	if err := r.setupTLS(s); err != nil {
+		return nil, err
+	}
 	lib := slog.New(&libLogHandler{next: s.log.Handler(), malformed: func() {
 		s.metrics.Malformed.WithLabelValues(rc.Name, "parser").Inc()
 	}}).With("realm", rc.Name)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(rc.UserAgent),
 		sipgo.WithUserAgentHostname(rc.AdvertiseAddr()),
+		sipgo.WithUserAgenTLSConfig(r.clientTLSConfig()),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(lib),
 			sip.WithTransportLayerReadFilter(r.readFilter(s)),
@@ -100,6 +106,10 @@ func (r *Realm) listen(readBuffer int, freeBind bool) error {
 		}
 		r.tcp = l
 	}
+	if err := r.listenTLS(); err != nil {
+		r.close()
+		return err
+	}
 	return nil
 }
 
@@ -130,6 +140,7 @@ func (r *Realm) serve() {
 			}
 		}()
 	}
+	r.serveTLS()
 }
 
 func (r *Realm) close() {
@@ -139,16 +150,21 @@ func (r *Realm) close() {
 	if r.tcp != nil {
 		r.tcp.Close()
 	}
+	r.closeTLS()
 	if r.ua != nil {
 		r.ua.Close()
 	}
 }
 
-// local is the SBC's face in this realm for a transport ("UDP", "TCP").
+// local is the SBC's face in this realm for a transport ("UDP", "TCP", "TLS").
 func (r *Realm) local(transport string) topology.Local {
+	port := r.laddr.Port
+	if strings.EqualFold(transport, "TLS") {
+		port = r.tlsPort()
+	}
 	return topology.Local{
 		Host:      r.cfg.AdvertiseAddr(),
-		Port:      r.laddr.Port,
+		Port:      port,
 		Transport: strings.ToUpper(transport),
 		UserAgent: r.cfg.UserAgent,
 	}
@@ -166,6 +182,8 @@ func (r *Realm) fromListener(_ *sipgo.Client, req *sip.Request) error {
 
 func (r *Realm) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	<-r.ready
+	ctx, cancel := r.connectContext(ctx, req)
+	defer cancel()
 	return r.cli.TransactionRequest(ctx, req, r.fromListener)
 }
 

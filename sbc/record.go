@@ -117,7 +117,7 @@ type callRecord struct {
 
 type legRecord struct {
 	Realm      string
-	Transport  string // "UDP", "TCP"
+	Transport  string // "UDP", "TCP", "TLS"
 	Dialog     topology.Dialog
 	CSeq       uint32 // last CSeq the SBC sent on the leg
 	RemoteCSeq uint32 // last CSeq the peer sent
@@ -375,7 +375,7 @@ func decodeLeg(b []byte, l *legRecord) error {
 			l.Realm, err = dStr(tag, v)
 		case tlTransport:
 			l.Transport, err = dStr(tag, v)
-			if err == nil && l.Transport != "UDP" && l.Transport != "TCP" {
+			if err == nil && l.Transport != "UDP" && l.Transport != "TCP" && l.Transport != "TLS" {
 				err = fmt.Errorf("%w: transport %q", errRecord, l.Transport)
 			}
 		case tlCallID:

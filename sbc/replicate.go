@@ -332,7 +332,7 @@ func (s *SBC) restoreCall(rec *callRecord) error {
 			return fmt.Errorf("call %s: Call-ID of leg %s belongs to call %s", rec.ID, sideName(Side(i)), ref.call.ID)
 		}
 		legs[i] = &Leg{
-			side: Side(i), realm: realm, d: lr.Dialog, local: realm.local(lr.Transport),
+			side: Side(i), realm: realm, d: lr.Dialog, local: restoredLocal(realm, *lr),
 			cseq: lr.CSeq, remoteCSeq: lr.RemoteCSeq, peer: lr.Peer,
 		}
 	}

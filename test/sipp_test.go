@@ -104,10 +104,16 @@ type capture struct {
 
 func startCapture(t *testing.T, ns, dev string) *capture {
 	t.Helper()
+	return startCaptureFilter(t, ns, dev, "udp port 5060 or tcp port 5060")
+}
+
+// startCaptureFilter is startCapture with a capture filter of its own.
+func startCaptureFilter(t *testing.T, ns, dev, filter string) *capture {
+	t.Helper()
 	c := &capture{file: filepath.Join(t.TempDir(), ns+".pcap"), out: &bytes.Buffer{}}
 	// dumpcap refuses to write into a directory it does not own as root
 	// in some setups; the temp dir is ours and we are root.
-	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", dev, "-f", "udp port 5060 or tcp port 5060", "-F", "pcap", "-w", c.file)
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", dev, "-f", filter, "-F", "pcap", "-w", c.file)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -99,14 +99,24 @@ func dropOptionTag(list, tag string) string {
 type Local struct {
 	Host      string // advertised address
 	Port      int    // listening port
-	Transport string // "UDP" or "TCP"
+	Transport string // "UDP", "TCP" or "TLS"
 	UserAgent string // User-Agent / Server value
+	// SIPS marks a leg whose request-URI is sips: (TLS on every hop): its
+	// Contact is a sips: URI (RFC 3261 8.1.1.8, RFC 5630).
+	SIPS bool
 }
 
 // Contact is the SBC's Contact URI in this realm. The user part is fixed and
-// meaningless so that nothing of the other side leaks through it.
+// meaningless so that nothing of the other side leaks through it. A TLS leg
+// gets sips: when it is a SIPS dialog, otherwise sip:...;transport=tls (RFC
+// 5630 deprecates the parameter for SIPS semantics, but a plain sip: URI
+// would resolve to UDP, RFC 3263, and the peer must reach the SBC over TLS).
 func (l Local) Contact() sip.Uri {
 	u := sip.Uri{Scheme: "sip", User: "sbc", Host: l.Host, Port: l.Port}
+	if l.SIPS {
+		u.Scheme = "sips"
+		return u
+	}
 	if l.Transport != "" && !strings.EqualFold(l.Transport, "UDP") {
 		u.UriParams = sip.NewParams()
 		u.UriParams.Add("transport", strings.ToLower(l.Transport))

@@ -104,6 +104,7 @@ func run(path string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	reloadTLSOnHUP(ctx, s, log)
 	<-ctx.Done()
 	log.Info("shutting down: ending calls")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -52,6 +52,7 @@ type Realm struct {
 	UserAgent string       `yaml:"user_agent"`
 	Headers   HeaderPolicy `yaml:"headers"`
 	Media     RealmMedia   `yaml:"media"`
+	TLS       *RealmTLS    `yaml:"tls"` // see tls.go
 }
 
 // RealmMedia is where a realm's anchored media lives.
@@ -148,7 +149,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Std returns the value as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
-// Target is one parsed route target: host:port;transport=udp|tcp.
+// Target is one parsed route target: host:port;transport=udp|tcp|tls.
 type Target struct {
 	Host      string
 	Port      int
@@ -295,8 +296,8 @@ func (c *Config) Validate() error {
 		seen := map[string]bool{}
 		for j, t := range r.Transports {
 			tk := fmt.Sprintf("%s.transports[%d]", k, j)
-			if t != "udp" && t != "tcp" {
-				return keyErr(tk, "%q is not a supported transport (udp, tcp)", t)
+			if t != "udp" && t != "tcp" && t != "tls" {
+				return keyErr(tk, "%q is not a supported transport (udp, tcp, tls)", t)
 			}
 			if seen[t] {
 				return keyErr(tk, "%q listed twice", t)
@@ -323,6 +324,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateMedia(); err != nil {
+		return err
+	}
+	if err := c.validateTLS(); err != nil {
 		return err
 	}
 	if err := c.Guard.validate(realms); err != nil {
@@ -456,15 +460,15 @@ func (r *Realm) MediaAddr() netip.Addr {
 	return r.ListenAddrPort().Addr()
 }
 
-// ParseTarget parses "host:port[;transport=udp|tcp]". The host must be an
+// ParseTarget parses "host:port[;transport=udp|tcp|tls]". The host must be an
 // IP address: DNS targets come with the trunk work (SRV/NAPTR).
 func ParseTarget(s string) (Target, error) {
 	t := Target{Transport: "udp"}
 	hp, params, _ := strings.Cut(s, ";")
 	if params != "" {
 		k, v, ok := strings.Cut(params, "=")
-		if !ok || k != "transport" || (v != "udp" && v != "tcp") {
-			return t, fmt.Errorf("%q: only ;transport=udp or ;transport=tcp may follow host:port", s)
+		if !ok || k != "transport" || (v != "udp" && v != "tcp" && v != "tls") {
+			return t, fmt.Errorf("%q: only ;transport=udp, tcp or tls may follow host:port", s)
 		}
 		t.Transport = v
 	}

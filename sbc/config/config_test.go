@@ -186,7 +186,7 @@ func TestParseInvalid(t *testing.T) {
 		{"realm name empty", edit(t, "  - name: enterprise\n", "  - name: \"\"\n"), []string{"realms[1].name", "lower-case"}},
 		{"realm name too long", edit(t, "  - name: enterprise\n", "  - name: "+strings.Repeat("e", 33)+"\n"), []string{"realms[1].name", "max 32"}},
 		{"realm name starts with digit", edit(t, "  - name: carrier\n", "  - name: 1carrier\n"), []string{"realms[0].name", "starting with a letter"}},
-		{"unknown transport", edit(t, "transports: [udp, tcp]", "transports: [tls]"), []string{"realms[0].transports[0]", "not a supported transport"}},
+		{"unknown transport", edit(t, "transports: [udp, tcp]", "transports: [sctp]"), []string{"realms[0].transports[0]", "not a supported transport"}},
 		{"upper-case transport", edit(t, "transports: [udp, tcp]", "transports: [udp, TCP]"), []string{"realms[0].transports[1]", "not a supported transport"}},
 		{"duplicate transport", edit(t, "transports: [udp, tcp]", "transports: [udp, tcp, udp]"), []string{"realms[0].transports[2]", "listed twice"}},
 		{"bad advertise", edit(t, "    listen: 203.0.113.1:5060\n", "    listen: 203.0.113.1:5060\n    advertise: sbc.example.com\n"), []string{"realms[0].advertise", "not an IP address"}},
@@ -207,8 +207,8 @@ func TestParseInvalid(t *testing.T) {
 		{"target hostname", edit(t, `"203.0.113.11:5061;transport=tcp"`, `"pbx.example.com:5060"`), []string{"routes[1].targets[1]", "not ip:port"}},
 		{"target port 0", edit(t, `"198.51.100.10:5060"`, `"198.51.100.10:5060", "198.51.100.11:0"`), []string{"routes[0].targets[1]", "port 0"}},
 		{"target no port", edit(t, `"198.51.100.10:5060"`, `"198.51.100.10"`), []string{"routes[0].targets[0]", "not ip:port"}},
-		{"target bad transport", edit(t, `"198.51.100.10:5060"`, `"198.51.100.10:5060", "198.51.100.11:5060;transport=tls"`), []string{"routes[0].targets[1]", "transport=udp or ;transport=tcp"}},
-		{"target unknown param", edit(t, `"198.51.100.10:5060"`, `"198.51.100.10:5060", "198.51.100.11:5060;lr"`), []string{"routes[0].targets[1]", "transport=udp or ;transport=tcp"}},
+		{"target bad transport", edit(t, `"198.51.100.10:5060"`, `"198.51.100.10:5060", "198.51.100.11:5060;transport=sctp"`), []string{"routes[0].targets[1]", "transport=udp, tcp or tls"}},
+		{"target unknown param", edit(t, `"198.51.100.10:5060"`, `"198.51.100.10:5060", "198.51.100.11:5060;lr"`), []string{"routes[0].targets[1]", "transport=udp, tcp or tls"}},
 		{"target timeout too short", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    target_timeout: 50ms\n"), []string{"routes[0].target_timeout", "between 100ms and 60s"}},
 		{"target timeout too long", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    target_timeout: 61s\n"), []string{"routes[0].target_timeout", "between 100ms and 60s"}},
 		{"target timeout negative", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    target_timeout: -1s\n"), []string{"routes[0].target_timeout", "between 100ms and 60s"}},
@@ -290,6 +290,7 @@ func TestParseTarget(t *testing.T) {
 		{"192.0.2.1:65535;transport=udp", config.Target{Host: "192.0.2.1", Port: 65535, Transport: "udp"}, "192.0.2.1:65535;transport=udp"},
 		{"[2001:db8::1]:5060", config.Target{Host: "2001:db8::1", Port: 5060, Transport: "udp"}, "[2001:db8::1]:5060;transport=udp"},
 		{"[2001:db8::1]:5061;transport=tcp", config.Target{Host: "2001:db8::1", Port: 5061, Transport: "tcp"}, "[2001:db8::1]:5061;transport=tcp"},
+		{"192.0.2.1:5061;transport=tls", config.Target{Host: "192.0.2.1", Port: 5061, Transport: "tls"}, "192.0.2.1:5061;transport=tls"},
 	}
 	for _, c := range cases {
 		got, err := config.ParseTarget(c.in)
@@ -306,7 +307,7 @@ func TestParseTarget(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"", "192.0.2.1", "pbx.example.com:5060", "192.0.2.1:0", "192.0.2.1:70000",
-		"2001:db8::1:5060", "192.0.2.1:5060;transport=tls", "192.0.2.1:5060;transport=",
+		"2001:db8::1:5060", "192.0.2.1:5060;transport=sctp", "192.0.2.1:5060;transport=",
 		"192.0.2.1:5060;transport", "192.0.2.1:5060;lr", "192.0.2.1:5060;transport=tcp;lr",
 		"sip:192.0.2.1:5060",
 	} {
