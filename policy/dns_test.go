@@ -157,6 +157,8 @@ func TestTrunkResolveRealDNS(t *testing.T) {
 			"_sip._tcp.carrier.test":        {{Priority: 10, Weight: 1, Port: 5070, Target: mustName("p3.carrier.test.")}},
 			"_sip._udp.carrier.test":        {{Priority: 10, Weight: 1, Port: 5999, Target: mustName("wrong.carrier.test.")}}, // shadowed by NAPTR
 			"_sip._udp.plain.test":          {{Priority: 10, Weight: 1, Port: 5062, Target: mustName("p4.plain.test.")}},
+			"_sips._tcp.carrier.test":       {{Priority: 10, Weight: 1, Port: 5061, Target: mustName("p3.carrier.test.")}},
+			"_sips._tcp.plain.test":         {{Priority: 10, Weight: 1, Port: 5063, Target: mustName("p4.plain.test.")}},
 		},
 		a: map[string][4]byte{
 			"p1.carrier.test": {203, 0, 113, 51}, "p2.carrier.test": {203, 0, 113, 52}, "p3.carrier.test": {203, 0, 113, 53},
@@ -170,9 +172,12 @@ func TestTrunkResolveRealDNS(t *testing.T) {
 	}{
 		{"carrier.test", []string{"203.0.113.51:5060;transport=udp", "203.0.113.52:5080;transport=udp"}},
 		{"carrier.test;transport=tcp", []string{"203.0.113.53:5070;transport=tcp"}},
-		{"plain.test", []string{"203.0.113.54:5062;transport=udp"}},           // no NAPTR: SRV
-		{"bare.test", []string{"203.0.113.55:5060;transport=udp"}},            // no NAPTR, no SRV: A on 5060
-		{"p1.carrier.test:5090", []string{"203.0.113.51:5090;transport=udp"}}, // port given: A only
+		{"carrier.test;transport=tls", []string{"203.0.113.53:5061;transport=tls"}}, // NAPTR SIPS+D2T
+		{"plain.test;transport=tls", []string{"203.0.113.54:5063;transport=tls"}},   // no NAPTR: SRV _sips._tcp
+		{"bare.test;transport=tls", []string{"203.0.113.55:5061;transport=tls"}},    // A on 5061
+		{"plain.test", []string{"203.0.113.54:5062;transport=udp"}},                 // no NAPTR: SRV
+		{"bare.test", []string{"203.0.113.55:5060;transport=udp"}},                  // no NAPTR, no SRV: A on 5060
+		{"p1.carrier.test:5090", []string{"203.0.113.51:5090;transport=udp"}},       // port given: A only
 	}
 	for _, c := range cases {
 		tr := mustTrunk(t, config.Trunk{Name: "x", Realm: "carrier", Targets: []string{c.target}})

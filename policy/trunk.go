@@ -159,7 +159,7 @@ func (t *Trunk) Resolve(ctx context.Context, res Resolver) error {
 		}
 		port := s.Port
 		if port == 0 {
-			port = 5060
+			port = config.DefaultSIPPort(s.Transport)
 		}
 		ips, err := lookupIPs(ctx, res, s.Host)
 		if err != nil {
@@ -205,7 +205,7 @@ func (t *Trunk) Resolve(ctx context.Context, res Resolver) error {
 
 // lookupSIPSRV finds the SRV records of a name for a transport: through
 // its NAPTR records when the resolver can look them up and there are any
-// for the transport (RFC 3263 4.1), else _sip._udp/_sip._tcp directly.
+// for the transport (RFC 3263 4.1), else _sip._udp/_sip._tcp/_sips._tcp directly.
 func lookupSIPSRV(ctx context.Context, res Resolver, s config.TrunkTarget) ([]*net.SRV, error) {
 	if nl, ok := res.(NAPTRLookuper); ok {
 		recs, err := nl.LookupNAPTR(ctx, s.Host)
@@ -227,9 +227,13 @@ func lookupSIPSRV(ctx context.Context, res Resolver, s config.TrunkTarget) ([]*n
 			}
 		}
 	}
-	_, srvs, err := res.LookupSRV(ctx, "sip", s.Transport, s.Host)
+	service, proto := "sip", s.Transport
+	if s.Transport == "tls" { // RFC 3263 4.1: SIP over TLS is _sips._tcp
+		service, proto = "sips", "tcp"
+	}
+	_, srvs, err := res.LookupSRV(ctx, service, proto, s.Host)
 	if err != nil {
-		return nil, fmt.Errorf("SRV _sip._%s.%s: %w", s.Transport, s.Host, err)
+		return nil, fmt.Errorf("SRV _%s._%s.%s: %w", service, proto, s.Host, err)
 	}
 	return srvs, nil
 }

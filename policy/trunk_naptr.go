@@ -203,12 +203,15 @@ func parseNAPTRData(b []byte) (NAPTR, bool) {
 }
 
 // naptrSRVNames picks, from a domain's NAPTR records, the SRV names for a
-// transport (RFC 3263 4.1: flag "s", service SIP+D2U for udp or SIP+D2T
-// for tcp), by order then preference.
+// transport (RFC 3263 4.1: flag "s", service SIP+D2U for udp, SIP+D2T
+// for tcp, SIPS+D2T for tls), by order then preference.
 func naptrSRVNames(recs []NAPTR, transport string) []string {
 	want := "SIP+D2U"
-	if transport == "tcp" {
+	switch transport {
+	case "tcp":
 		want = "SIP+D2T"
+	case "tls":
+		want = "SIPS+D2T"
 	}
 	var pick []NAPTR
 	for _, r := range recs {

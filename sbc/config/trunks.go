@@ -115,8 +115,8 @@ func ParseTrunkTarget(s string) (TrunkTarget, error) {
 	hp, params, _ := strings.Cut(s, ";")
 	if params != "" {
 		k, v, ok := strings.Cut(params, "=")
-		if !ok || k != "transport" || (v != "udp" && v != "tcp") {
-			return t, fmt.Errorf("%q: only ;transport=udp or ;transport=tcp may follow the host", s)
+		if !ok || k != "transport" || (v != "udp" && v != "tcp" && v != "tls") {
+			return t, fmt.Errorf("%q: only ;transport=udp, tcp or tls may follow the host", s)
 		}
 		t.Transport = v
 	}
@@ -128,7 +128,7 @@ func ParseTrunkTarget(s string) (TrunkTarget, error) {
 		return t, nil
 	}
 	if a, err := netip.ParseAddr(strings.Trim(hp, "[]")); err == nil {
-		t.Host, t.Port, t.IsIP = a.String(), 5060, true
+		t.Host, t.Port, t.IsIP = a.String(), DefaultSIPPort(t.Transport), true
 		return t, nil
 	}
 	host, port := hp, ""
@@ -147,6 +147,15 @@ func ParseTrunkTarget(s string) (TrunkTarget, error) {
 		t.Port = p
 	}
 	return t, nil
+}
+
+// DefaultSIPPort is the port a target without one is reached on: 5061 for
+// TLS, 5060 otherwise (RFC 3261 19.1.2).
+func DefaultSIPPort(transport string) int {
+	if transport == "tls" {
+		return 5061
+	}
+	return 5060
 }
 
 // Secret is the password, from the config or from password_file (read by

@@ -66,6 +66,10 @@ func TestTrunksParse(t *testing.T) {
 	if err != nil || tt.Port != 0 || tt.IsIP || tt.Transport != "tcp" {
 		t.Fatalf("target %+v %v", tt, err)
 	}
+	tt, err = config.ParseTrunkTarget("203.0.113.10;transport=tls")
+	if err != nil || tt.Port != 5061 || !tt.IsIP || tt.Transport != "tls" {
+		t.Fatalf("TLS target %+v %v (want port 5061)", tt, err)
+	}
 }
 
 func TestTrunksPasswordFile(t *testing.T) {
