@@ -29,10 +29,12 @@ package mediarelay
 // SRTCP index.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 )
 
@@ -176,6 +178,7 @@ func (sd *sideState) ssrcStates() []ssrcState {
 		}
 		out = append(out, st)
 	}
+	slices.SortFunc(out, func(a, b ssrcState) int { return cmp.Compare(a.ssrc, b.ssrc) })
 	return out
 }
 
