@@ -75,7 +75,6 @@ type anchored struct {
 	streams []*Stream
 	sec     [][2]legSec // per media line and leg: SRTP keys and negotiation
 	ended   bool
-	srtp    []byte // restore.go: opaque SRTP state, replicated only
 }
 
 type legMedia struct {

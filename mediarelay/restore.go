@@ -42,10 +42,11 @@ type CallState struct {
 	Ref     CallRef
 	Legs    [2]LegMediaState
 	Streams []StreamState
-	// SRTP is an extension point for the SRTP keys of the call's streams,
-	// opaque here and in the record; it is kept only in the replicated
-	// record and must never be logged. Nothing fills it yet.
-	SRTP []byte
+	// SRTP is the encoded SRTP state of the call's streams
+	// (srtp_state.go): keys and rollover counters, opaque to the record;
+	// kept only in the replicated record, never logged (it formats as
+	// "not shown").
+	SRTP SRTPState
 }
 
 // ErrRestore wraps every Restore failure.
@@ -86,7 +87,7 @@ func (a *Anchor) State(callID string) (CallState, bool) {
 	if c.ended {
 		return CallState{}, false
 	}
-	st := CallState{Ref: c.ref, SRTP: c.srtp}
+	st := CallState{Ref: c.ref, SRTP: c.srtpState()}
 	for s, l := range c.legs {
 		st.Legs[s] = LegMediaState{
 			Ports: append([]int(nil), l.ports...), SessID: l.sessID, Version: l.version,
@@ -121,8 +122,12 @@ func (s *Stream) state() StreamState {
 // source set again, so media flows the moment packets arrive, with no
 // new latching. A call the anchor already has is replaced.
 func (a *Anchor) Restore(st CallState) error {
+	sec, err := decodeSRTPState(st.SRTP)
+	if err != nil {
+		return fmt.Errorf("%w: call %s: %w", ErrRestore, st.Ref.ID, err)
+	}
 	a.End(st.Ref.ID)
-	c := &anchored{ref: st.Ref, srtp: st.SRTP}
+	c := &anchored{ref: st.Ref}
 	for s := range c.legs {
 		f, ok := a.realms[st.Ref.Realms[s]]
 		if !ok {
@@ -164,12 +169,24 @@ func (a *Anchor) Restore(st CallState) error {
 			return fail(err)
 		}
 		c.streams[i] = strm
+		if i < len(sec) {
+			// Keys before the sides are known: nothing passes in the clear.
+			if err := strm.restoreSRTP(sec[i]); err != nil {
+				return fail(err)
+			}
+		}
 		strm.SetClockRate(ss.ClockRate)
 		for s, sd := range ss.Sides {
 			strm.restoreSide(Side(s), sd)
 		}
 		strm.setOnLatch(hook)
 		strm.SetHold(onHold(c, i))
+	}
+	c.growSec(len(sec))
+	for i, ls := range sec {
+		for side, k := range ls.keys {
+			c.sec[i][side].keys = k
+		}
 	}
 	a.mu.Lock()
 	a.calls[st.Ref.ID] = c

@@ -43,6 +43,7 @@ type xform struct {
 	enc    *srtp.Context // the destination leg's SBC key; nil: plain
 	rtpHdr rtp.Header
 	rtcpH  rtcp.Header
+	marks  map[uint32]*ssrcMark // srtp_state.go: counters last recorded, per SSRC
 }
 
 // srtpCounters counts SRTP drops per direction.

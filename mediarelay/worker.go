@@ -504,6 +504,9 @@ func (w *worker) forward(sk *relaySock, n int) {
 				continue
 			}
 			w.hdrs[i].Len = uint32(len(b))
+			if x.track(isRTCP, b) && src.onLatch != nil {
+				src.onLatch() // a ROC or SRTCP mark moved: the record follows
+			}
 		}
 		accepted++
 		w.dsts[i] = d

@@ -32,8 +32,8 @@ const (
 	maxString    = 2048 // a URI, tag, Call-ID, realm name
 	maxRouteSet  = 16
 	maxStreams   = 32
-	maxSRTP      = 4096
-	recordPrefix = "call/" // store key prefix
+	maxSRTP      = 24 << 10 // SRTP state: keys and counters of up to 32 lines
+	recordPrefix = "call/"  // store key prefix
 )
 
 var errRecord = errors.New("bad call record")
@@ -76,7 +76,7 @@ const (
 	tmLegA
 	tmLegB
 	tmStream // repeated, in media-line order
-	tmSRTP   // extension point: opaque SRTP keys (never logged)
+	tmSRTP   // mediarelay.SRTPState: SRTP keys and counters (never logged)
 )
 
 const (

@@ -88,6 +88,13 @@ type haNode struct {
 
 func startHANode(t *testing.T, cp, ep int, pbx string, store sbc.CallStore, standby bool) *haNode {
 	t.Helper()
+	return startHANodeWith(t, cp, ep, pbx, store, standby, mediarelay.SRTPPolicy{}, nil)
+}
+
+// startHANodeWith is startHANode with the carrier realm's SRTP policy and,
+// when logw is set, the debug log written there.
+func startHANodeWith(t *testing.T, cp, ep int, pbx string, store sbc.CallStore, standby bool, carrierSRTP mediarelay.SRTPPolicy, logw io.Writer) *haNode {
+	t.Helper()
 	y := fmt.Sprintf(`
 realms:
   - {name: carrier, listen: "127.0.0.1:%d", media: {ports: 31100-31109}}
@@ -103,12 +110,15 @@ routes:
 	if os.Getenv("SBC_TEST_LOG") != "" {
 		w = os.Stderr
 	}
+	if logw != nil {
+		w = logw
+	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	lo := netip.MustParseAddr("127.0.0.1")
 	anchor, err := mediarelay.NewAnchor(mediarelay.AnchorConfig{
 		Realms: []mediarelay.RealmMedia{
-			{Name: "carrier", Addr: lo, MinPort: 31100, MaxPort: 31109},
+			{Name: "carrier", Addr: lo, MinPort: 31100, MaxPort: 31109, SRTP: carrierSRTP},
 			{Name: "enterprise", Addr: lo, MinPort: 31200, MaxPort: 31209},
 		},
 		Timeout: time.Minute, Logger: log, Registerer: reg,
