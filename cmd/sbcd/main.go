@@ -66,11 +66,18 @@ func run(path string) error {
 	reg := prometheus.NewRegistry()
 	opt := sbc.Options{Logger: log, Registry: reg}
 	if cfg.Media.Anchored() {
-		anchor, err := mediarelay.NewAnchor(anchorConfig(cfg, log, reg))
+		ac := anchorConfig(cfg, log, reg)
+		kp, err := openDatapath(cfg, log, &ac.Relay) // datapath.go
+		if err != nil {
+			return err
+		}
+		defer kp.Close()
+		anchor, err := mediarelay.NewAnchor(ac)
 		if err != nil {
 			return err
 		}
 		defer anchor.Close()
+		kp.reconcile(anchor)
 		opt.Media = anchor
 	} else {
 		log.Warn("media anchoring off: SDP passes untouched and media flows peer to peer")
