@@ -69,7 +69,7 @@ type Relay struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
-	off     *offloader // nil: user space only
+	off     *offloader    // nil: user space only
 	fwd     atomic.Uint64 // datagrams the user-space relay forwarded
 
 	mu      sync.Mutex
