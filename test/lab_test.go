@@ -134,11 +134,18 @@ func labConfig(t *testing.T, extra string) string {
 // config when empty) and waits until its admin API answers.
 func startSBCD(t *testing.T, cfg string) *sbcd {
 	t.Helper()
+	return startSBCDWith(t, cfg, "ip", "netns", "exec", "sbc")
+}
+
+// startSBCDWith runs sbcd under a launcher that puts it in namespace sbc
+// (ip netns exec, or nsenter, which keeps the machine's mount namespace).
+func startSBCDWith(t *testing.T, cfg string, launcher ...string) *sbcd {
+	t.Helper()
 	if cfg == "" {
 		cfg = filepath.Join(repoRoot, "configs", "lab.yaml")
 	}
 	s := &sbcd{t: t, log: &bytes.Buffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command("ip", "netns", "exec", "sbc", filepath.Join(binDir, "sbcd"), "-config", cfg)
+	s.cmd = exec.Command(launcher[0], append(launcher[1:], filepath.Join(binDir, "sbcd"), "-config", cfg)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
