@@ -17,6 +17,7 @@ func TestMediaDatapath(t *testing.T) {
 		{"media: {datapath: auto}\n", DatapathAuto, ""},
 		{"media: {datapath: xdp}\n", DatapathXDP, ""},
 		{"media: {datapath: tc}\n", DatapathTC, ""},
+		{"media: {datapath: xdp-generic}\n", DatapathXDPGeneric, ""},
 		{"media: {datapath: userspace}\n", DatapathUserSpace, ""},
 		{"media: {datapath: dpdk}\n", "", "media.datapath"},
 	} {
