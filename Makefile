@@ -62,3 +62,11 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+# Regenerate bpf/'s objects and bindings from the C in bpf/c (needs clang,
+# llvm and libbpf-dev from apt). Build and tests use the committed objects
+# and need no clang.
+.PHONY: generate
+generate:
+	@command -v clang >/dev/null || { echo "generate: needs clang: apt-get install clang llvm libbpf-dev" >&2; exit 1; }
+	$(GO) generate ./bpf

@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,6 +31,11 @@ type Options struct {
 	Mode       string   // "auto" (default) | "xdp" | "xdp-generic" | "tc"
 	PinDir     string   // e.g. /sys/fs/bpf/edgesbc/<node>; unique per sbcd instance
 	Logger     *slog.Logger
+	// CheckInterval is how often, on the native XDP path, the loader
+	// re-checks that redirects are delivered (xdp-features and the
+	// xdp_devmap_xmit drop monitor) and, in auto mode, falls back to tc
+	// when they are not. 0 means 2s; negative turns the check off.
+	CheckInterval time.Duration
 }
 
 // Datapath is the loaded fast path: programs attached to Options.Interfaces
@@ -42,6 +48,14 @@ type Datapath struct {
 	pinDir string // resolved, may be under /proc/1/root
 	dir    string // layout dir
 	ncpu   int
+
+	netns    uint32         // inode of the netns the interfaces live in
+	nsHandle netns.NsHandle // the same, for the watchdog's thread
+	ifindex  map[string]int
+	mon      *monitor // nil where tp_btf is unavailable
+	txMapID  ebpf.MapID
+	stop     chan struct{}
+	wg       sync.WaitGroup
 
 	mu     sync.Mutex
 	objs   datapathObjects
@@ -106,7 +120,25 @@ func Open(opts Options) (*Datapath, error) {
 	d := &Datapath{
 		log: opts.Logger, opts: opts, pinDir: pinDir, dir: dir, ncpu: ncpu,
 		links: map[string]link.Link{}, egress: map[uint32]bool{},
+		ifindex: ifindex, stop: make(chan struct{}),
 	}
+	if d.netns, err = threadNetns(); err != nil {
+		return nil, fmt.Errorf("%w: read network namespace: %v", ErrUnsupported, err)
+	}
+	if d.nsHandle, err = netns.Get(); err != nil {
+		return nil, fmt.Errorf("%w: open network namespace: %v", ErrUnsupported, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.closeLinks()
+			d.objs.Close()
+			if d.mon != nil {
+				d.mon.Close()
+			}
+			d.nsHandle.Close()
+		}
+	}()
 	spec, err := loadDatapath()
 	if err != nil {
 		return nil, fmt.Errorf("%w: parse embedded object: %v", ErrUnsupported, err)
@@ -120,46 +152,64 @@ func Open(opts Options) (*Datapath, error) {
 	}
 	for _, name := range opts.Interfaces {
 		if err := d.addEgress(uint32(ifindex[name])); err != nil {
-			d.objs.Close()
 			return nil, fmt.Errorf("%w: add %s to tx_ports: %v", ErrUnsupported, name, err)
 		}
 	}
+	if info, err := d.objs.TxPorts.Info(); err == nil {
+		d.txMapID, _ = info.ID()
+	}
+	if d.mon, err = openMonitor(); err != nil {
+		d.log.Info("bpf: no xdp redirect drop monitor; relying on xdp-features", "err", err)
+		d.mon = nil
+	}
 
-	path, reason := d.choosePath(ifindex)
-	if err := d.attachAll(path, ifindex); err != nil {
+	path, reason := d.choosePath()
+	if err := d.attachAll(path); err != nil {
 		if opts.Mode != "auto" || path == PathTC {
-			d.closeLinks()
-			d.objs.Close()
 			return nil, fmt.Errorf("%w: attach %s: %v", ErrUnsupported, path, err)
 		}
 		reason = fmt.Sprintf("%s attach failed (%v)", path, err)
 		path = PathTC
-		if err := d.attachAll(path, ifindex); err != nil {
-			d.closeLinks()
-			d.objs.Close()
+		if err := d.attachAll(path); err != nil {
 			return nil, fmt.Errorf("%w: attach tc after %s: %v", ErrUnsupported, reason, err)
 		}
 	}
 	d.path, d.reason = path, reason
 	d.log.Info("bpf: media fast path attached", "path", path, "why", reason,
 		"interfaces", strings.Join(opts.Interfaces, ","), "pin_dir", dir)
+	if path == PathXDP && opts.CheckInterval >= 0 {
+		interval := opts.CheckInterval
+		if interval == 0 {
+			interval = 2 * time.Second
+		}
+		d.wg.Add(1)
+		go d.watch(interval)
+	}
+	ok = true
 	return d, nil
 }
 
 // choosePath decides which path to attach, and why.
-func (d *Datapath) choosePath(ifindex map[string]int) (string, string) {
+func (d *Datapath) choosePath() (string, string) {
 	if d.opts.Mode != "auto" {
+		if d.opts.Mode == PathXDP {
+			for _, name := range d.opts.Interfaces {
+				if err := d.checkEgress(name, d.ifindex[name]); err != nil {
+					d.log.Warn("bpf: xdp forced, but redirects may be dropped", "err", err)
+				}
+			}
+		}
 		return d.opts.Mode, "forced by mode " + d.opts.Mode
 	}
 	if p := d.pinnedPath(); p != "" {
 		return p, "reopened the pinned " + p + " links of a previous run"
 	}
 	for _, name := range d.opts.Interfaces {
-		if err := d.probeDelivery(name, ifindex[name]); err != nil {
-			return PathTC, fmt.Sprintf("xdp redirect out of %s is not delivered: %v", name, err)
+		if err := d.checkEgress(name, d.ifindex[name]); err != nil {
+			return PathTC, "xdp redirect not delivered: " + err.Error()
 		}
 	}
-	return PathXDP, "xdp redirect delivery probe passed on every interface"
+	return PathXDP, "xdp redirects delivered out of every interface (xdp-features and live probe)"
 }
 
 // pinnedPath returns the path whose links are pinned for every interface.
@@ -183,7 +233,7 @@ func pinName(path string) string { return strings.ReplaceAll(path, "-", "") }
 
 // attachAll attaches path's program on every interface (reusing and
 // updating pinned links) and then removes links of other paths.
-func (d *Datapath) attachAll(path string, ifindex map[string]int) error {
+func (d *Datapath) attachAll(path string) error {
 	others := []string{PathXDP, PathXDPGeneric, PathTC}
 	// Native and generic XDP cannot both sit on a device: clear the other first.
 	for _, p := range others {
@@ -192,9 +242,12 @@ func (d *Datapath) attachAll(path string, ifindex map[string]int) error {
 		}
 	}
 	for _, name := range d.opts.Interfaces {
-		l, err := d.attach(path, name, ifindex[name])
+		l, err := d.attach(path, name, d.ifindex[name])
 		if err != nil {
 			return fmt.Errorf("%s on %s: %w", path, name, err)
+		}
+		if old := d.links[name]; old != nil {
+			_ = old.Close()
 		}
 		d.links[name] = l
 	}
@@ -284,11 +337,20 @@ func (d *Datapath) addEgress(ifindex uint32) error {
 	return nil
 }
 
-// Path returns the path in use: "xdp", "xdp-generic" or "tc".
-func (d *Datapath) Path() string { return d.path }
+// Path returns the path in use: "xdp", "xdp-generic" or "tc". It can turn
+// from xdp to tc at run time when redirects stop being delivered.
+func (d *Datapath) Path() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.path
+}
 
 // Reason says why Path was chosen.
-func (d *Datapath) Reason() string { return d.reason }
+func (d *Datapath) Reason() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reason
+}
 
 // PinDir returns the versioned directory holding the pinned state.
 func (d *Datapath) PinDir() string { return d.dir }
@@ -480,19 +542,41 @@ func (d *Datapath) closeLinks() {
 // Close releases this process's handles. The pinned programs, links and
 // maps stay, so media keeps flowing until the next Open (or Unload).
 func (d *Datapath) Close() error {
+	d.stopWatch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.release()
+}
+
+func (d *Datapath) release() error {
 	if d.closed {
 		return nil
 	}
 	d.closed = true
 	d.closeLinks()
-	return d.objs.Close()
+	err := d.objs.Close()
+	if d.mon != nil {
+		err = errors.Join(err, d.mon.Close())
+	}
+	d.nsHandle.Close()
+	return err
+}
+
+func (d *Datapath) stopWatch() {
+	d.mu.Lock()
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
 }
 
 // Unload detaches the programs and removes every pin: the fast path is gone
 // and all flows with it.
 func (d *Datapath) Unload() error {
+	d.stopWatch()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	unlock, err := lockDir(d.pinDir)
@@ -500,11 +584,5 @@ func (d *Datapath) Unload() error {
 		return err
 	}
 	defer unlock()
-	err = removePinned(d.pinDir)
-	if !d.closed {
-		d.closed = true
-		d.closeLinks()
-		err = errors.Join(err, d.objs.Close())
-	}
-	return err
+	return errors.Join(removePinned(d.pinDir), d.release())
 }

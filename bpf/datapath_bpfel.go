@@ -45,6 +45,8 @@ type datapathFlowStats struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	datapathMapBanCount     = "ban_count"
+	datapathMapBans         = "bans"
 	datapathMapCounters     = "counters"
 	datapathMapFlowCounters = "flow_counters"
 	datapathMapFlows        = "flows"
@@ -106,6 +108,8 @@ type datapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathMapSpecs struct {
+	BanCount     *ebpf.MapSpec `ebpf:"ban_count"`
+	Bans         *ebpf.MapSpec `ebpf:"bans"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	FlowCounters *ebpf.MapSpec `ebpf:"flow_counters"`
 	Flows        *ebpf.MapSpec `ebpf:"flows"`
@@ -139,6 +143,8 @@ func (o *datapathObjects) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathMaps struct {
+	BanCount     *ebpf.Map `ebpf:"ban_count"`
+	Bans         *ebpf.Map `ebpf:"bans"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	FlowCounters *ebpf.Map `ebpf:"flow_counters"`
 	Flows        *ebpf.Map `ebpf:"flows"`
@@ -148,6 +154,8 @@ type datapathMaps struct {
 
 func (m *datapathMaps) Close() error {
 	return _DatapathClose(
+		m.BanCount,
+		m.Bans,
 		m.Counters,
 		m.FlowCounters,
 		m.Flows,

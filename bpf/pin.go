@@ -37,9 +37,10 @@ func isBPFFS(path string) bool {
 // resolvePinDir makes sure pinDir lies on a BPF filesystem and returns the
 // path to use for it. Under /sys/fs/bpf:
 //   - a mounted bpffs is used as is;
-//   - in a private mount namespace (`ip netns exec` remounts /sys) where
-//     the machine's /sys/fs/bpf is a bpffs, that instance is reached
-//     through /proc/1/root, so pins outlive this process's namespace;
+//   - in a private mount namespace (`ip netns exec` remounts /sys, hiding
+//     the machine's bpffs) the bpffs of pid 1, or else of the nearest
+//     ancestor process in another mount namespace, is reached through
+//     /proc/<pid>/root, so pins outlive this process and its namespace;
 //   - otherwise a bpffs is mounted at /sys/fs/bpf (as cilium's agent does).
 func resolvePinDir(pinDir string, log *slog.Logger) (string, error) {
 	pinDir = filepath.Clean(pinDir)
@@ -56,10 +57,9 @@ func resolvePinDir(pinDir string, log *slog.Logger) (string, error) {
 	if isBPFFS(bpffsRoot) {
 		return pinDir, nil
 	}
-	hostRoot := "/proc/1/root" + bpffsRoot
-	if !sameMountNS() && isBPFFS(hostRoot) {
-		log.Info("bpf: using the machine's bpffs through /proc/1/root (private mount namespace)", "pin_dir", pinDir)
-		return "/proc/1/root" + pinDir, nil
+	if root := outerRoot(); root != "" {
+		log.Info("bpf: /sys/fs/bpf is not mounted in this mount namespace; using the bpffs of "+root, "pin_dir", pinDir)
+		return root + pinDir, nil
 	}
 	if err := os.MkdirAll(bpffsRoot, 0o700); err != nil {
 		return "", fmt.Errorf("%w: create %s: %v", ErrUnsupported, bpffsRoot, err)
@@ -67,18 +67,53 @@ func resolvePinDir(pinDir string, log *slog.Logger) (string, error) {
 	if err := unix.Mount("bpf", bpffsRoot, "bpf", 0, "mode=0700"); err != nil {
 		return "", fmt.Errorf("%w: mount bpffs at %s: %v", ErrUnsupported, bpffsRoot, err)
 	}
-	if !sameMountNS() {
-		log.Warn("bpf: mounted a bpffs in a private mount namespace; pinned flows end with it (mount /sys/fs/bpf on the host first)")
-	} else {
-		log.Info("bpf: mounted bpffs", "at", bpffsRoot)
-	}
+	log.Info("bpf: mounted bpffs; if this is a private mount namespace (ip netns exec), pinned flows end with it: mount /sys/fs/bpf on the host first", "at", bpffsRoot)
 	return pinDir, nil
 }
 
-func sameMountNS() bool {
-	self, err1 := os.Readlink("/proc/self/ns/mnt")
-	init, err2 := os.Readlink("/proc/1/ns/mnt")
-	return err1 != nil || err2 != nil || self == init
+// outerRoot returns "/proc/<pid>/root" for pid 1 or the nearest ancestor
+// that lives in another mount namespace and has a bpffs at /sys/fs/bpf, or
+// "" when there is none (or /proc does not let us look).
+func outerRoot() string {
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return ""
+	}
+	pids := []int{1}
+	for pid, n := os.Getppid(), 0; pid > 1 && n < 32; n++ {
+		pids = append(pids, pid)
+		pid = parentOf(pid)
+	}
+	for _, pid := range pids {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		if err != nil || ns == self {
+			continue
+		}
+		root := fmt.Sprintf("/proc/%d/root", pid)
+		if isBPFFS(root + bpffsRoot) {
+			return root
+		}
+	}
+	return ""
+}
+
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	var state string
+	var ppid int
+	if _, err := fmt.Sscanf(s[i+1:], " %s %d", &state, &ppid); err != nil {
+		return 0
+	}
+	return ppid
 }
 
 // lockDir takes an exclusive flock on dir (bpffs holds no regular files,

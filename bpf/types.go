@@ -132,12 +132,13 @@ const (
 	CounterTTL                      // TTL / hop limit would expire
 	CounterNoEgress                 // flow's egress interface not in the DEVMAP
 	CounterError                    // a helper failed mid-rewrite (dropped)
+	CounterBanned                   // dropped: IPv4 source on the ban list
 	counterMax
 )
 
 var counterNames = [counterMax]string{
 	"redirect", "miss", "not_ip", "not_udp", "fragment", "ip_options",
-	"malformed", "ttl", "no_egress", "error",
+	"malformed", "ttl", "no_egress", "error", "banned",
 }
 
 func (c Counter) String() string {

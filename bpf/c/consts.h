@@ -23,6 +23,7 @@
  * reads the real size from the map, so changing it needs no Go change. */
 #define MAX_FLOWS 131072
 #define MAX_EGRESS 256
+#define MAX_BANS 65536
 
 /* Why a packet was passed to the stack (or redirected): one per-CPU
  * counter each. The order is the Go Counter* constants' order. */
@@ -37,6 +38,7 @@ enum counter {
 	CNT_TTL,          /* TTL / hop limit would expire */
 	CNT_NO_EGRESS,    /* flow's egress interface not in tx_ports */
 	CNT_ERROR,        /* a helper failed mid-rewrite (tc) */
+	CNT_BANNED,       /* dropped: IPv4 source on the ban list */
 	CNT_MAX,
 };
 

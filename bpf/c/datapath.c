@@ -38,9 +38,12 @@ static __always_inline int rewrite_xdp(void *data, void *data_end, struct pkt *p
 				       const struct flow_action *a, __u32 *payload)
 {
 	__u32 acc;
+	__u32 l3 = p->l3_off;
 
+	if (l3 > ETH_HLEN + VLAN_HLEN) /* 14 or 18; bounds it for the verifier */
+		return CNT_MALFORMED;
 	if (p->family == FAMILY_V4) {
-		struct iphdr *iph = data + p->l3_off;
+		struct iphdr *iph = data + l3;
 		if ((void *)(iph + 1) > data_end)
 			return CNT_MALFORMED;
 		struct udphdr *udp = (void *)(iph + 1);
@@ -76,7 +79,7 @@ static __always_inline int rewrite_xdp(void *data, void *data_end, struct pkt *p
 		return -1;
 	}
 
-	struct ipv6hdr *ip6 = data + p->l3_off;
+	struct ipv6hdr *ip6 = data + l3;
 	if ((void *)(ip6 + 1) > data_end)
 		return CNT_MALFORMED;
 	struct udphdr *udp = (void *)(ip6 + 1);
@@ -109,6 +112,10 @@ int xdp_fwd(struct xdp_md *ctx)
 	__u32 payload = 0;
 	int r;
 
+	if (banned(data, data_end)) {
+		count(CNT_BANNED);
+		return XDP_DROP;
+	}
 	r = parse(data, data_end, data_end - data, &p);
 	if (r >= 0) {
 		count(r);
@@ -168,6 +175,10 @@ int tc_fwd(struct __sk_buff *skb)
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
 	}
+	if (banned(data, data_end)) {
+		count(CNT_BANNED);
+		return TC_ACT_SHOT;
+	}
 	r = parse(data, data_end, skb->len, &p);
 	if (r >= 0) {
 		count(r);
@@ -186,9 +197,13 @@ int tc_fwd(struct __sk_buff *skb)
 	__u16 old_ports[2], new_ports[2];
 	__u16 old_ttl = 0, new_ttl = 0;
 	__u32 alen, ttl_off, addr_off, payload;
+	/* Bound the offset for the verifier (it is 14 or 18). */
+	__u32 l3 = p.l3_off;
+	if (l3 > ETH_HLEN + VLAN_HLEN)
+		return TC_ACT_OK;
 
 	if (p.family == FAMILY_V4) {
-		struct iphdr *iph = data + p.l3_off;
+		struct iphdr *iph = data + l3;
 		if ((void *)(iph + 1) > data_end)
 			return TC_ACT_OK;
 		struct udphdr *udp = (void *)(iph + 1);
@@ -211,7 +226,7 @@ int tc_fwd(struct __sk_buff *skb)
 		ttl_off = offsetof(struct iphdr, ttl);
 		addr_off = offsetof(struct iphdr, saddr);
 	} else {
-		struct ipv6hdr *ip6 = data + p.l3_off;
+		struct ipv6hdr *ip6 = data + l3;
 		if ((void *)(ip6 + 1) > data_end)
 			return TC_ACT_OK;
 		struct udphdr *udp = (void *)(ip6 + 1);
@@ -236,7 +251,7 @@ int tc_fwd(struct __sk_buff *skb)
 	__builtin_memcpy(&new_ports[0], act.sport, 2);
 	__builtin_memcpy(&new_ports[1], act.dport, 2);
 
-	__u32 l3 = p.l3_off, l4 = p.l4_off;
+	__u32 l4 = p.l4_off;
 	/* Leave any VLAN tag behind: the flow's egress is its own interface.
 	 * At tc ingress the kernel has already moved a tag into skb metadata;
 	 * a frame run through BPF_PROG_RUN still has it in the data. */

@@ -41,6 +41,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
 
+/* Banned IPv4 sources (network order) -> ban end, bpf_ktime_get_ns
+ * (CLOCK_MONOTONIC); 0 bans until Unban. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_BANS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bans SEC(".maps");
+
+/* Entry 0: number of entries in bans, kept by the loader, so that the
+ * common case (no bans) costs one array lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ban_count SEC(".maps");
+
 /* The ifindex the delivery probe redirects to (entry 0). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -13,6 +13,7 @@
 #include <bpf/bpf_endian.h>
 #include "consts.h"
 #include "structs.h"
+#include "maps.h"
 
 struct vlan_hdr_ {
 	__be16 tci;
@@ -109,6 +110,38 @@ static __always_inline int parse(void *data, void *data_end, __u32 frame_len,
 		return CNT_MALFORMED;
 	__builtin_memcpy(p->key.port, &udp->dest, 2);
 	return -1;
+}
+
+/* banned says whether the frame is IPv4 from a source on the ban list
+ * whose ban has not ended. Anything it cannot read is not banned. */
+static __always_inline int banned(void *data, void *data_end)
+{
+	__u32 zero = 0;
+	__u32 *n = bpf_map_lookup_elem(&ban_count, &zero);
+	if (!n || *n == 0)
+		return 0;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	__u16 off = ETH_HLEN;
+	__u16 proto = eth->h_proto;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct vlan_hdr_ *vh = data + ETH_HLEN;
+		if ((void *)(vh + 1) > data_end)
+			return 0;
+		proto = vh->proto;
+		off += VLAN_HLEN;
+	}
+	if (proto != bpf_htons(ETH_P_IP))
+		return 0;
+	struct iphdr *iph = data + off;
+	if ((void *)(iph + 1) > data_end)
+		return 0;
+	__u32 saddr = iph->saddr;
+	__u64 *until = bpf_map_lookup_elem(&bans, &saddr);
+	if (!until)
+		return 0;
+	return *until == 0 || *until > bpf_ktime_get_ns();
 }
 
 #endif
