@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,8 +112,27 @@ func needLab(t *testing.T) {
 type sbcd struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan struct{}
+}
+
+// syncBuffer is sbcd's output: written by exec's copying goroutine, read
+// by tests while sbcd runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // labConfig is configs/lab.yaml with its routes' targets replaced.
@@ -144,7 +164,7 @@ func startSBCDWith(t *testing.T, cfg string, launcher ...string) *sbcd {
 	if cfg == "" {
 		cfg = filepath.Join(repoRoot, "configs", "lab.yaml")
 	}
-	s := &sbcd{t: t, log: &bytes.Buffer{}, done: make(chan struct{})}
+	s := &sbcd{t: t, log: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(launcher[0], append(launcher[1:], filepath.Join(binDir, "sbcd"), "-config", cfg)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
