@@ -343,8 +343,8 @@ func sbcdForwarderCfg(t *testing.T, cfg string, maxCalls int) forwarder {
 	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "sbcd" {
 		t.Fatalf("PID %d is %q, not sbcd: CPU would be measured on the wrong process", pid, comm)
 	}
-	caller := testphone.New(t, nsSocket(t, "car", carrierHost, 5062))
-	callee := testphone.New(t, nsSocket(t, "ent", pbxHost, 5060))
+	callerConn, calleeConn := nsSocket(t, "car", carrierHost, 5062), nsSocket(t, "ent", pbxHost, 5060)
+	caller, callee := testphone.New(t, callerConn), testphone.New(t, calleeConn)
 	wait := 3 * time.Second
 	sbcA := sbcExt + ":5060"
 	media := func(m sip.Message) (netip.AddrPort, error) {
@@ -377,6 +377,9 @@ func sbcdForwarderCfg(t *testing.T, cfg string, maxCalls int) forwarder {
 				t.Errorf("sbcd has %d calls at the end, want %d: calls were lost during the run", n, maxCalls)
 			}
 			s.stop()
+			// The next sbcd path's phones take the same SIP ports.
+			callerConn.Close()
+			calleeConn.Close()
 			t.Logf("sbcd stopped in %v", time.Since(t0).Round(time.Millisecond))
 		},
 	}
