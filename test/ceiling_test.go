@@ -47,7 +47,7 @@ func (c ceilingRewrite) program() (*ebpf.Program, error) {
 	)
 	ns, nd := c.newSrc.As4(), c.newDst.As4()
 	macs := append(append([]byte{}, c.dstMAC...), c.srcMAC...) // 12 bytes
-	load := func(off, size int32) asm.Instructions { // into stack -16
+	load := func(off, size int32) asm.Instructions {           // into stack -16
 		return asm.Instructions{
 			asm.Mov.Reg(asm.R1, skb),
 			asm.Mov.Imm(asm.R2, off),
