@@ -200,6 +200,10 @@ func TestOffloadedCall(t *testing.T) {
 	if st.Path != path || st.FromA.Packets < 20+n || st.FromB.Packets < 20+n || st.FromA.LastSeen == "" {
 		t.Errorf("call media view: %s", b)
 	}
+	out, err := exec.Command("ip", "netns", "exec", "sbc", filepath.Join(binDir, "sbcctl"), "flows").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), c.aTo.String()) || !strings.Contains(string(out), "2 kernel "+path) {
+		t.Errorf("sbcctl flows: %v\n%s", err, out)
+	}
 	if v := s.metric(t, "sbc_media_flows", `path="`+path+`"`); v != 2 {
 		t.Errorf("sbc_media_flows{path=%s} = %v", path, v)
 	}
