@@ -316,7 +316,13 @@ func (s *Stream) syncOffload() {
 	for _, w := range want {
 		nh, err := o.res.Resolve(w.dst.Addr())
 		if err != nil {
-			// Not yet (no neighbour entry): stay in user space for now.
+			// An installed flow keeps its last next hop: the kernel does
+			// not refresh neighbours the fast path alone uses, so their
+			// entries may be collected while the MAC is still right.
+			if f, ok := s.off.flows[w.key]; ok && f.act.Src == w.src && f.act.Dst == w.dst {
+				acts[w.key], meta[w.key] = f.act, w
+			}
+			// A new one waits in user space (no neighbour entry yet).
 			continue
 		}
 		acts[w.key] = FlowAction{Src: w.src, Dst: w.dst, SrcMAC: nh.SrcMAC, DstMAC: nh.DstMAC, Ifindex: nh.Ifindex}

@@ -276,6 +276,12 @@ func TestOffloadNextHop(t *testing.T) {
 	}
 	res.set(macA)
 	waitFlows(t, dp, 2)
+	// The neighbour entry goes away (collected): the flows keep their MAC.
+	res.set(nil)
+	time.Sleep(150 * time.Millisecond)
+	if m := dp.snapshot(); len(m) != 2 || m[FlowKey{s.Local(SideA)}].DstMAC.String() != macA.String() {
+		t.Fatalf("flows after the neighbour entry went: %v", m)
+	}
 	newMAC := net.HardwareAddr{2, 0, 0, 0, 0, 0xbb}
 	res.set(newMAC)
 	eventually(t, "flows with the new MAC", func() bool {
