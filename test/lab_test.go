@@ -98,6 +98,9 @@ func runMain(m *testing.M) int {
 	}
 	labReady = true
 	defer exec.Command("bash", "../scripts/lab.sh", "down").Run()
+	// A new namespace may get the inode of a deleted one, and with it
+	// that one's pinned BPF state: start clean.
+	removeSBCPins()
 	return m.Run()
 }
 
@@ -211,6 +214,25 @@ func (s *sbcd) stop() {
 	}
 	if s.t.Failed() {
 		s.t.Logf("sbcd log:\n%s", tail(s.log.String(), 60))
+	}
+	removeSBCPins() // the next test's sbcd starts without this one's flows
+}
+
+// sbcPinDir is where sbcd in namespace sbc pins its BPF state (one
+// directory per network namespace, named by its inode: cmd/sbcd).
+func sbcPinDir() string {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/var/run/netns/sbc", &st); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("/sys/fs/bpf/edgesbc/netns-%d", st.Ino)
+}
+
+// removeSBCPins unpins sbcd's BPF state in namespace sbc: its links (which
+// detaches the programs) and maps.
+func removeSBCPins() {
+	if d := sbcPinDir(); d != "" {
+		_ = os.RemoveAll(d)
 	}
 }
 

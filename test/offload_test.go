@@ -301,12 +301,7 @@ func TestOffloadMediaTimeout(t *testing.T) {
 // namespace of its own, whose bpffs would end with the killed process.
 func TestOffloadSurvivesRestart(t *testing.T) {
 	needLab(t)
-	ns, err := os.Stat("/var/run/netns/sbc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pin := fmt.Sprintf("/sys/fs/bpf/edgesbc/netns-%d", ns.Sys().(*syscall.Stat_t).Ino)
-	t.Cleanup(func() { _ = os.RemoveAll(pin) }) // unpins: detaches the program, frees the maps
+	pin := sbcPinDir()
 	launcher := []string{"nsenter", "--net=/var/run/netns/sbc", "--"}
 	cfg, persisted := withStateDir(t, mediaConfig(t, "30s"))
 	s := startSBCDWith(t, cfg, launcher...)
