@@ -262,8 +262,8 @@ func (d *Datapath) attachAll(path string) error {
 func (d *Datapath) removeLinks(path string) {
 	matches, _ := filepath.Glob(filepath.Join(d.dir, "link_"+pinName(path)+"_*"))
 	for _, m := range matches {
-		if err := os.Remove(m); err != nil {
-			d.log.Warn("bpf: unpin stale link", "pin", m, "err", err)
+		if err := detachPinned(m); err != nil {
+			d.log.Warn("bpf: detach stale link", "pin", m, "err", err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -151,6 +152,10 @@ func removePinned(pinDir string) error {
 			if strings.HasPrefix(e.Name(), "link_") != first {
 				continue
 			}
+			if first {
+				errs = append(errs, detachPinned(filepath.Join(dir, e.Name())))
+				continue
+			}
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
@@ -162,6 +167,26 @@ func removePinned(pinDir string) error {
 	// The node directory goes too when nothing else is in it.
 	_ = os.Remove(pinDir)
 	return errors.Join(errs...)
+}
+
+// detachPinned detaches the link pinned at pin now and removes the pin.
+// Unpinning alone would detach it too, but later: the last reference
+// goes with the bpffs inode, which the kernel frees after an RCU grace
+// period and a workqueue, and until then the old program keeps running.
+func detachPinned(pin string) error {
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		_ = l.Detach() // links without BPF_LINK_DETACH go on Unpin+Close
+		err := l.Unpin()
+		l.Close()
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := os.Remove(pin); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // UnloadPinned detaches and unpins whatever an earlier Open left under

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,14 +57,14 @@ func requirePrivileged(t *testing.T) {
 // newTopo builds the three namespaces. hostGRO is the hosts' veths' GRO
 // setting: on, XDP redirects into them are delivered (the lab); off, they
 // are silently dropped (issue 4, item 6).
-func newTopo(t *testing.T, hostGRO bool) *topo {
+func newTopo(t testing.TB, hostGRO bool) *topo {
 	t.Helper()
 	tp := &topo{a: newTestNS(t, "a"), s: newTestNS(t, "s"), b: newTestNS(t, "b")}
 	vethPair(t, tp.a, "a0", "203.0.113.10/24", tp.s, "s0", "203.0.113.1/24")
 	vethPair(t, tp.b, "b0", "198.51.100.10/24", tp.s, "s1", "198.51.100.1/24")
 	tp.a.nicLike(t, "a0", hostGRO)
 	tp.b.nicLike(t, "b0", hostGRO)
-	tp.s.exec(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	// (ip_forward is 0 in a new namespace: S forwards nothing by itself.)
 	// Resolve neighbours first: a burst into an unresolved neighbour loses
 	// what does not fit the ARP queue.
 	tp.a.exec(t, "ping", "-c1", "-W2", "203.0.113.1")
@@ -85,7 +86,7 @@ func newTopo(t *testing.T, hostGRO bool) *topo {
 	return tp
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
@@ -93,12 +94,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (tp *topo) open(t *testing.T, mode string) *Datapath {
+func (tp *topo) open(t testing.TB, mode string) *Datapath {
 	t.Helper()
 	return tp.openWith(t, Options{Mode: mode})
 }
 
-func (tp *topo) openWith(t *testing.T, o Options) *Datapath {
+func (tp *topo) openWith(t testing.TB, o Options) *Datapath {
 	t.Helper()
 	o.Interfaces, o.PinDir, o.Logger = []string{"s0", "s1"}, tp.pinDir, tp.log
 	var d *Datapath
@@ -109,7 +110,7 @@ func (tp *topo) openWith(t *testing.T, o Options) *Datapath {
 	return d
 }
 
-func (tp *topo) putFlows(t *testing.T, d *Datapath) {
+func (tp *topo) putFlows(t testing.TB, d *Datapath) {
 	t.Helper()
 	tp.s.must(t, func() error {
 		return errors.Join(d.Put(tp.fwd, tp.fwdAct), d.Put(tp.rev, tp.revAct))
@@ -125,7 +126,7 @@ type endpoint struct {
 	raw  int
 }
 
-func (n *testNS) endpoint(t *testing.T, addr netip.AddrPort) *endpoint {
+func (n *testNS) endpoint(t testing.TB, addr netip.AddrPort) *endpoint {
 	t.Helper()
 	e := &endpoint{addr: addr, raw: -1}
 	n.must(t, func() (err error) {
@@ -163,7 +164,7 @@ func (n *testNS) endpoint(t *testing.T, addr netip.AddrPort) *endpoint {
 
 // send sends n packets of `payload` bytes to dst, each starting with its
 // sequence number.
-func (e *endpoint) send(t *testing.T, dst netip.AddrPort, first, n int) {
+func (e *endpoint) send(t testing.TB, dst netip.AddrPort, first, n int) {
 	t.Helper()
 	buf := bytes.Repeat([]byte{0xa5}, payload)
 	for i := first; i < first+n; i++ {
@@ -187,7 +188,7 @@ type received struct {
 // recv reads what arrives within the timeout (stopping early at want).
 // Every raw copy for our port is checked from scratch: IP and UDP
 // checksums, lengths, TTL 63 (one hop through the SBC).
-func (e *endpoint) recv(t *testing.T, want int, timeout time.Duration) received {
+func (e *endpoint) recv(t testing.TB, want int, timeout time.Duration) received {
 	t.Helper()
 	r := received{from: map[netip.AddrPort]int{}}
 	done := make(chan struct{})
@@ -318,6 +319,7 @@ func (tp *topo) checkStats(t *testing.T, d *Datapath, want uint64) {
 // checks that BPF counters equal what the receivers counted.
 func TestPrivilegedForward(t *testing.T) {
 	requirePrivileged(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, mode := range []string{"auto", PathXDP, PathXDPGeneric, PathTC} {
 		t.Run(mode, func(t *testing.T) {
 			tp := newTopo(t, true)
@@ -400,6 +402,7 @@ func TestPrivilegedSilentDropFallback(t *testing.T) {
 // while media flows; auto mode switches to tc and the stream carries on.
 func TestPrivilegedWatchdogFallback(t *testing.T) {
 	requirePrivileged(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := newTopo(t, true)
 	a, b, se, si := tp.endpoints(t)
 	d := tp.openWith(t, Options{Mode: "auto", CheckInterval: 50 * time.Millisecond})
@@ -427,6 +430,7 @@ func TestPrivilegedWatchdogFallback(t *testing.T) {
 // same flows, counters continuing), and Unload removes it all.
 func TestPrivilegedPinnedRestart(t *testing.T) {
 	requirePrivileged(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tp := newTopo(t, true)
 	a, b, se, si := tp.endpoints(t)
 
@@ -569,14 +573,15 @@ func TestPrivilegedBan(t *testing.T) {
 	tp.stream(t, a, b, se, si, 0, 20)
 
 	// A ban that ends by itself.
-	if err := d.Ban(aAddr.Addr(), time.Now().Add(300*time.Millisecond)); err != nil {
+	end := time.Now().Add(time.Second)
+	if err := d.Ban(aAddr.Addr(), end); err != nil {
 		t.Fatal(err)
 	}
 	a.send(t, sExt, 0, 5)
-	if got := b.recv(t, 1, 100*time.Millisecond); len(got.seqs) != 0 {
+	if got := b.recv(t, 1, 100*time.Millisecond); len(got.seqs) != 0 && time.Now().Before(end) {
 		t.Errorf("during a timed ban %d packets were forwarded", len(got.seqs))
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(time.Until(end) + 20*time.Millisecond)
 	tp.stream(t, a, b, se, si, 20, 20)
 	if n, err := d.ExpireBans(); n != 1 || err != nil {
 		t.Errorf("ExpireBans %d (%v), want 1", n, err)
