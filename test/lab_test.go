@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgesbc/edgesbc/bpf"
 )
 
 // Fixed lab addresses (DESIGN.md, "The netns lab").
@@ -232,6 +234,7 @@ func sbcPinDir() string {
 // detaches the programs) and maps.
 func removeSBCPins() {
 	if d := sbcPinDir(); d != "" {
+		_ = bpf.UnloadPinned(d) // detaches at once, not when bpffs lets go
 		_ = os.RemoveAll(d)
 	}
 }
