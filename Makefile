@@ -27,6 +27,7 @@ test: deps build
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 15s ./sbc/sipguard
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 15s -fuzzminimizetime 3s ./mediarelay
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzParseCrypto -fuzztime 10s -fuzzminimizetime 3s ./mediarelay
 
 # Without the lab (no root needed).
 test-unit:
@@ -45,17 +46,19 @@ bench-sip: deps build
 
 # RTP through sbcd's relay beside rtpengine (user space) and nftables
 # forwarding, in the lab, interleaved (TestBenchMedia, shortened here to
-# 500 and 1000 calls, 5 s windows); then one row per forwarding path:
-# bare tc ceiling, XDP native and generic, tc, the relay, rtpengine,
-# nftables (TestBenchMediaPaths). Root; about 8 minutes.
+# 500 and 1000 calls, 5 s windows); then (TestBenchMediaSRTP) SRTP<->RTP
+# beside plain RTP through one sbcd; then one row per forwarding path: bare
+# tc ceiling, XDP native and generic, tc, the relay, rtpengine, nftables
+# (TestBenchMediaPaths). Root; about 10 minutes.
 bench-media: deps build
 	bash scripts/bench-deps.sh
-	SBC_BENCH_MEDIA=1 SBC_BENCH_WINDOW=5s SBC_BENCH_CALLS=500,1000 $(GO) test -count=1 -timeout 30m -run 'TestBenchMedia(Paths)?$$' -v ./test
+	SBC_BENCH_MEDIA=1 SBC_BENCH_WINDOW=5s SBC_BENCH_CALLS=500,1000 $(GO) test -count=1 -timeout 30m -run 'TestBenchMedia(SRTP|Paths)?$$' -v ./test
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
 	$(GO) test -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 60s -fuzzminimizetime 3s ./mediarelay
 	$(GO) test -run '^$$' -fuzz FuzzParseRTCP -fuzztime 60s ./mediarelay
+	$(GO) test -run '^$$' -fuzz FuzzParseCrypto -fuzztime 60s ./mediarelay
 
 vet:
 	$(GO) vet $(PKGS)

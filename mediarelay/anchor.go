@@ -22,6 +22,7 @@ type RealmMedia struct {
 	MaxPort int
 	NAT     bool
 	Codecs  []string
+	SRTP    SRTPPolicy // media security on this realm's legs (srtp_anchor.go)
 }
 
 // AnchorConfig configures media anchoring.
@@ -71,6 +72,7 @@ type anchored struct {
 	ref     CallRef
 	legs    [2]legMedia
 	streams []*Stream
+	sec     [][2]legSec // per media line and leg: SRTP keys and negotiation
 	ended   bool
 }
 
@@ -168,18 +170,18 @@ func (a *Anchor) call(ref CallRef) (*anchored, error) {
 // Offer rewrites an offer that arrived on leg from for the other leg,
 // allocating the SBC's ports on both legs for each new media line.
 func (a *Anchor) Offer(ref CallRef, from Side, sdp []byte) ([]byte, error) {
-	return a.rewrite(ref, from, sdp)
+	return a.rewrite(ref, from, sdp, false)
 }
 
 // Answer rewrites an answer that arrived on leg from for the other leg.
 func (a *Anchor) Answer(ref CallRef, from Side, sdp []byte) ([]byte, error) {
-	return a.rewrite(ref, from, sdp)
+	return a.rewrite(ref, from, sdp, true)
 }
 
 // rewrite is the same for offers and answers: learn where leg from's media
 // is, make sure both legs have ports and a stream per media line, and write
 // the SDP the other leg sees.
-func (a *Anchor) rewrite(ref CallRef, from Side, body []byte) ([]byte, error) {
+func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]byte, error) {
 	c, err := a.call(ref)
 	if err != nil {
 		return nil, err
@@ -194,8 +196,17 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte) ([]byte, error) {
 		return nil, errors.New("media: call already ended")
 	}
 	to := from.other()
+	var sec secPlan
+	if answer {
+		sec, err = a.secureAnswer(c, sess, from)
+	} else {
+		sec, err = a.secureOffer(c, sess, from)
+	}
+	if err != nil {
+		return nil, err
+	}
 	for i, m := range sess.Media {
-		if m.Port == 0 {
+		if m.Port == 0 || (sec.reject != nil && sec.reject[i]) {
 			if i < len(c.streams) && c.streams[i] != nil {
 				c.streams[i].SetRemote(from, netip.AddrPort{}, netip.AddrPort{}, false)
 			}
@@ -211,6 +222,9 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte) ([]byte, error) {
 			rtcp = rtp
 		}
 		st.SetRemote(from, rtp, rtcp, c.legs[from].face.cfg.NAT)
+		if sec.hold != nil && sec.hold[i] {
+			st.SetSRTPPending(true)
+		}
 		st.SetClockRate(clockRate(m))
 		setDir(&c.legs[from], i, m.Direction, m.Addr)
 		st.SetHold(onHold(c, i))
@@ -218,12 +232,24 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte) ([]byte, error) {
 	out := &c.legs[to]
 	ports := make([]int, len(sess.Media))
 	copy(ports, out.ports)
+	for i := range ports {
+		if sec.reject != nil && sec.reject[i] {
+			ports[i] = 0
+		}
+	}
 	out.version++
 	res, _, err := RewriteSDP(body, Rewrite{
 		Addr: out.face.cfg.Addr, Ports: ports, Codecs: out.face.cfg.Codecs,
 		SessID: out.sessID, Version: out.version, Username: "EdgeSBC",
+		Proto: sec.proto, Crypto: sec.crypto,
 	})
-	return res, err
+	if err != nil {
+		return nil, err
+	}
+	if err := c.commitSec(sec); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // ensureStream gives media line i ports on both legs and a relay stream.
@@ -384,6 +410,9 @@ type StreamInfo struct {
 	// Path forwards the stream: "xdp" or "tc" once offloaded to the
 	// kernel, else "userspace".
 	Path string `json:"path"`
+	// SRTP suite on each leg ("" = plain RTP); never a key.
+	SRTPA string `json:"srtp_a,omitempty"`
+	SRTPB string `json:"srtp_b,omitempty"`
 }
 
 // DirInfo is what the SBC received from one side of a stream.
@@ -397,6 +426,9 @@ type DirInfo struct {
 	JitterMs           float64 `json:"jitter_ms"`
 	RemoteFractionLost float64 `json:"remote_fraction_lost"`
 	RemoteJitterMs     float64 `json:"remote_jitter_ms"`
+	SRTPAuthFailed     uint64  `json:"srtp_auth_failed,omitempty"`
+	SRTPReplayed       uint64  `json:"srtp_replayed,omitempty"`
+	SRTPMalformed      uint64  `json:"srtp_malformed,omitempty"`
 	LastSeen           string  `json:"last_seen,omitempty"`
 }
 
@@ -455,6 +487,7 @@ func (a *Anchor) info(c *anchored) CallMedia {
 			FromA:  dirInfo(s.A), FromB: dirInfo(s.B), OnHold: onHold(c, i),
 			Path: st.Path(),
 		}
+		si.SRTPA, si.SRTPB = c.srtpInfo(i)
 		out.Streams = append(out.Streams, si)
 		for _, d := range []DirStats{s.A, s.B} {
 			if d.Packets == 0 {
@@ -478,6 +511,7 @@ func (a *Anchor) info(c *anchored) CallMedia {
 func dirInfo(d DirStats) DirInfo {
 	di := DirInfo{
 		Packets: d.Packets, Bytes: d.Bytes, Forwarded: d.Forwarded, Dropped: d.Dropped, Lost: d.Lost,
+		SRTPAuthFailed: d.SRTPAuthFailed, SRTPReplayed: d.SRTPReplayed, SRTPMalformed: d.SRTPMalformed,
 		JitterMs: round2(d.JitterMs), RemoteFractionLost: round2(d.RemoteFractionLost), RemoteJitterMs: round2(d.RemoteJitterMs),
 	}
 	if d.Latched.IsValid() {

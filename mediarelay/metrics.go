@@ -15,6 +15,9 @@ type metrics struct {
 	dropped   prometheus.Counter
 	bytes     prometheus.Counter
 	streams   prometheus.Gauge
+	// SRTP drops by reason (auth, replay, malformed); per packet, but
+	// only on the failure path.
+	srtpAuth, srtpReplay, srtpMalformed prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,7 +36,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "sbc_media_streams_active",
 		Help: "Media streams open in the user-space relay.",
 	})
+	srtpDrops := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sbc_media_srtp_dropped_total",
+		Help: "SRTP/SRTCP packets dropped by the relay: failed authentication, replayed, or not SRTP (malformed).",
+	}, []string{"reason"})
 	var err error
+	if srtpDrops, err = register(reg, srtpDrops); err != nil {
+		return nil, err
+	}
 	if packets, err = register(reg, packets); err != nil {
 		return nil, err
 	}
@@ -48,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dropped:   packets.WithLabelValues("dropped"),
 		bytes:     bytes,
 		streams:   streams,
+
+		srtpAuth:      srtpDrops.WithLabelValues("auth"),
+		srtpReplay:    srtpDrops.WithLabelValues("replay"),
+		srtpMalformed: srtpDrops.WithLabelValues("malformed"),
 	}, nil
 }
 
@@ -83,5 +97,12 @@ func (m *metrics) batch(forwarded, dropped, bytes int) {
 func (m *metrics) streamDelta(d float64) {
 	if m != nil {
 		m.streams.Add(d)
+	}
+}
+
+// srtpDrop counts one SRTP drop.
+func (m *metrics) srtpDrop(c prometheus.Counter) {
+	if m != nil {
+		c.Inc()
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // Kernel offload. Once both sides of a stream have latched and nothing
 // about its packets needs changing (plain RTP to plain RTP: no SRTP, no
-// transcoding), the relay hands the stream's flows to a kernel datapath
+// transcoding; Stream.NeedsTransform, srtp_stream.go), the relay hands the stream's flows to a kernel datapath
 // (bpf/: XDP or tc): a packet arriving at the SBC's port on one side is
 // rewritten there (addresses, ports, MACs, checksums) and sent out toward
 // the other side's latched address without reaching this process. The
@@ -308,7 +308,7 @@ func (s *Stream) syncOffload() {
 	s.off.mu.Lock()
 	defer s.off.mu.Unlock()
 	var want []wantFlow
-	if !s.off.userSpace && !s.off.closed {
+	if !s.off.userSpace && !s.off.closed && !s.NeedsTransform() {
 		want = s.desired()
 	}
 	acts := make(map[FlowKey]FlowAction, len(want))
@@ -541,7 +541,7 @@ func (r *Relay) OwnedFlows() map[FlowKey]bool {
 		s.off.mu.Lock()
 		us := s.off.userSpace
 		s.off.mu.Unlock()
-		if us {
+		if us || s.NeedsTransform() {
 			continue
 		}
 		for _, w := range s.desired() {

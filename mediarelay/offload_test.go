@@ -435,3 +435,23 @@ func TestOffloadManyFlows(t *testing.T) {
 		t.Fatal(r.Path())
 	}
 }
+
+// TestOffloadSRTPStaysInUserSpace: a stream that turns SRTP on for a leg
+// leaves the kernel at once (its packets now need a transform) and comes
+// back when the leg returns to plain RTP.
+func TestOffloadSRTPStaysInUserSpace(t *testing.T) {
+	r, dp, _ := offloadRelay(t, nil)
+	s, _, _ := offloaded(t, r, dp)
+	s.SetSRTPPending(true)
+	if n := len(dp.snapshot()); n != 0 {
+		t.Fatalf("%d flows in the kernel while SRTP is being negotiated", n)
+	}
+	time.Sleep(120 * time.Millisecond)
+	if n := len(dp.snapshot()); n != 0 {
+		t.Fatalf("re-offloaded a stream with SRTP pending: %d flows", n)
+	}
+	if err := s.SetSRTP(SideA, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFlows(t, dp, 2)
+}

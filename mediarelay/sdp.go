@@ -64,6 +64,7 @@ type Media struct {
 	RTCPMux   bool              // a=rtcp-mux present
 	Direction string            // "sendrecv" (default), "sendonly", "recvonly", "inactive"; media-level overrides session-level; c=0.0.0.0 hold folded in
 	Codecs    map[string]string // PT -> lower-case encoding name, from a=rtpmap or the static table
+	Crypto    []string          // a=crypto values (SDES keys: never log them)
 }
 
 // Session is a parsed SDP.
@@ -81,6 +82,12 @@ type Rewrite struct {
 	SessID   string     // o= session id the SBC uses on this leg
 	Version  uint64     // o= session version for this SDP
 	Username string     // o= username; empty means "-"
+	// Per m= line (nil or shorter: nothing for that line): the transport
+	// profile to write instead of the offered one ("" keeps it), and the
+	// SBC's own a=crypto values to add. Incoming a=crypto lines (and other
+	// keying attributes) never pass: each leg gets only the SBC's keys.
+	Proto  []string
+	Crypto [][]string
 }
 
 // sdpLine is one non-empty line: its type letter and the text after "=".
@@ -370,6 +377,8 @@ func parseMediaAttr(ms *mediaSec, l sdpLine, sc *mediaScan) error {
 		sc.ice = true
 	case name == "rtcp-mux":
 		ms.m.RTCPMux = true
+	case name == "crypto":
+		ms.m.Crypto = append(ms.m.Crypto, val)
 	case name == "rtcp":
 		p, err := parseRTCP(l, val)
 		if err != nil {
@@ -634,6 +643,8 @@ type mediaPlan struct {
 	port    int
 	formats []string
 	drop    map[int]bool // m= PTs removed: their rtpmap/fmtp/rtcp-fb go too
+	proto   string       // replaces the m= proto when set
+	crypto  []string     // the SBC's a=crypto values for this line
 }
 
 // planMedia applies ports and the codec filter, and decides ErrNoCodec.
@@ -760,7 +771,14 @@ func writeDoc(doc *sdpDoc, rw Rewrite, plans []mediaPlan) ([]byte, error) {
 	writeSession(w, doc.session, rw)
 	for i, ms := range doc.media {
 		w.attrs = 0
-		writeMedia(w, ms, plans[i], rw)
+		p := plans[i]
+		if i < len(rw.Proto) && rw.Proto[i] != "" {
+			p.proto = rw.Proto[i]
+		}
+		if i < len(rw.Crypto) && p.port != 0 {
+			p.crypto = rw.Crypto[i]
+		}
+		writeMedia(w, ms, p, rw)
 	}
 	if w.err != nil {
 		return nil, w.err
@@ -786,7 +804,7 @@ func writeSession(w *sdpWriter, lines []sdpLine, rw Rewrite) {
 		case 'a':
 			// a=rtcp is media-level only (RFC 3605); at session level it
 			// could only leak an address, so it goes too.
-			if name, _ := attr(l); !isICE(name) && name != "rtcp" {
+			if name, _ := attr(l); !isICE(name) && name != "rtcp" && !isKeying(name) {
 				w.line('a', l.val)
 			}
 		default:
@@ -797,7 +815,11 @@ func writeSession(w *sdpWriter, lines []sdpLine, rw Rewrite) {
 
 func writeMedia(w *sdpWriter, ms *mediaSec, p mediaPlan, rw Rewrite) {
 	m := ms.m
-	w.line('m', fmt.Sprintf("%s %d %s", m.Kind, p.port, strings.Join(append([]string{m.Proto}, p.formats...), " ")))
+	proto := m.Proto
+	if p.proto != "" {
+		proto = p.proto
+	}
+	w.line('m', fmt.Sprintf("%s %d %s", m.Kind, p.port, strings.Join(append([]string{proto}, p.formats...), " ")))
 	hold := ms.hold && p.port != 0
 	wroteDir := false
 	for _, l := range ms.lines[1:] {
@@ -811,7 +833,7 @@ func writeMedia(w *sdpWriter, ms *mediaSec, p mediaPlan, rw Rewrite) {
 		}
 		name, val := attr(l)
 		switch {
-		case isICE(name):
+		case isICE(name), isKeying(name):
 		case name == "rtcp":
 			if p.port != 0 {
 				w.line('a', "rtcp:"+strconv.Itoa(rtcpPort(p.port, m.RTCPMux)))
@@ -829,6 +851,21 @@ func writeMedia(w *sdpWriter, ms *mediaSec, p mediaPlan, rw Rewrite) {
 	if hold && !wroteDir {
 		w.line('a', m.Direction)
 	}
+	for _, c := range p.crypto {
+		w.line('a', "crypto:"+c)
+	}
+}
+
+// isKeying lists attributes that carry or negotiate media keys: SDES
+// (a=crypto), MIKEY (a=key-mgmt) and RFC 5939 capability negotiation,
+// whose a=acap lines can hold a=crypto. They are one leg's business and
+// never cross to the other; the SBC writes its own a=crypto per leg.
+func isKeying(name string) bool {
+	switch name {
+	case "crypto", "key-mgmt", "acap", "tcap", "pcfg", "acfg", "csup", "creq":
+		return true
+	}
+	return false
 }
 
 // rtcpPort is where RTCP goes on the SBC side: the RTP port itself with

@@ -386,7 +386,7 @@ func TestRewriteProperties(t *testing.T) {
 			leak: []string{"0.0.0.0", "10.20.30.41", "recvonly"}}},
 		{"rtcp-mux with a=rtcp", sdpRTCPMux, rw(sbcV4, nil, 20010), expect{
 			ports: []int{20010}, formats: [][]string{{"0", "96"}}, dirs: []string{"sendrecv"},
-			leak: []string{"203.0.113.141", "54400"}}},
+			leak: []string{"203.0.113.141", "54400", "a=crypto", "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"}}},
 		{"rtcp-mux without a=rtcp", sdpRTCPMuxOnly, rw(sbcV4, nil, 20012), expect{
 			ports: []int{20012}, formats: [][]string{{"0"}}, dirs: []string{"sendrecv"},
 			leak: []string{"203.0.113.142", "a=rtcp:"}}},
@@ -612,6 +612,7 @@ func TestParseSDP(t *testing.T) {
 			Kind: "audio", Port: 54400, Proto: "RTP/SAVPF", Formats: []string{"0", "96"},
 			Addr: netip.MustParseAddr("203.0.113.141"), RTCPPort: 54400, RTCPMux: true, Direction: "sendrecv",
 			Codecs: map[string]string{"0": "pcmu", "96": "opus"},
+			Crypto: []string{"1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32"},
 		}}},
 		{"rfc2543 hold", sdpHoldZero, []Media{{
 			Kind: "audio", Port: 18492, Proto: "RTP/AVP", Formats: []string{"18", "101"},

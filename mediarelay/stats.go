@@ -25,6 +25,9 @@ type DirStats struct {
 	// receives (first report block of the latest SR/RR).
 	RemoteFractionLost float64 // 0..1
 	RemoteJitterMs     float64
+	// SRTP drops (srtp_stream.go): failed authentication, replays, and
+	// packets that were not SRTP at all.
+	SRTPAuthFailed, SRTPReplayed, SRTPMalformed uint64
 }
 
 // StreamStats holds both directions, by the side the packets came from.

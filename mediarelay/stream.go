@@ -26,6 +26,11 @@ type Stream struct {
 	lastPacket atomic.Int64 // since epoch, any accepted packet
 	lastRemote atomic.Int64 // since epoch, last SetRemote
 
+	// SRTP (srtp_stream.go): each leg's keys, nil for plain RTP.
+	keys        [2]atomic.Pointer[LegKeys]
+	srtpOn      [2]atomic.Bool
+	srtpPending atomic.Bool // first negotiation open: forward nothing
+
 	closeOnce sync.Once
 
 	off streamOffload // kernel flows (offload.go)
@@ -47,10 +52,13 @@ type sideState struct {
 	rtp            rtpStats
 	remoteFraction float64
 	remoteJitterMs float64
+	// SRTP transform of the packets from this side; nil: plain both ways.
+	x *xform
 
 	// Counters written once per batch by this side's worker.
 	packets, bytes, forwarded, dropped, rtcpPackets atomic.Uint64
 	lastSeen                                        atomic.Int64 // since epoch, 0 = never
+	srtp                                            srtpCounters // SRTP drops of packets from this side
 
 	// Where packets TOWARD this side go; nil = drop. Written under mu,
 	// read without it by the other side's worker.
@@ -138,6 +146,23 @@ func (sd *sideState) accept(src netip.AddrPort, rtcpSock bool, now, window time.
 	return true
 }
 
+// admissible is accept without the latching: whether a packet from src
+// could be accepted. The SRTP path asks it before spending a decryption,
+// and latches only once the packet authenticated. Called with mu.
+func (sd *sideState) admissible(src netip.AddrPort, rtcpSock bool, now, window time.Duration) bool {
+	if !sd.known || sd.sdpRTP.Port() == 0 || !src.IsValid() {
+		return false
+	}
+	latch, sdp := sd.latchRTP, sd.sdpRTP
+	if rtcpSock {
+		latch, sdp = sd.latchRTCP, sd.sdpRTCP
+	}
+	if latch.IsValid() {
+		return src == latch
+	}
+	return (sd.nat && now-sd.setAt <= window) || src.Addr() == sdp.Addr()
+}
+
 // publish recomputes where packets toward this side go: the latched source
 // if any, else the SDP address. Allocates only when a destination changes,
 // i.e. on SetRemote and on latching, never per packet. Called with mu.
@@ -206,6 +231,10 @@ func (s *Stream) dirStats(side Side) DirStats {
 		Forwarded:   sd.forwarded.Load(),
 		Dropped:     sd.dropped.Load(),
 		RTCPPackets: sd.rtcpPackets.Load(),
+
+		SRTPAuthFailed: sd.srtp.authFailed.Load(),
+		SRTPReplayed:   sd.srtp.replayed.Load(),
+		SRTPMalformed:  sd.srtp.malformed.Load(),
 	}
 	if ls := sd.lastSeen.Load(); ls != 0 {
 		st.LastSeen = s.epoch.Add(time.Duration(ls))

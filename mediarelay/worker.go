@@ -203,9 +203,12 @@ func newWorker(r *Relay) (*worker, error) {
 		out:    [2]outBatch{newOutBatch(size), newOutBatch(size)},
 	}
 	w.pollF = w.poll
-	mem := make([]byte, size*maxDatagram)
+	// Each buffer receives at most maxDatagram; the srtpSlack beyond is
+	// room for an SRTP transform done in place.
+	const stride = maxDatagram + srtpSlack
+	mem := make([]byte, size*stride)
 	for i := range w.hdrs {
-		w.bufs[i] = mem[i*maxDatagram : (i+1)*maxDatagram : (i+1)*maxDatagram]
+		w.bufs[i] = mem[i*stride : i*stride+maxDatagram : (i+1)*stride]
 		w.iovs[i].Base = &w.bufs[i][0]
 		w.iovs[i].SetLen(maxDatagram)
 		w.hdrs[i].Hdr.Iov = &w.iovs[i]
@@ -444,6 +447,7 @@ func (w *worker) forward(sk *relaySock, n int) {
 	dst := &s.sides[sk.from.other()]
 	toRTP, toRTCP := dst.rtpDst.Load(), dst.rtcpDst.Load()
 	arrival := tsUnits(now, s.clock())
+	pending := s.srtpPending.Load()
 	var bytes, accepted, rtcpPkts int
 
 	src.mu.Lock()
@@ -454,14 +458,26 @@ func (w *worker) forward(sk *relaySock, n int) {
 		bytes += size
 		w.dsts[i] = nil
 		b := w.bufs[i][:size]
+		var ok bool
 		isRTCP := sk.rtcp || (src.mux && looksLikeRTCP(b))
 		if isRTCP {
 			rtcpPkts++
 		}
-		if h.Flags&unix.MSG_TRUNC != 0 {
+		if h.Flags&unix.MSG_TRUNC != 0 || pending {
 			continue
 		}
-		if !src.accept(decodeSockaddr(&w.names[i], h.Namelen), sk.rtcp, now, s.relay.cfg.LatchWindow, s.socks[sk.from]) {
+		from := decodeSockaddr(&w.names[i], h.Namelen)
+		x := src.x
+		if x.active() {
+			// Authenticate before the packet may latch its source.
+			if !src.admissible(from, sk.rtcp, now, s.relay.cfg.LatchWindow) {
+				continue
+			}
+			if b, ok = x.decrypt(b, isRTCP, &src.srtp, s.relay.metrics); !ok {
+				continue
+			}
+		}
+		if !src.accept(from, sk.rtcp, now, s.relay.cfg.LatchWindow, s.socks[sk.from]) {
 			continue
 		}
 		d := toRTP
@@ -475,11 +491,17 @@ func (w *worker) forward(sk *relaySock, n int) {
 			}
 			d = toRTCP
 		} else {
-			hdr, ok := parseRTPHeader(b)
-			if !ok {
+			var hdr rtpHeader
+			if hdr, ok = parseRTPHeader(b); !ok {
 				continue
 			}
 			src.rtp.update(hdr, arrival)
+		}
+		if x.active() {
+			if b, ok = x.encrypt(b, isRTCP, &src.srtp, s.relay.metrics); !ok {
+				continue
+			}
+			w.hdrs[i].Len = uint32(len(b))
 		}
 		accepted++
 		w.dsts[i] = d

@@ -19,6 +19,13 @@ type Decision struct {
 	ToRealm       string
 	Targets       []config.Target
 	TargetTimeout time.Duration
+
+	// Trunks is the trunk of each target (nil entries for plain route
+	// targets); InTrunk the trunk the call came in on; Called the called
+	// number after InTrunk's inbound normalization (route_dialplan.go).
+	Trunks  []*Trunk
+	InTrunk *Trunk
+	Called  string
 }
 
 type route struct {
@@ -31,6 +38,14 @@ type route struct {
 // Router matches calls against the configured routes, first match wins.
 type Router struct {
 	routes []route
+
+	// The dial plan over trunks (route_dialplan.go); now and intn are
+	// replaced by tests.
+	rules     []*dialRule
+	trunks    map[string]*Trunk
+	trunkList []*Trunk
+	now       func() time.Time
+	intn      func(int) int
 }
 
 // NewRouter compiles the routes of a validated config.

@@ -73,6 +73,7 @@ func (s *SBC) AdminHandler() http.Handler {
 		_ = json.NewEncoder(w).Encode(s.Calls())
 	})
 	mux.HandleFunc("GET /api/v1/flows", s.serveFlows)
+	mux.HandleFunc("GET /api/v1/trunks", s.serveTrunks) // trunk.go
 	// Profiles for the engineer on call: the admin API listens on a
 	// management address only.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -94,5 +95,6 @@ func (s *SBC) AdminHandler() http.Handler {
 		}
 		http.Error(w, "no such call", http.StatusNotFound)
 	})
+	s.guard.admin(mux)
 	return mux
 }

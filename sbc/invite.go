@@ -45,10 +45,16 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.respond(r, tx, buildLocalResponse(r, req, sip.StatusTrying, "Trying", ""))
 
-	dec, ok := s.router.Route(r.Name, req.Recipient.User)
+	dec, ok := s.router.RouteCall(policy.Call{Realm: r.Name, User: req.Recipient.User, To: toUser(req), Source: req.Source()})
 	if !ok {
 		s.reply(r, req, tx, sip.StatusNotFound, "Not Found", newTag())
 		s.metrics.Calls.WithLabelValues("no_route").Inc()
+		return
+	}
+	dec = s.guard.routeRegistered(dec, req.Recipient.User)
+	if len(dec.Targets) == 0 { // every trunk of the route is down
+		s.reply(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", newTag())
+		s.metrics.Calls.WithLabelValues("trunks_down").Inc()
 		return
 	}
 	out := s.realms[dec.ToRealm]
@@ -77,7 +83,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 
 	var last *sip.Response
 	for i, t := range dec.Targets {
-		o := s.tryTarget(ctx, c, out, dec, t, req, offer, mf-1, tx)
+		o := s.tryTarget(ctx, c, out, dec, i, req, offer, mf-1, tx)
 		switch o.kind {
 		case outcomeAnswered:
 			s.confirm(c, r, req, tx, o.res, len(offer) > 0)
@@ -111,6 +117,8 @@ func mediaRefusal(err error) (int, string) {
 		return sip.StatusServiceUnavailable, "Service Unavailable"
 	case errors.Is(err, mediarelay.ErrBadSDP):
 		return sip.StatusBadRequest, "Bad SDP"
+	case errors.Is(err, mediarelay.ErrSRTPRefused):
+		return sip.StatusNotAcceptableHere, "Not Acceptable Here (media security)"
 	default:
 		return sip.StatusNotAcceptableHere, "Not Acceptable Here"
 	}
@@ -165,9 +173,12 @@ type outcome struct {
 
 // tryTarget sends leg B's INVITE to one target and relays what comes back
 // until a final answer, a cancel, or the target's silence.
-func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Decision, t config.Target, req *sip.Request, offer []byte, mf int, txA sip.ServerTransaction) outcome {
+func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Decision, i int, req *sip.Request, offer []byte, mf int, txA sip.ServerTransaction) outcome {
+	t := dec.Targets[i]
 	b := s.newLegB(c, out, t, req)
+	trunkNumbers(b, dec, i, req)
 	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, out.filter, req, offer, contentType(req))
+	trunkIdentity(inv, dec, i)
 	b.invite = inv
 
 	c.mu.Lock()
@@ -189,13 +200,17 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 		return outcome{kind: outcomeFailover}
 	}
 	s.metrics.reqOut(out.Name, "INVITE")
-	defer txB.Terminate()
+	defer func() { txB.Terminate() }() // txB changes when a challenge is answered
 	// A 2xx retransmitted after our ACK means the ACK was lost.
-	if ctx, ok := txB.(*sip.ClientTx); ok {
-		ctx.OnRetransmission(func(res *sip.Response) { s.onStrayResponse(out, res) })
+	onRetransmit := func(tx sip.ClientTransaction) {
+		if ctx, ok := tx.(*sip.ClientTx); ok {
+			ctx.OnRetransmission(func(res *sip.Response) { s.onStrayResponse(out, res) })
+		}
 	}
+	onRetransmit(txB)
+	authTried := false
 
-	silence := time.NewTimer(dec.TargetTimeout)
+	silence := time.NewTimer(dec.Timeout(i))
 	defer silence.Stop()
 	ring := time.NewTimer(maxRingTime)
 	defer ring.Stop()
@@ -238,6 +253,16 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				if cancelled {
 					return outcome{kind: outcomeCancelled}
 				}
+				if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && !authTried {
+					authTried = true // trunk_auth.go: re-sent once with credentials
+					if next, tx, ok := s.reauthInvite(c, out, b, inv, res, dec.Trunk(i)); ok {
+						txB.Terminate()
+						inv, txB, heard = next, tx, false
+						onRetransmit(txB)
+						silence.Reset(dec.Timeout(i))
+						continue
+					}
+				}
 				if res.StatusCode == sip.StatusRequestTimeout || res.StatusCode >= 500 && res.StatusCode < 600 {
 					return outcome{kind: outcomeFailover, res: res}
 				}
@@ -275,7 +300,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				// RFC 3261 9.1: no CANCEL before a provisional. Wait for
 				// one, but only as long as the target may stay silent,
 				// not for Timer B.
-				silence.Reset(dec.TargetTimeout)
+				silence.Reset(dec.Timeout(i))
 			}
 		}
 	}

@@ -48,6 +48,9 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 		log:    s.log.With("realm", rc.Name),
 		ready:  make(chan struct{}),
 	}
+	if err := r.filter.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
+		return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
+	}
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
 	lib := slog.New(&libLogHandler{next: s.log.Handler(), malformed: func() {
@@ -177,22 +180,30 @@ func (r *Realm) write(req *sip.Request) error {
 func (r *Realm) readFilter(s *SBC) sip.TransportReadFilter {
 	lim := sipguard.Limits{MaxMessage: s.cfg.SIP.MaxMessage}
 	return func(p sip.TransportReadProps, data []byte) ([]byte, error) {
+		if s.guard.screen(r, p, data) {
+			return nil, nil // banned, over its rate, or a scanner: counted
+		}
 		if p.Transport != "UDP" {
 			return data, nil
 		}
 		v := sipguard.Check(data, lim)
 		switch v.Action {
 		case sipguard.Accept:
-			return data, nil
+			return s.guard.markLength(p, data), nil
 		case sipguard.Reject:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()
-			if res := sipguard.StatelessResponse(data, v.Status, v.Reason); res != nil && r.udp != nil {
+			s.guard.malformed(p)
+			// Never a larger answer than the request to a source that has
+			// not proved its address (no amplification).
+			if res := sipguard.StatelessResponse(data, v.Status, v.Reason); res != nil && r.udp != nil &&
+				s.guard.mayAnswer(addrOf(p.RemoteAddr), len(data), len(res)) {
 				if _, err := r.udp.WriteTo(res, p.RemoteAddr); err == nil {
 					s.metrics.resOut(r.Name, v.Status)
 				}
 			}
 		default:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()
+			s.guard.malformed(p)
 		}
 		r.log.Debug("malformed SIP message", "from", p.RemoteAddr.String(), "cause", v.Why, "status", v.Status)
 		return nil, nil // never an error: that would stop sipgo's read loop

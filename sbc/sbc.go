@@ -38,6 +38,8 @@ type SBC struct {
 	calls   *callTable
 	metrics *Metrics
 	media   MediaHook
+	guard   *guard
+	trunks  *trunkSet // trunk.go
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -66,6 +68,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		h.OnTimeout(s.onMediaTimeout)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.guard = newGuard(s)
 	setTimersOnce.Do(func() { setLinger(cfg.SIP.TransactionLinger.Std()) })
 	for _, rc := range cfg.Realms {
 		r, err := newRealm(s, rc)
@@ -76,6 +79,10 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.realms[r.Name] = r
 		s.order = append(s.order, r)
 		s.register(r)
+	}
+	if err := s.setupTrunks(); err != nil {
+		s.closeRealms()
+		return nil, err
 	}
 	return s, nil
 }
@@ -105,6 +112,7 @@ func (s *SBC) Start() error {
 		r.serve()
 		s.log.Info("realm listening", "realm", r.Name, "listen", r.cfg.Listen, "transports", r.cfg.Transports, "advertise", r.cfg.AdvertiseAddr())
 	}
+	s.startTrunks()
 	return nil
 }
 
@@ -122,6 +130,7 @@ func (s *SBC) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("shutdown: calls still ending: %w", ctx.Err())
 	}
+	s.stopTrunks(ctx)
 	s.cancel()
 	s.closeRealms()
 	return err
@@ -142,6 +151,7 @@ func (s *SBC) ActiveCalls() int { return s.calls.count() }
 // register binds the realm's sipgo server to the B2BUA's handlers.
 func (s *SBC) register(r *Realm) {
 	wrap := func(h func(*Realm, *sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+		h = s.guard.chain(h)
 		return func(req *sip.Request, tx sip.ServerTransaction) {
 			s.metrics.reqIn(r.Name, string(req.Method))
 			h(r, req, tx)
@@ -159,6 +169,7 @@ func (s *SBC) register(r *Realm) {
 		r.srv.OnRequest(m, wrap(s.onNotAllowed))
 	}
 	r.srv.OnNoRoute(wrap(s.onUnknownMethod))
+	s.guard.registerHandlers(r, wrap)
 }
 
 // allowed is what the B2BUA accepts, for Allow headers.

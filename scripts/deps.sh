@@ -9,6 +9,8 @@ command -v tshark  >/dev/null || need+=(tshark)
 command -v ip      >/dev/null || need+=(iproute2)
 command -v ethtool >/dev/null || need+=(ethtool)
 command -v ping    >/dev/null || need+=(iputils-ping)
+command -v svwar   >/dev/null || need+=(sipvicious)
+command -v baresip >/dev/null || need+=(baresip-core) # SRTP interop test (test/baresip_test.go)
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"
   exit 0

@@ -45,6 +45,9 @@ func exchange(t *testing.T, c *net.UDPConn, b []byte, d time.Duration) string {
 			return ""
 		}
 		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		if id := callID(b); id != "" && callID(buf[:n]) != id {
+			continue // a late answer to an earlier message (a 408 after a target timeout)
+		}
 		if strings.HasPrefix(line, "SIP/2.0 1") && !strings.HasPrefix(line, "SIP/2.0 100") {
 			continue // provisional: wait for the final answer
 		}
@@ -53,6 +56,21 @@ func exchange(t *testing.T, c *net.UDPConn, b []byte, d time.Duration) string {
 		}
 		return line
 	}
+}
+
+// callID is a message's Call-ID (long or compact form), "" when none.
+func callID(b []byte) string {
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimRight(l, "\r")
+		if l == "" {
+			break
+		}
+		name, v, ok := strings.Cut(l, ":")
+		if n := strings.ToLower(strings.TrimSpace(name)); ok && (n == "call-id" || n == "i") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 func crlf(s string) []byte {

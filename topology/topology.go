@@ -37,6 +37,7 @@ var compact = map[string]string{
 type HeaderFilter struct {
 	allow bool
 	names map[string]bool
+	rules []headerRule // rules.go
 }
 
 // NewHeaderFilter builds a filter: mode "allow" passes only names, "deny"
@@ -177,6 +178,7 @@ func BuildRequest(method sip.RequestMethod, d Dialog, cseq uint32, maxFwd int, l
 	}
 	req.SetBody(body)
 	req.SetTransport(l.Transport)
+	f.ApplyRules(req)
 	return req
 }
 
@@ -246,6 +248,7 @@ func BuildResponse(req *sip.Request, status int, reason string, localTag string,
 		res.AppendHeader(&ct)
 	}
 	res.SetBody(body)
+	f.ApplyRules(res)
 	res.SetTransport(req.Transport())
 	res.SetDestination(req.Source())
 	return res

@@ -19,8 +19,10 @@ commands:
   calls     active calls as a table, with MOS (-json for the raw list)
   call ID   one call with its media streams (JSON)
   flows     media flows: path (xdp, tc, userspace), packets, last seen (-json for raw)
+  trunks    trunks: registration and each target's health (-json for the raw list)
   health    exits 0 when sbcd answers /healthz
-  metrics   the Prometheus metrics text`
+  metrics   the Prometheus metrics text
+` + guardUsage
 
 func main() {
 	admin := flag.String("admin", "http://127.0.0.1:8080", "admin API base URL")
@@ -36,6 +38,8 @@ func main() {
 	switch flag.Arg(0) {
 	case "calls":
 		err = calls(client, *admin, *asJSON)
+	case "trunks":
+		err = trunks(client, *admin, *asJSON)
 	case "call":
 		if flag.NArg() != 2 {
 			flag.Usage()
@@ -58,6 +62,10 @@ func main() {
 			os.Stdout.Write(b)
 		}
 	default:
+		if ok, gerr := guardCommand(client, *admin, flag.Arg(0), flag.Args()[1:], *asJSON); ok {
+			err = gerr
+			break
+		}
 		flag.Usage()
 		os.Exit(2)
 	}

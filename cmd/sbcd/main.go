@@ -120,6 +120,7 @@ func anchorConfig(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 		lo, hi, _ := config.ParsePortRange(r.Media.Ports) // validated at load
 		ac.Realms = append(ac.Realms, mediarelay.RealmMedia{
 			Name: r.Name, Addr: r.MediaAddr(), MinPort: lo, MaxPort: hi, NAT: r.Media.NAT, Codecs: r.Media.Codecs,
+			SRTP: r.Media.SRTP.Policy(),
 		})
 	}
 	return ac

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 )
 
 // RTPEnd is a phone's media socket: it sends G.711-sized RTP packets whose
@@ -23,6 +24,13 @@ type RTPEnd struct {
 	from map[uint32]map[string]int // SSRC -> source address -> packets
 	bad  int                       // packets that were not RTP or whose payload was wrong
 	done chan struct{}
+
+	// SRTP mode (srtp.go): nil contexts mean plain RTP.
+	recv       *srtp.Context // under mu
+	authFailed int
+	clear      int
+	sendMu     sync.Mutex
+	send       *srtp.Context
 }
 
 // NewRTPEnd starts recording on a socket the caller opened; it closes with
@@ -61,7 +69,12 @@ func (e *RTPEnd) read() {
 			continue
 		}
 		e.mu.Lock()
-		if pkt.Unmarshal(buf[:n]) != nil || string(pkt.Payload) != string(payload(pkt.SSRC, pkt.SequenceNumber)) {
+		b, ok := e.open(buf[:n])
+		if !ok {
+			e.mu.Unlock()
+			continue
+		}
+		if pkt.Unmarshal(b) != nil || string(pkt.Payload) != string(payload(pkt.SSRC, pkt.SequenceNumber)) {
 			e.bad++
 		} else {
 			e.got[pkt.SSRC] = append(e.got[pkt.SSRC], pkt.SequenceNumber)
@@ -76,9 +89,7 @@ func (e *RTPEnd) read() {
 
 // SendOne sends packet seq of stream ssrc to dst.
 func (e *RTPEnd) SendOne(dst *net.UDPAddr, ssrc uint32, seq uint16) error {
-	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq,
-		Timestamp: uint32(seq) * 160, SSRC: ssrc}, Payload: payload(ssrc, seq)}
-	b, err := p.Marshal()
+	b, err := e.Packet(ssrc, seq)
 	if err != nil {
 		return err
 	}

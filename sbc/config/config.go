@@ -27,6 +27,11 @@ type Config struct {
 	Media  Media     `yaml:"media"`
 	SIP    SIPTuning `yaml:"sip"`
 	Log    Log       `yaml:"log"`
+	Guard  Guard     `yaml:"guard"`
+
+	// Trunks and Routing: carrier trunks and the dial plan over them (trunks.go, routing.go).
+	Trunks  []Trunk `yaml:"trunks"`
+	Routing Routing `yaml:"routing"`
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -59,6 +64,8 @@ type RealmMedia struct {
 	// Codecs, when set, is the allow list of encoding names offered into
 	// this realm (e.g. PCMU, PCMA, telephone-event).
 	Codecs []string `yaml:"codecs"`
+	// SRTP is the realm's media security (srtp.go).
+	SRTP SRTP `yaml:"srtp"`
 }
 
 // HeaderPolicy says which non-essential headers may be carried into a realm.
@@ -68,6 +75,9 @@ type RealmMedia struct {
 type HeaderPolicy struct {
 	Mode string   `yaml:"mode"`
 	List []string `yaml:"list"`
+
+	// Rules add, remove or rewrite headers on messages into this realm (routing.go).
+	Rules []HeaderRule `yaml:"rules"`
 }
 
 // Route matches calls from one realm and sends them to an ordered list of
@@ -225,6 +235,8 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	c.Guard.applyDefaults()
+	c.trunkDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms when a realm names no policy:
@@ -312,6 +324,9 @@ func (c *Config) Validate() error {
 	if err := c.validateMedia(); err != nil {
 		return err
 	}
+	if err := c.Guard.validate(realms); err != nil {
+		return err
+	}
 	for i, rt := range c.Routes {
 		k := fmt.Sprintf("routes[%d]", i)
 		if rt.Name == "" {
@@ -342,6 +357,9 @@ func (c *Config) Validate() error {
 		if rt.TargetTimeout.Std() < 100*time.Millisecond || rt.TargetTimeout.Std() > 60*time.Second {
 			return keyErr(k+".target_timeout", "must be between 100ms and 60s")
 		}
+	}
+	if err := c.validateTrunks(); err != nil {
+		return err
 	}
 	if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
 		return keyErr("admin.listen", "%q is not ip:port (%v)", c.Admin.Listen, err)
@@ -392,6 +410,9 @@ func (c *Config) validateMedia() error {
 			}
 		}
 		spans = append(spans, span{k + ".ports", addr, lo, hi})
+		if err := r.Media.SRTP.validate(k + ".srtp"); err != nil {
+			return err
+		}
 		for j, name := range r.Media.Codecs {
 			if !isToken(name) {
 				return keyErr(fmt.Sprintf("%s.codecs[%d]", k, j), "%q is not a codec name", name)

@@ -1,0 +1,567 @@
+package sbc
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgesbc/edgesbc/policy"
+	"github.com/edgesbc/edgesbc/sbc/config"
+)
+
+// The guard is the SBC's protection policy, in two stages.
+//
+// Before parsing, in the transport read filter (screen): banned sources,
+// the per-source token bucket on requests and scanner User-Agents. These
+// are the cheap drops a flood must not get past; nothing is answered.
+//
+// After parsing, as an interceptor chain wrapped around the B2BUA's
+// handlers (livekit's wrapHandler idea): ACL, digest auth, admission, each
+// a small piece that either answers (403, 401, 503) or calls the next.
+// Those answers go out statelessly (no retransmission) and, to a source
+// that has not proved its address, never larger than its request.
+type guard struct {
+	s   *SBC
+	cfg config.Guard
+
+	bans     *policy.Bans
+	limiter  *policy.SourceLimiter
+	strikes  *policy.Strikes
+	scanners *policy.Scanners
+	adm      *policy.Admission
+	verified *addrSet
+	trusted  *policy.ACL
+	realms   map[string]*realmGuard
+
+	// admissionKeys, when set, adds keys (a trunk's) to the realm's own
+	// for each new call; see SBC.SetAdmissionKeys.
+	keysMu        sync.RWMutex
+	admissionKeys func(realm string, req *sip.Request) []string
+
+	rejected   *prometheus.CounterVec // by realm, reason
+	bansActive prometheus.Gauge
+	bansTotal  *prometheus.CounterVec // by reason
+}
+
+type realmGuard struct {
+	acl          *policy.ACL
+	aclDrop      bool
+	auth         *policy.Digest
+	authMethods  map[sip.RequestMethod]bool
+	registrar    *registrar
+	admissionKey string
+	retryAfter   time.Duration
+}
+
+// rxLenHeader carries a UDP request's size on the wire from the read
+// filter to the handlers (sipgo keeps no raw size). It is inserted right
+// after the request line, read and removed before any handler runs, so it
+// never leaves the SBC.
+const rxLenHeader = "X-Edgesbc-Rx-Len"
+
+func newGuard(s *SBC) *guard {
+	gc := s.cfg.Guard
+	g := &guard{
+		s: s, cfg: gc,
+		bans:     policy.NewBans(gc.Bans.Max),
+		limiter:  policy.NewSourceLimiter(gc.Sources.Rate, gc.Sources.Burst, gc.Sources.MaxSources),
+		strikes:  policy.NewStrikes(gc.Bans.Window.Std(), gc.Sources.MaxSources),
+		scanners: policy.NewScanners(gc.Scanners()),
+		adm:      policy.NewAdmission(),
+		verified: newAddrSet(gc.Sources.MaxSources, time.Hour),
+		realms:   map[string]*realmGuard{},
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_policy_rejected_total", Help: "Requests refused or dropped by policy, by realm and reason.",
+		}, []string{"realm", "reason"}),
+		bansActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sbc_bans_active", Help: "Sources banned now.",
+		}),
+		bansTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_bans_total", Help: "Bans imposed, by reason.",
+		}, []string{"reason"}),
+	}
+	var trusted []netip.Prefix
+	for _, c := range gc.Trusted {
+		n, _ := config.ParseCIDR(c) // validated at load
+		trusted = append(trusted, n)
+	}
+	if len(trusted) > 0 {
+		g.trusted = policy.NewACL(trusted)
+	}
+	g.bans.OnChange = func(b policy.Ban, added bool) {
+		if added {
+			g.bansActive.Inc()
+			g.bansTotal.WithLabelValues(b.Reason).Inc()
+			s.log.Info("source banned", "addr", b.Addr, "reason", b.Reason, "until", b.Until.Format(time.RFC3339))
+		} else {
+			g.bansActive.Dec()
+		}
+	}
+	s.metrics.Registry.MustRegister(g.rejected, g.bansActive, g.bansTotal, admissionCollector{g.adm})
+	for _, rc := range s.cfg.Realms {
+		rg := &realmGuard{}
+		if p := gc.RealmPolicy(rc.Name); p != nil {
+			if p.ACL != nil {
+				var nets []netip.Prefix
+				for _, c := range p.ACL.Allow {
+					n, _ := config.ParseCIDR(c) // validated at load
+					nets = append(nets, n)
+				}
+				rg.acl, rg.aclDrop = policy.NewACL(nets), p.ACL.Action == "drop"
+			}
+			if a := p.Auth; a != nil {
+				users := map[string]string{}
+				for _, u := range a.Users {
+					users[u.Name] = u.Password
+				}
+				realm := a.Realm
+				if realm == "" {
+					realm = rc.AdvertiseAddr()
+				}
+				rg.auth = policy.NewDigest(realm, a.Algorithms, users, a.NonceTTL.Std())
+				rg.authMethods = map[sip.RequestMethod]bool{}
+				for _, m := range a.Methods {
+					rg.authMethods[sip.RequestMethod(m)] = true
+				}
+			}
+			if p.Registrar != nil {
+				rg.registrar = newRegistrar(*p.Registrar)
+			}
+			if a := p.Admission; a != nil {
+				rg.admissionKey = "realm:" + rc.Name
+				rg.retryAfter = a.RetryAfter.Std()
+				g.adm.Configure(rg.admissionKey, policy.AdmissionLimits{MaxCalls: a.MaxCalls, MaxCPS: a.MaxCPS, RetryAfter: rg.retryAfter})
+			}
+		}
+		g.realms[rc.Name] = rg
+	}
+	go g.sweep()
+	return g
+}
+
+// sweep expires bans, bindings and idle counters once a second.
+func (g *guard) sweep() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.s.ctx.Done():
+			return
+		case now := <-t.C:
+			g.bans.Expire(now)
+			g.limiter.Sweep(now)
+			g.strikes.Sweep(now)
+			g.verified.sweep(now)
+			for _, rg := range g.realms {
+				if rg.registrar != nil {
+					rg.registrar.loc.Expire(now)
+				}
+			}
+		}
+	}
+}
+
+// ban bans src for the configured time.
+func (g *guard) ban(src netip.Addr, reason string) {
+	g.bans.Ban(src, g.cfg.Bans.Duration.Std(), reason, time.Now())
+}
+
+// strike records a bad event and bans src at the kind's threshold.
+func (g *guard) strike(src netip.Addr, kind string, threshold int) {
+	if g.strikes.Add(src, kind, threshold, time.Now()) {
+		g.ban(src, kind)
+	}
+}
+
+func (g *guard) reject(realm, reason string) {
+	g.rejected.WithLabelValues(realm, reason).Inc()
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// screen runs in the read filter on every datagram (UDP) or chunk (TCP)
+// before sipgo parses it, and says whether to drop it. Drops are silent
+// and counted.
+func (g *guard) screen(r *Realm, p sip.TransportReadProps, data []byte) bool {
+	src := addrOf(p.RemoteAddr)
+	now := time.Now()
+	if g.bans.Banned(src, now) {
+		g.reject(r.Name, "banned")
+		return true
+	}
+	if p.Transport != "UDP" || len(data) == 0 || data[0] == '\r' || data[0] == '\n' || bytes.HasPrefix(data, []byte("SIP/")) {
+		return false // TCP is a stream, not messages; responses and keepalives pass
+	}
+	if !g.limiter.Allow(src, now) {
+		g.reject(r.Name, "rate")
+		g.strike(src, "rate", g.cfg.Bans.RateExcess)
+		return true
+	}
+	if g.scanners.Match(data) {
+		g.reject(r.Name, "scanner")
+		g.ban(src, "scanner")
+		return true
+	}
+	return false
+}
+
+// markLength inserts the rx length header into a UDP request from a
+// source that has not proved its address; data is returned unchanged
+// otherwise.
+func (g *guard) markLength(p sip.TransportReadProps, data []byte) []byte {
+	if bytes.HasPrefix(data, []byte("SIP/")) || g.known(addrOf(p.RemoteAddr)) {
+		return data
+	}
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		return data
+	}
+	n := strconv.Itoa(len(data))
+	out := make([]byte, 0, len(data)+len(rxLenHeader)+len(n)+4)
+	out = append(out, data[:nl+1]...)
+	out = append(out, rxLenHeader...)
+	out = append(out, ": "...)
+	out = append(out, n...)
+	out = append(out, "\r\n"...)
+	return append(out, data[nl+1:]...)
+}
+
+// malformed counts a malformed message against its source.
+func (g *guard) malformed(p sip.TransportReadProps) {
+	g.strike(addrOf(p.RemoteAddr), "malformed", g.cfg.Bans.Malformed)
+}
+
+// mayAnswer says whether a response of resLen bytes may go to src for a
+// request of reqLen bytes: always to a source that proved its address,
+// otherwise only when it is not larger (no amplification).
+func (g *guard) mayAnswer(src netip.Addr, reqLen, resLen int) bool {
+	return resLen <= reqLen || g.known(src)
+}
+
+// known is a source that proved its address or that the operator trusts.
+func (g *guard) known(src netip.Addr) bool {
+	return g.trusted != nil && g.trusted.Allows(src) || g.verified.has(src, time.Now())
+}
+
+// handler is a B2BUA request handler; an interceptor wraps one.
+type handler func(*Realm, *sip.Request, sip.ServerTransaction)
+
+// chain wraps h in the guard's interceptors, outermost first.
+func (g *guard) chain(h handler) handler {
+	for _, ic := range []func(handler) handler{g.admission, g.authenticate, g.aclCheck} {
+		h = ic(h)
+	}
+	return g.rxLen(h)
+}
+
+func sourceOf(req *sip.Request) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// rxLen takes the length header off every request before anything else
+// sees it, and keeps the value for the interceptors' answers.
+func (g *guard) rxLen(next handler) handler {
+	return func(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+		h := req.GetHeader(rxLenHeader)
+		if h == nil {
+			next(r, req, tx)
+			return
+		}
+		if n, err := strconv.Atoi(h.Value()); err == nil && n > 0 {
+			rxLens.Store(req, n)
+			defer rxLens.Delete(req)
+		}
+		for h != nil && req.RemoveHeader(h.Name()) {
+			h = req.GetHeader(rxLenHeader)
+		}
+		next(r, req, tx)
+	}
+}
+
+// newRequest is an out-of-dialog INVITE or REGISTER, what an ACL guards.
+func newRequest(req *sip.Request) bool {
+	return toTag(req) == "" && (req.Method == sip.INVITE || req.Method == sip.REGISTER)
+}
+
+// aclCheck refuses INVITE and REGISTER from sources outside the realm's
+// ACL: 403, or nothing when the realm says drop.
+func (g *guard) aclCheck(next handler) handler {
+	return func(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+		rg := g.realms[r.Name]
+		if rg.acl == nil || !newRequest(req) || rg.acl.Allows(sourceOf(req).Addr()) {
+			next(r, req, tx)
+			return
+		}
+		g.reject(r.Name, "acl")
+		if rg.aclDrop {
+			return
+		}
+		g.answer(r, req, tx, sip.StatusForbidden, "Forbidden")
+	}
+}
+
+// authenticate challenges the realm's configured methods (new requests
+// only) and checks the answers; repeated failures ban the source.
+func (g *guard) authenticate(next handler) handler {
+	return func(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+		rg := g.realms[r.Name]
+		if rg.auth == nil || !rg.authMethods[req.Method] || toTag(req) != "" {
+			next(r, req, tx)
+			return
+		}
+		src := sourceOf(req).Addr()
+		now := time.Now()
+		// REGISTER is answered by its realm's registrar (401); other
+		// requests as a proxy would be (407), RFC 3261 22.3.
+		hdrIn, hdrOut, code, reason := "Authorization", "WWW-Authenticate", sip.StatusUnauthorized, "Unauthorized"
+		if req.Method != sip.REGISTER {
+			hdrIn, hdrOut, code, reason = "Proxy-Authorization", "Proxy-Authenticate", sip.StatusProxyAuthRequired, "Proxy Authentication Required"
+		}
+		stale := false
+		for _, h := range req.GetHeaders(hdrIn) {
+			user, err := rg.auth.Verify(h.Value(), string(req.Method), src, now)
+			switch {
+			case err == nil:
+				g.verified.add(src, now)
+				authUser.Store(req, user)
+				defer authUser.Delete(req)
+				next(r, req, tx)
+				return
+			case err == policy.ErrStaleNonce:
+				stale = true
+			case err == policy.ErrNoCredentials:
+			default:
+				g.reject(r.Name, "auth_failed")
+				g.strike(src, "auth", g.cfg.Bans.AuthFailures)
+				g.answer(r, req, tx, sip.StatusForbidden, "Forbidden")
+				return
+			}
+		}
+		g.reject(r.Name, "auth_challenge")
+		var extra []sip.Header
+		for _, c := range rg.auth.Challenges(src, now, stale) {
+			extra = append(extra, sip.NewHeader(hdrOut, c))
+		}
+		// One challenge per algorithm (RFC 8760), but to a source not yet
+		// known, only as many as keep the answer no larger than the request.
+		for n := len(extra); n > 1; n-- {
+			if g.answerFits(r, req, code, reason, extra[:n]...) {
+				extra = extra[:n]
+				break
+			}
+			extra = extra[:n-1]
+		}
+		g.answer(r, req, tx, code, reason, extra...)
+	}
+}
+
+// authUser holds the authenticated user of a request while its handler
+// runs (the registrar checks it against the AOR).
+var authUser sync.Map // *sip.Request -> string
+
+// admission admits new INVITEs under the realm's key (and any trunk keys)
+// or answers 503 with Retry-After. The ticket is held until the call ends.
+func (g *guard) admission(next handler) handler {
+	return func(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
+		if req.Method != sip.INVITE || toTag(req) != "" {
+			next(r, req, tx)
+			return
+		}
+		rg := g.realms[r.Name]
+		var keys []string
+		if rg.admissionKey != "" {
+			keys = append(keys, rg.admissionKey)
+		}
+		g.keysMu.RLock()
+		if f := g.admissionKeys; f != nil {
+			keys = append(keys, f(r.Name, req)...)
+		}
+		g.keysMu.RUnlock()
+		src := sourceOf(req).Addr()
+		cid := req.CallID().Value()
+		_, existed := g.s.calls.lookup(cid)
+		var t *policy.Ticket
+		var rej *policy.Rejection
+		if len(keys) > 0 {
+			t, rej = g.adm.Admit(time.Now(), keys...)
+		}
+		if rej != nil {
+			g.reject(r.Name, "admission_"+rej.Reason)
+			secs := int((rej.RetryAfter + time.Second - 1) / time.Second)
+			g.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(max(secs, 1))))
+			return
+		}
+		next(r, req, tx)
+		ref, ok := g.s.calls.lookup(cid)
+		if existed || !ok || ref.side != SideA {
+			t.Release()
+			return
+		}
+		c := ref.call
+		c.mu.Lock()
+		answered := !c.answered.IsZero()
+		c.mu.Unlock()
+		if answered {
+			// The caller got our 2xx and ACKed (or the call went on):
+			// its address is real.
+			g.verified.add(src, time.Now())
+		}
+		if t != nil {
+			go func() { <-c.done; t.Release() }()
+		}
+	}
+}
+
+// answer sends a policy answer (403, 401/407, 503) statelessly over UDP:
+// straight to the packet's source, not retransmitted, and to an
+// unverified source only when no larger than its request. Over TCP it
+// goes through the transaction.
+func (g *guard) answer(r *Realm, req *sip.Request, tx sip.ServerTransaction, status int, reason string, extra ...sip.Header) {
+	res := buildLocalResponse(r, req, status, reason, newTag())
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	if !strings.EqualFold(req.Transport(), "UDP") || r.udp == nil {
+		g.s.respond(r, tx, res)
+		return
+	}
+	src := sourceOf(req)
+	b := []byte(res.String())
+	if !g.mayAnswer(src.Addr(), rxLenOf(req), len(b)) {
+		g.reject(r.Name, "amplification")
+		return
+	}
+	if _, err := r.udp.WriteToUDPAddrPort(b, src); err == nil {
+		g.s.metrics.resOut(r.Name, status)
+	}
+}
+
+// answerFits says whether answer would send this response.
+func (g *guard) answerFits(r *Realm, req *sip.Request, status int, reason string, extra ...sip.Header) bool {
+	if !strings.EqualFold(req.Transport(), "UDP") {
+		return true
+	}
+	res := buildLocalResponse(r, req, status, reason, "0123456789abcdef")
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	return g.mayAnswer(sourceOf(req).Addr(), rxLenOf(req), len(res.String()))
+}
+
+// rxLens remembers, per request, the wire length taken off by rxLen.
+var rxLens sync.Map // *sip.Request -> int
+
+func rxLenOf(req *sip.Request) int {
+	if v, ok := rxLens.Load(req); ok {
+		return v.(int)
+	}
+	return 0
+}
+
+// addrSet is a bounded set of addresses with expiry: the sources that
+// proved their address (a digest answer to our nonce, an ACKed 2xx).
+type addrSet struct {
+	mu  sync.RWMutex
+	m   map[netip.Addr]time.Time
+	max int
+	ttl time.Duration
+}
+
+func newAddrSet(max int, ttl time.Duration) *addrSet {
+	return &addrSet{m: map[netip.Addr]time.Time{}, max: max, ttl: ttl}
+}
+
+func (s *addrSet) add(a netip.Addr, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[a]; ok || len(s.m) < s.max {
+		s.m[a] = now.Add(s.ttl)
+	}
+}
+
+func (s *addrSet) has(a netip.Addr, now time.Time) bool {
+	s.mu.RLock()
+	exp, ok := s.m[a]
+	s.mu.RUnlock()
+	return ok && now.Before(exp)
+}
+
+func (s *addrSet) sweep(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, exp := range s.m {
+		if !now.Before(exp) {
+			delete(s.m, a)
+		}
+	}
+}
+
+// admissionCollector exports each admission key's load and limits.
+type admissionCollector struct{ a *policy.Admission }
+
+var (
+	admActiveDesc = prometheus.NewDesc("sbc_admission_calls_active", "Calls admitted and not yet ended, by admission key.", []string{"key"}, nil)
+	admMaxDesc    = prometheus.NewDesc("sbc_admission_max_calls", "Concurrent call limit by admission key (0: none).", []string{"key"}, nil)
+	admCPSDesc    = prometheus.NewDesc("sbc_admission_max_cps", "New calls per second limit by admission key (0: none).", []string{"key"}, nil)
+)
+
+func (c admissionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- admActiveDesc
+	ch <- admMaxDesc
+	ch <- admCPSDesc
+}
+
+func (c admissionCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.a.State() {
+		ch <- prometheus.MustNewConstMetric(admActiveDesc, prometheus.GaugeValue, float64(st.Active), st.Key)
+		ch <- prometheus.MustNewConstMetric(admMaxDesc, prometheus.GaugeValue, float64(st.MaxCalls), st.Key)
+		ch <- prometheus.MustNewConstMetric(admCPSDesc, prometheus.GaugeValue, st.MaxCPS, st.Key)
+	}
+}
+
+// Bans is the SBC's ban list.
+func (s *SBC) Bans() policy.BanList { return s.guard.bans }
+
+// MirrorBans sends every ban and unban to m as well (the bpf package's
+// XDP ban map, which drops banned sources before user space); the bans in
+// force are replayed into it.
+func (s *SBC) MirrorBans(m policy.BanMirror) { s.guard.bans.SetMirror(m) }
+
+// Admission is the SBC's call admission control. Realms with an admission
+// policy are configured under "realm:NAME"; trunks configure their own
+// keys ("trunk:NAME") and name them per call with SetAdmissionKeys.
+func (s *SBC) Admission() *policy.Admission { return s.guard.adm }
+
+// SetAdmissionKeys adds, for each new INVITE arriving in a realm, the
+// admission keys f returns (a trunk's) to the realm's own. A call is
+// admitted under all of them or refused with 503.
+func (s *SBC) SetAdmissionKeys(f func(realm string, req *sip.Request) []string) {
+	s.guard.keysMu.Lock()
+	s.guard.admissionKeys = f
+	s.guard.keysMu.Unlock()
+}

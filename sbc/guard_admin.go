@@ -1,0 +1,60 @@
+package sbc
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/edgesbc/edgesbc/policy"
+)
+
+// RegistrationInfo is one registered contact as the admin API shows it.
+type RegistrationInfo struct {
+	Realm string `json:"realm"`
+	policy.Binding
+}
+
+// admin adds the guard's admin endpoints:
+//
+//	GET    /api/v1/bans            banned sources
+//	DELETE /api/v1/bans/{addr}     lift a ban
+//	GET    /api/v1/registrations   registered contacts
+//	GET    /api/v1/admission       admission keys, load and limits
+func (g *guard) admin(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/bans", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, g.bans.List(time.Now()))
+	})
+	mux.HandleFunc("DELETE /api/v1/bans/{addr}", func(w http.ResponseWriter, r *http.Request) {
+		a, err := netip.ParseAddr(r.PathValue("addr"))
+		if err != nil {
+			http.Error(w, "not an IP address", http.StatusBadRequest)
+			return
+		}
+		if !g.bans.Unban(a) {
+			http.Error(w, "not banned", http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /api/v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
+		out := []RegistrationInfo{}
+		now := time.Now()
+		for _, rc := range g.s.cfg.Realms {
+			if reg := g.realms[rc.Name].registrar; reg != nil {
+				for _, b := range reg.loc.List(now) {
+					out = append(out, RegistrationInfo{Realm: rc.Name, Binding: b})
+				}
+			}
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET /api/v1/admission", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, g.adm.State())
+	})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,111 @@
+package topology_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/topology"
+)
+
+// ruleSource is a request from the other leg carrying headers the rules
+// act on.
+func ruleSource() *sip.Request {
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "100", Host: "198.51.100.10"})
+	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:+4930123@pbx.corp.example>"))
+	req.AppendHeader(sip.NewHeader("Subject", "internal project x"))
+	req.AppendHeader(sip.NewHeader("X-Internal", "secret-1"))
+	req.AppendHeader(sip.NewHeader("X-Internal", "keep-2"))
+	req.AppendHeader(sip.NewHeader("Privacy", "none"))
+	return req
+}
+
+func headerValues(m interface{ GetHeaders(string) []sip.Header }, name string) string {
+	var v []string
+	for _, h := range m.GetHeaders(name) {
+		v = append(v, h.Value())
+	}
+	return strings.Join(v, " | ")
+}
+
+func TestHeaderRules(t *testing.T) {
+	pass := []string{"P-Asserted-Identity", "Subject", "X-Internal", "Privacy"}
+	cases := []struct {
+		name   string
+		rules  []config.HeaderRule
+		method sip.RequestMethod
+		check  map[string]string // header -> joined values ("" = absent)
+	}{
+		{"no rules", nil, sip.INVITE, map[string]string{"X-Internal": "secret-1 | keep-2", "Subject": "internal project x"}},
+		{"add", []config.HeaderRule{{Action: "add", Header: "X-Trunk", Value: "carrier-a"}}, sip.INVITE,
+			map[string]string{"X-Trunk": "carrier-a"}},
+		{"remove all", []config.HeaderRule{{Action: "remove", Header: "x-internal"}}, sip.INVITE,
+			map[string]string{"X-Internal": "", "Subject": "internal project x"}},
+		{"remove matching only", []config.HeaderRule{{Action: "remove", Header: "X-Internal", Match: "^secret"}}, sip.INVITE,
+			map[string]string{"X-Internal": "keep-2"}},
+		{"replace domain in PAI", []config.HeaderRule{{Action: "replace", Header: "P-Asserted-Identity", Match: `@[^>;]+`, Value: "@sbc.example.net"}}, sip.INVITE,
+			map[string]string{"P-Asserted-Identity": "<sip:+4930123@sbc.example.net>"}},
+		{"replace with groups", []config.HeaderRule{{Action: "replace", Header: "Subject", Match: `^internal (.*)$`, Value: "[$1]"}}, sip.INVITE,
+			map[string]string{"Subject": "[project x]"}},
+		{"replace to empty drops", []config.HeaderRule{{Action: "replace", Header: "Subject", Match: `.*`, Value: ""}}, sip.INVITE,
+			map[string]string{"Subject": ""}},
+		{"replace no match keeps", []config.HeaderRule{{Action: "replace", Header: "Privacy", Match: `id`, Value: "x"}}, sip.INVITE,
+			map[string]string{"Privacy": "none"}},
+		{"method limited, other method", []config.HeaderRule{{Action: "add", Header: "X-Only-Invite", Value: "1", Methods: []string{"INVITE"}}}, sip.UPDATE,
+			map[string]string{"X-Only-Invite": ""}},
+		{"method limited, its method", []config.HeaderRule{{Action: "add", Header: "X-Only-Invite", Value: "1", Methods: []string{"INVITE"}}}, sip.INVITE,
+			map[string]string{"X-Only-Invite": "1"}},
+		{"rules in order", []config.HeaderRule{
+			{Action: "add", Header: "X-A", Value: "one"},
+			{Action: "replace", Header: "X-A", Match: "one", Value: "two"},
+			{Action: "remove", Header: "Privacy"},
+		}, sip.INVITE, map[string]string{"X-A": "two", "Privacy": ""}},
+		{"compact name in rule", []config.HeaderRule{{Action: "remove", Header: "s"}}, sip.INVITE, map[string]string{"Subject": ""}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := topology.NewHeaderFilter("allow", pass)
+			if err := f.SetRules(c.rules); err != nil {
+				t.Fatal(err)
+			}
+			d := topology.Dialog{CallID: "c1", LocalURI: sip.Uri{Scheme: "sip", Host: "203.0.113.1"}, LocalTag: "t",
+				RemoteURI: sip.Uri{Scheme: "sip", Host: "203.0.113.10"}, Target: sip.Uri{Scheme: "sip", Host: "203.0.113.10"}}
+			req := topology.BuildRequest(c.method, d, 1, 70, topology.Local{Host: "203.0.113.1", Port: 5060, Transport: "UDP"}, f, ruleSource(), nil, "")
+			for h, want := range c.check {
+				if got := headerValues(req, h); got != want {
+					t.Errorf("request %s = %q, want %q\n%s", h, got, want, req)
+				}
+			}
+			if req.Via() == nil || req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
+				t.Fatalf("rules broke the dialog headers:\n%s", req)
+			}
+			// Responses built into the realm get the same rules (by the
+			// CSeq method).
+			src := sip.NewResponse(200, "OK")
+			for _, h := range ruleSource().Headers() {
+				if n := h.Name(); n != "Via" && n != "From" && n != "To" && n != "Call-ID" && n != "CSeq" {
+					src.AppendHeader(sip.HeaderClone(h))
+				}
+			}
+			in := ruleSource()
+			in.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: c.method})
+			res := topology.BuildResponse(in, 200, "OK", "tag", false, topology.Local{Host: "203.0.113.1", Port: 5060}, f, src, nil, "")
+			for h, want := range c.check {
+				if got := headerValues(res, h); got != want {
+					t.Errorf("response %s = %q, want %q", h, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestHeaderRulesRefuseProtected(t *testing.T) {
+	for _, h := range []string{"Via", "call-id", "CSeq", "From", "t", "Contact", "Route", "Content-Length"} {
+		f := topology.NewHeaderFilter("allow", nil)
+		if err := f.SetRules([]config.HeaderRule{{Action: "remove", Header: h}}); err == nil {
+			t.Errorf("rule on %s accepted", h)
+		}
+	}
+}
