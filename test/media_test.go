@@ -86,10 +86,16 @@ func sdpMedia(t *testing.T, m sip.Message, sbcIP, otherNet string) mediarelay.Me
 // RTP: the receiver only ever sees the SBC).
 func exchangeRTP(t *testing.T, a, b *testphone.RTPEnd, aTo, bTo netip.AddrPort, ssrcA, ssrcB uint32, first uint16, n int) {
 	t.Helper()
+	exchangeRTPEvery(t, 20*time.Millisecond, a, b, aTo, bTo, ssrcA, ssrcB, first, n)
+}
+
+// exchangeRTPEvery is exchangeRTP with packets interval apart.
+func exchangeRTPEvery(t *testing.T, interval time.Duration, a, b *testphone.RTPEnd, aTo, bTo netip.AddrPort, ssrcA, ssrcB uint32, first uint16, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); _ = a.Send(aTo, ssrcA, first, n, 20*time.Millisecond) }()
-	go func() { defer wg.Done(); _ = b.Send(bTo, ssrcB, first, n, 20*time.Millisecond) }()
+	go func() { defer wg.Done(); _ = a.Send(aTo, ssrcA, first, n, interval) }()
+	go func() { defer wg.Done(); _ = b.Send(bTo, ssrcB, first, n, interval) }()
 	wg.Wait()
 	b.WaitFor(ssrcA, n, 2*time.Second)
 	a.WaitFor(ssrcB, n, 2*time.Second)

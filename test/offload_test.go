@@ -124,29 +124,7 @@ func (c *labCall) bye(t *testing.T, cseq int) {
 // arrived once, in order, intact, from the SBC's address.
 func burst(t *testing.T, a, b *testphone.RTPEnd, aTo, bTo netip.AddrPort, ssrcA, ssrcB uint32, first uint16, n int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = a.Send(aTo, ssrcA, first, n, time.Millisecond) })
-	wg.Go(func() { _ = b.Send(bTo, ssrcB, first, n, time.Millisecond) })
-	wg.Wait()
-	b.WaitFor(ssrcA, n, 2*time.Second)
-	a.WaitFor(ssrcB, n, 2*time.Second)
-	for _, c := range []struct {
-		end  *testphone.RTPEnd
-		ssrc uint32
-		from netip.AddrPort
-	}{{b, ssrcA, bTo}, {a, ssrcB, aTo}} {
-		if err := c.end.CheckStream(c.ssrc, first, n); err != nil {
-			t.Fatal(err)
-		}
-		for src := range c.end.Sources(c.ssrc) {
-			if src != c.from.String() {
-				t.Fatalf("stream %#x arrived from %s, not the SBC's %s", c.ssrc, src, c.from)
-			}
-		}
-	}
-	if a.Bad()+b.Bad() != 0 {
-		t.Fatalf("%d corrupted packets", a.Bad()+b.Bad())
-	}
+	exchangeRTPEvery(t, time.Millisecond, a, b, aTo, bTo, ssrcA, ssrcB, first, n)
 }
 
 // TestOffloadedCall: once both sides latched, the call's RTP is forwarded
