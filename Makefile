@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media fuzz vet fmt clean
+.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-ha bench-raft fuzz vet fmt clean
 
 all: build
 
@@ -28,6 +28,7 @@ test: deps build
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 15s ./sbc/sipguard
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 15s -fuzzminimizetime 3s ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzParseCrypto -fuzztime 10s -fuzzminimizetime 3s ./mediarelay
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 10s -fuzzminimizetime 3s ./sbc
 
 # Without the lab (no root needed).
 test-unit:
@@ -54,11 +55,24 @@ bench-media: deps build
 	bash scripts/bench-deps.sh
 	SBC_BENCH_MEDIA=1 SBC_BENCH_WINDOW=5s SBC_BENCH_CALLS=500,1000 $(GO) test -count=1 -timeout 30m -run 'TestBenchMedia(SRTP|Paths)?$$' -v ./test
 
+# HA pair in the HA lab: several kill -9 failovers with calls and RTP
+# (media gap, calls preserved, first new call), then CPS with HA on vs off.
+# Root; about 3 minutes. SBC_BENCH_HA_KILLS, _CALLS, _STEP, _WORKERS, _HOLD tune it.
+bench-ha: deps build
+	SBC_BENCH_HA=1 $(GO) test -count=1 -timeout 20m -run TestBenchHA -v ./test/ha
+
+# Raft alone (ha/, real processes in private netns, no lab lock): ten
+# kill -9 failovers (election, VIP, ARP times) and puts batched beside
+# unbatched. Root; about a minute.
+bench-raft: deps
+	HA_KILL_ROUNDS=10 HA_BENCH=1 $(GO) test -count=1 -timeout 10m -run 'TestPrivilegedRaftProcesses|TestPrivilegedPutThroughput' -v ./ha | grep -v '^=== '
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./sbc/sipguard
 	$(GO) test -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 60s -fuzzminimizetime 3s ./mediarelay
 	$(GO) test -run '^$$' -fuzz FuzzParseRTCP -fuzztime 60s ./mediarelay
 	$(GO) test -run '^$$' -fuzz FuzzParseCrypto -fuzztime 60s ./mediarelay
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 60s -fuzzminimizetime 3s ./sbc
 
 vet:
 	$(GO) vet $(PKGS)

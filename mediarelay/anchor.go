@@ -53,6 +53,7 @@ type Anchor struct {
 	mu        sync.Mutex
 	calls     map[string]*anchored
 	onTimeout func(callID string)
+	onChange  func(callID string) // restore.go
 
 	stop chan struct{}
 	done chan struct{}
@@ -74,6 +75,7 @@ type anchored struct {
 	streams []*Stream
 	sec     [][2]legSec // per media line and leg: SRTP keys and negotiation
 	ended   bool
+	srtp    []byte // restore.go: opaque SRTP state, replicated only
 }
 
 type legMedia struct {
@@ -281,6 +283,7 @@ func (a *Anchor) ensureStream(c *anchored, i int) error {
 		return fmt.Errorf("media stream %v <-> %v: %w", local[SideA], local[SideB], err)
 	}
 	c.streams[i] = st
+	st.setOnLatch(a.latchHook(c.ref.ID))
 	return nil
 }
 

@@ -804,9 +804,10 @@ func writeSession(w *sdpWriter, lines []sdpLine, rw Rewrite) {
 		case 'a':
 			// a=rtcp is media-level only (RFC 3605); at session level it
 			// could only leak an address, so it goes too.
-			if name, _ := attr(l); !isICE(name) && name != "rtcp" && !isKeying(name) {
+			if name, _ := attr(l); !isICE(name) && name != "rtcp" && !isKeying(name) && !isIdentity(name) {
 				w.line('a', l.val)
 			}
+		case 'u', 'e', 'p': // URI, e-mail, phone of the origin: the other network's business
 		default:
 			w.line(l.typ, l.val)
 		}
@@ -833,7 +834,7 @@ func writeMedia(w *sdpWriter, ms *mediaSec, p mediaPlan, rw Rewrite) {
 		}
 		name, val := attr(l)
 		switch {
-		case isICE(name), isKeying(name):
+		case isICE(name), isKeying(name), isIdentity(name):
 		case name == "rtcp":
 			if p.port != 0 {
 				w.line('a', "rtcp:"+strconv.Itoa(rtcpPort(p.port, m.RTCPMux)))
@@ -863,6 +864,18 @@ func writeMedia(w *sdpWriter, ms *mediaSec, p mediaPlan, rw Rewrite) {
 func isKeying(name string) bool {
 	switch name {
 	case "crypto", "key-mgmt", "acap", "tcap", "pcfg", "acfg", "csup", "creq":
+		return true
+	}
+	return false
+}
+
+// isIdentity lists attributes that name the sender's endpoint: a=ssrc
+// carries the RTCP CNAME, often user@host of the phone (a topology leak),
+// and msid names WebRTC streams. The SBC anchors media, so the far leg
+// learns SSRCs from the packets themselves.
+func isIdentity(name string) bool {
+	switch name {
+	case "ssrc", "ssrc-group", "msid", "msid-semantic":
 		return true
 	}
 	return false

@@ -278,6 +278,14 @@ a=rtcp-fb:96 nack
 a=rtcp-fb:96 nack pli
 a=rtcp-fb:* goog-remb
 `},
+		{"endpoint identity stripped (ssrc cname, msid, u/e/p)", "v=0\r\no=bs 1 1 IN IP4 203.0.113.10\r\ns=-\r\nu=http://pbx.example.com/\r\ne=ops@example.com\r\np=+1 555 0100\r\nc=IN IP4 203.0.113.10\r\nt=0 0\r\na=msid-semantic: WMS s1\r\nm=audio 10000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ssrc:1234 cname:sip:bs@203.0.113.10\r\na=ssrc-group:FID 1234 5678\r\na=msid:s1 a1\r\n", rw(sbcV4, nil, 40030), `v=0
+o=EdgeSBC 7001 3 IN IP4 203.0.113.5
+s=-
+c=IN IP4 203.0.113.5
+t=0 0
+m=audio 40030 RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+`},
 		{"rfc2543 hold becomes explicit sendonly", sdpHoldZero, rw(sbcV4, nil, 40010), `v=0
 o=EdgeSBC 7001 3 IN IP4 203.0.113.5
 s=SIP Call
@@ -306,7 +314,6 @@ s=-
 t=0 0
 a=group:BUNDLE 0
 a=extmap-allow-mixed
-a=msid-semantic: WMS stream0
 m=audio 40030 UDP/TLS/RTP/SAVPF 111 110
 c=IN IP6 2001:db8:ffff::10
 a=rtcp:40030
@@ -319,7 +326,6 @@ a=rtpmap:111 opus/48000/2
 a=rtcp-fb:111 transport-cc
 a=fmtp:111 minptime=10;useinbandfec=1
 a=rtpmap:110 telephone-event/48000
-a=ssrc:1001 cname:abc
 `},
 		{"rejected stream keeps port 0 and first format", sdpVideoRTX, rw(sbcV4, []string{"g722"}, 41000, 41002), `v=0
 o=EdgeSBC 7001 3 IN IP4 203.0.113.5

@@ -63,6 +63,11 @@ type sideState struct {
 	// Where packets TOWARD this side go; nil = drop. Written under mu,
 	// read without it by the other side's worker.
 	rtpDst, rtcpDst atomic.Pointer[fwdDest]
+
+	// onLatch, when set (under mu), is told each time a source latches, so
+	// the call's replicated record can follow (restore.go). Cheap, never
+	// blocks: it runs on a worker with mu held.
+	onLatch func()
 }
 
 func newStream(r *Relay, a, b netip.AddrPort) (*Stream, error) {
@@ -143,6 +148,9 @@ func (sd *sideState) accept(src netip.AddrPort, rtcpSock bool, now, window time.
 	}
 	*latch = src
 	sd.publish(socks)
+	if sd.onLatch != nil {
+		sd.onLatch()
+	}
 	return true
 }
 

@@ -96,6 +96,9 @@ func newRelaySock(ap netip.AddrPort) (*relaySock, error) {
 	}
 	// Best effort: the kernel caps these at net.core.[rw]mem_max.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, sockBuffer)
+	// IP_FREEBIND: an HA node re-binds a call's ports on the VIP just
+	// before it adds the VIP (restore.go), so the address may not exist yet.
+	_ = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_FREEBIND, 1)
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sockBuffer)
 	if err := unix.Bind(fd, sa); err != nil {
 		_ = unix.Close(fd)

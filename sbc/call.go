@@ -64,12 +64,19 @@ type Call struct {
 	// ackWait is closed, or fed, when the ACK the SBC waits for arrives on
 	// the leg named by ackLeg (initial answer or re-INVITE answer).
 	ackWait *ackWaiter
+	// ackSeen: the awaited ACK was handed over and inviteBusy is about to
+	// clear; a request racing that gap waits instead of getting 491.
+	ackSeen bool
 	// byeB is set when leg B's BYE overtook its 2xx: the answer is still
 	// relayed to A, then A is sent BYE at once.
 	byeB bool
 	// cancelSetup stops leg B's setup (CANCEL) when the call ends early.
 	cancelSetup func()
 	done        chan struct{} // closed when the call ends
+	// recorded: the call has a record in the HA store (replicate.go);
+	// abandoned: another node owns it now, so ending it here sends
+	// nothing and leaves the record alone.
+	recorded, abandoned bool
 }
 
 type ackWaiter struct {

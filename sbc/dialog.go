@@ -137,6 +137,7 @@ func (s *SBC) end(c *Call, result string) bool {
 	s.calls.removeActive(c)
 	time.AfterFunc(callLinger, func() { s.calls.remove(c, ids...) })
 	s.media.End(c.ID)
+	s.recordEnded(c)
 	s.metrics.ActiveCalls.Dec()
 	s.metrics.Calls.WithLabelValues(result).Inc()
 	attrs := []any{"call", c.ID, "result", result, "route", c.route}
@@ -180,11 +181,12 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c := ref.call
+	defer s.changed(c) // CSeqs, targets, media: record what changed
 	isInvite := req.Method == sip.INVITE
 	offers := (isInvite || req.Method == sip.UPDATE) && isSDP(req)
 
 	c.mu.Lock()
-	if (isInvite || offers) && c.inviteBusy && c.ackWait != nil {
+	if (isInvite || offers) && c.inviteBusy && (c.ackWait != nil || c.ackSeen) {
 		// The last INVITE is only waiting for its ACK, which the peer sent
 		// before this request but which reaches us on another goroutine:
 		// give it up to T1 before calling this glare.
@@ -217,6 +219,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if isInvite || offers {
 		c.inviteBusy = true
+		c.ackSeen = false
 	}
 	if isInvite || req.Method == sip.UPDATE {
 		if u, ok := contactURI(req); ok {

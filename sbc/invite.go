@@ -432,6 +432,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 		c.inviteBusy = false
 	}
 	c.mu.Unlock()
+	s.changed(c)
 	if byeB {
 		s.hangup(c, "bye_b", b)
 	}
@@ -516,6 +517,7 @@ func (s *SBC) onAck(r *Realm, req *sip.Request, _ sip.ServerTransaction) {
 		w := c.ackWait
 		if w != nil && w.leg == ref.side && req.CSeq().SeqNo == w.cseq {
 			c.ackWait = nil
+			c.ackSeen = true
 			w.ch <- req
 			c.mu.Unlock()
 			return
@@ -572,9 +574,18 @@ func (s *SBC) finish(r *Realm, req *sip.Request) {
 		return
 	}
 	s.metrics.reqOut(r.Name, string(req.Method))
-	s.wg.Add(1)
+	// Close waits for these, but only for those begun before it started
+	// waiting: an Add racing Wait is a WaitGroup misuse.
+	s.drainMu.Lock()
+	tracked := !s.draining
+	if tracked {
+		s.wg.Add(1)
+	}
+	s.drainMu.Unlock()
 	go func() {
-		defer s.wg.Done()
+		if tracked {
+			defer s.wg.Done()
+		}
 		defer tx.Terminate()
 		for {
 			select {

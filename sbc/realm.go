@@ -83,9 +83,9 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 
 // listen opens the realm's sockets. They are the SBC's own (not sipgo's
 // ListenAndServe) so the receive buffer can be sized and shutdown is ours.
-func (r *Realm) listen(readBuffer int) error {
+func (r *Realm) listen(readBuffer int, freeBind bool) error {
 	if r.cfg.HasTransport("udp") {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: r.laddr.IP, Port: r.laddr.Port})
+		c, err := r.listenUDP(freeBind)
 		if err != nil {
 			return fmt.Errorf("realm %s: listen udp %s: %w", r.Name, r.cfg.Listen, err)
 		}
@@ -93,7 +93,7 @@ func (r *Realm) listen(readBuffer int) error {
 		r.udp = c
 	}
 	if r.cfg.HasTransport("tcp") {
-		l, err := net.Listen("tcp", r.cfg.Listen)
+		l, err := r.listenTCP(freeBind)
 		if err != nil {
 			r.close()
 			return fmt.Errorf("realm %s: listen tcp %s: %w", r.Name, r.cfg.Listen, err)
@@ -180,6 +180,9 @@ func (r *Realm) write(req *sip.Request) error {
 func (r *Realm) readFilter(s *SBC) sip.TransportReadFilter {
 	lim := sipguard.Limits{MaxMessage: s.cfg.SIP.MaxMessage}
 	return func(p sip.TransportReadProps, data []byte) ([]byte, error) {
+		if s.standby.Load() { // HA standby: fenced, serves nothing
+			return nil, nil
+		}
 		if s.guard.screen(r, p, data) {
 			return nil, nil // banned, over its rate, or a scanner: counted
 		}

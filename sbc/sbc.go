@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -26,6 +27,12 @@ type Options struct {
 	// Registry takes the SBC's metrics; a new one when nil. Pass one to
 	// gather the media relay's metrics in the same place.
 	Registry *prometheus.Registry
+	// HA (replicate.go): Store keeps a record of every established call;
+	// Standby starts the SBC fenced, serving nothing until Activate;
+	// FreeBind binds the SIP listeners with IP_FREEBIND (VIPs).
+	Store    CallStore
+	Standby  bool
+	FreeBind bool
 }
 
 // SBC is one running B2BUA.
@@ -41,9 +48,18 @@ type SBC struct {
 	guard   *guard
 	trunks  *trunkSet // trunk.go
 
+	store    CallStore   // nil: no HA, no persistence
+	rec      *recorder   // writes call records to store
+	standby  atomic.Bool // fenced: every packet dropped
+	freeBind bool
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // call goroutines that outlive a handler
+	// drainMu and draining: once Close starts waiting on wg, nothing more
+	// is added to it (see finish).
+	drainMu  sync.Mutex
+	draining bool
 }
 
 var setTimersOnce sync.Once
@@ -66,6 +82,14 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	}
 	if h, ok := opt.Media.(mediaTimeouts); ok {
 		h.OnTimeout(s.onMediaTimeout)
+	}
+	s.store, s.freeBind = opt.Store, opt.FreeBind
+	s.standby.Store(opt.Standby)
+	if s.store != nil {
+		s.rec = newRecorder(s, s.store)
+		if h, ok := opt.Media.(mediaState); ok {
+			h.OnChange(s.onMediaChange)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.guard = newGuard(s)
@@ -103,7 +127,7 @@ func setLinger(d time.Duration) {
 // Start binds every realm's listeners and starts serving.
 func (s *SBC) Start() error {
 	for _, r := range s.order {
-		if err := r.listen(s.cfg.SIP.UDPReadBuffer); err != nil {
+		if err := r.listen(s.cfg.SIP.UDPReadBuffer, s.freeBind); err != nil {
 			s.closeRealms()
 			return err
 		}
@@ -118,10 +142,22 @@ func (s *SBC) Start() error {
 
 // Close ends every call (BYE on both legs, so no phone is left hanging on
 // a dead SBC), waits a bounded time for that, and closes the listeners.
+//
+// With a call store (HA or local persistence) the calls are not ended:
+// their records stay for the node that takes over, or for this one when
+// it comes back.
 func (s *SBC) Close(ctx context.Context) error {
+	if s.rec != nil {
+		s.standby.Store(true)
+		s.rec.close(ctx)
+		s.abandonAll("shutdown_kept")
+	}
 	for _, c := range s.calls.snapshot() {
 		s.hangup(c, "shutdown", nil)
 	}
+	s.drainMu.Lock()
+	s.draining = true
+	s.drainMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	var err error
@@ -153,6 +189,9 @@ func (s *SBC) register(r *Realm) {
 	wrap := func(h func(*Realm, *sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 		h = s.guard.chain(h)
 		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if s.standby.Load() { // fenced (TCP; UDP stops in readFilter)
+				return
+			}
 			s.metrics.reqIn(r.Name, string(req.Method))
 			h(r, req, tx)
 		}

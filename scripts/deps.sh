@@ -11,6 +11,7 @@ command -v ethtool >/dev/null || need+=(ethtool)
 command -v ping    >/dev/null || need+=(iputils-ping)
 command -v svwar   >/dev/null || need+=(sipvicious)
 command -v baresip >/dev/null || need+=(baresip-core) # SRTP interop test (test/baresip_test.go)
+command -v nft     >/dev/null || need+=(nftables)
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"
   exit 0

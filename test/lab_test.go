@@ -16,16 +16,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/edgesbc/edgesbc/bpf"
+	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
 // Fixed lab addresses (DESIGN.md, "The netns lab").
@@ -338,30 +336,4 @@ func (s *sbcd) waitIdle(t *testing.T) {
 
 // inNetns runs f on an OS thread switched into a lab namespace. Sockets f
 // opens stay in that namespace after the thread switches back.
-func inNetns(name string, f func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + name)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", name, err)
-	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: the runtime will discard it rather than
-		// reuse a thread stuck in the wrong namespace.
-		return fmt.Errorf("setns back: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
+func inNetns(name string, f func() error) error { return labns.Do(name, f) }

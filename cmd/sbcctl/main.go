@@ -20,6 +20,7 @@ commands:
   call ID   one call with its media streams (JSON)
   flows     media flows: path (xdp, tc, userspace), packets, last seen (-json for raw)
   trunks    trunks: registration and each target's health (-json for the raw list)
+  ha        HA role, leader, voters, applied index and replication lag (-json for raw)
   health    exits 0 when sbcd answers /healthz
   metrics   the Prometheus metrics text
 ` + guardUsage
@@ -51,6 +52,8 @@ func main() {
 		}
 	case "flows":
 		err = flows(client, *admin, *asJSON)
+	case "ha":
+		err = haStatus(client, *admin, *asJSON)
 	case "health":
 		_, err = get(client, *admin+"/healthz")
 		if err == nil {

@@ -65,8 +65,9 @@ func openDatapath(cfg *config.Config, log *slog.Logger, rc *mediarelay.Config) (
 }
 
 // reconcile removes pinned flows that no call owns: after a restart, the
-// flows of calls this sbcd does not know (it restores none yet: see the
-// README) would otherwise forward forever.
+// flows of calls this sbcd does not know (none restored, or no persistence
+// at all) would otherwise forward forever. With persisted calls it runs
+// after they are restored (hacalls.go), so theirs are kept.
 func (k *kernelPath) reconcile(a *mediarelay.Anchor) {
 	if k.dp == nil {
 		return

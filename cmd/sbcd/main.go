@@ -27,6 +27,7 @@ func main() {
 	cfgPath := flag.String("config", "", "config file (YAML); the embedded loopback default when empty")
 	check := flag.String("check-config", "", "validate this config file and exit")
 	flag.Parse()
+	witnessMain(*cfgPath, *check) // -role witness: runs and exits here
 
 	if *check != "" {
 		if _, err := config.Load(*check); err != nil {
@@ -65,6 +66,7 @@ func run(path string) error {
 
 	reg := prometheus.NewRegistry()
 	opt := sbc.Options{Logger: log, Registry: reg}
+	var afterRestore func() // runs after each restore of persisted calls
 	if cfg.Media.Anchored() {
 		ac := anchorConfig(cfg, log, reg)
 		kp, err := openDatapath(cfg, log, &ac.Relay) // datapath.go
@@ -77,10 +79,22 @@ func run(path string) error {
 			return err
 		}
 		defer anchor.Close()
-		kp.reconcile(anchor)
+		if cfg.Persistence() == nil {
+			kp.reconcile(anchor) // no calls to restore: every pinned flow is an orphan
+		} else {
+			afterRestore = func() { kp.reconcile(anchor) }
+		}
 		opt.Media = anchor
 	} else {
 		log.Warn("media anchoring off: SDP passes untouched and media flows peer to peer")
+	}
+	hc, err := newHACalls(cfg, log, reg, &opt) // ha or state_dir: call records, fencing (hacalls.go)
+	if err != nil {
+		return err
+	}
+	defer hc.close()
+	if hc != nil {
+		hc.afterRestore = afterRestore
 	}
 	s, err := sbc.New(cfg, opt)
 	if err != nil {
@@ -89,12 +103,13 @@ func run(path string) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
+	hc.run(s)
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		_ = s.Close(context.Background())
 		return fmt.Errorf("admin API listen %s: %w", cfg.Admin.Listen, err)
 	}
-	admin := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: hc.admin(s.AdminHandler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin API stopped", "error", err)

@@ -28,6 +28,9 @@ type Config struct {
 	SIP    SIPTuning `yaml:"sip"`
 	Log    Log       `yaml:"log"`
 	Guard  Guard     `yaml:"guard"`
+	HA     *HA       `yaml:"ha"`
+	// StateDir keeps the calls across a restart of a single node (state.go).
+	StateDir string `yaml:"state_dir"`
 
 	// Trunks and Routing: carrier trunks and the dial plan over them (trunks.go, routing.go).
 	Trunks  []Trunk `yaml:"trunks"`
@@ -325,6 +328,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Guard.validate(realms); err != nil {
+		return err
+	}
+	if err := c.validateHA(true); err != nil {
+		return err
+	}
+	if err := c.validateStateDir(); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {

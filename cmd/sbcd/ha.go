@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edgesbc/edgesbc/ha"
+	"github.com/edgesbc/edgesbc/sbc/config"
+)
+
+// roleFlag: "sbc" (SIP, media and, with an ha section, Raft) or
+// "witness" (Raft only: no SIP, no media; the third voter).
+var roleFlag = flag.String("role", "sbc", "sbc, or witness (Raft voter only: no SIP, no media)")
+
+// witnessMain runs sbcd as a witness when -role witness was given and
+// reports whether it did (main exits with its status then).
+func witnessMain(cfgPath, check string) bool {
+	switch *roleFlag {
+	case "sbc":
+		return false
+	case "witness":
+	default:
+		fmt.Fprintf(os.Stderr, "sbcd: -role %q: want sbc or witness\n", *roleFlag)
+		os.Exit(2)
+	}
+	if check != "" {
+		if _, err := config.LoadWitness(check); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s: ok (witness)\n", check)
+		os.Exit(0)
+	}
+	if err := runWitness(cfgPath); err != nil {
+		fmt.Fprintln(os.Stderr, "sbcd:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+	return true
+}
+
+func runWitness(path string) error {
+	if path == "" {
+		return errors.New("-role witness needs -config with an ha section")
+	}
+	cfg, err := config.LoadWitness(path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	reg := prometheus.NewRegistry()
+	n, err := openHA(cfg, log, reg, true)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	stopAdmin, err := serveAdmin(cfg.Admin.Listen, haAdmin(n, mux), log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+	log.Info("sbcd witness running", "node", cfg.HA.NodeID, "admin", cfg.Admin.Listen)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("witness shutting down")
+	return nil
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+	return log
+}
+
+// openHA starts this node's Raft voter from the ha section (nil section:
+// nil node, no error).
+func openHA(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, witness bool) (*ha.Node, error) {
+	h := cfg.HA
+	if h == nil {
+		return nil, nil
+	}
+	hc := ha.Config{
+		NodeID: h.NodeID, Bind: h.Bind, DataDir: h.DataDir, Witness: witness,
+		HeartbeatTimeout: h.HeartbeatTimeout.Std(), ElectionTimeout: h.ElectionTimeout.Std(), LeaderLease: h.LeaderLease.Std(),
+		Logger: log, Registerer: reg,
+	}
+	for _, p := range h.Peers {
+		hc.Peers = append(hc.Peers, ha.Peer{ID: p.ID, Addr: p.Addr})
+	}
+	return ha.Open(hc)
+}
+
+// haVIPs are the ha section's VIPs for ha.TakeVIPs / ha.ReleaseVIPs.
+func haVIPs(cfg *config.Config) []ha.VIP {
+	if cfg.HA == nil {
+		return nil
+	}
+	var vs []ha.VIP
+	for _, v := range cfg.HA.VIPs {
+		vs = append(vs, ha.VIP{Iface: v.Iface, Prefix: v.Prefix()})
+	}
+	return vs
+}
+
+// haAdmin serves GET /api/v1/ha from the node and everything else from
+// next (the SBC's admin mux).
+func haAdmin(n *ha.Node, next http.Handler) http.Handler {
+	if n == nil {
+		return next
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/ha", n)
+	mux.Handle("/", next)
+	return mux
+}
+
+// serveAdmin serves h on addr until the returned stop is called.
+func serveAdmin(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin API listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin API stopped", "error", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}

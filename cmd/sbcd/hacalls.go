@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgesbc/edgesbc/ha"
+	"github.com/edgesbc/edgesbc/sbc"
+	"github.com/edgesbc/edgesbc/sbc/config"
+)
+
+// haCalls ties the B2BUA's calls to the ha node: records go to the node's
+// store, and the SBC serves only while this node leads (ha.Follow). In an
+// HA pair (ha section with peers) leading also means holding the VIPs;
+// with an ha section without peers, or state_dir, the node leads alone
+// and the store keeps its calls across a restart. A nil *haCalls is "no
+// HA".
+type haCalls struct {
+	node   *ha.Node
+	vips   []ha.VIP
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+	// afterRestore runs once the calls are restored, before serving: the
+	// kernel datapath drops the pinned flows no restored call owns.
+	afterRestore func()
+}
+
+// newHACalls opens the ha node when the config asks for one and sets the
+// SBC options for it: the call store, starting fenced, and IP_FREEBIND
+// for listeners on VIPs that are not up yet.
+func newHACalls(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, opt *sbc.Options) (*haCalls, error) {
+	p := cfg.Persistence()
+	if p == nil {
+		return nil, nil
+	}
+	c := *cfg
+	c.HA = p
+	if err := os.MkdirAll(p.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("ha data dir: %w", err)
+	}
+	n, err := openHA(&c, log, reg, false)
+	if err != nil {
+		return nil, err
+	}
+	h := &haCalls{node: n, vips: haVIPs(&c), log: log, done: make(chan struct{})}
+	opt.Store = n
+	opt.Standby = true
+	opt.FreeBind = len(h.vips) > 0
+	return h, nil
+}
+
+// run follows leadership until close (ha.Follow, which first drops VIPs a
+// crash of an earlier run left on the interfaces): gained, restore every
+// call into the B2BUA and the media relay, take the VIPs, serve SIP; lost,
+// drop the VIPs, stop serving at once and let go of the calls.
+func (h *haCalls) run(s *sbc.SBC) {
+	if h == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() {
+		defer close(h.done)
+		var start time.Time
+		var restored, bad int
+		err := ha.Follow(ctx, h.node, h.vips, ha.Hooks{
+			Restore: func(context.Context) error {
+				start = time.Now()
+				restored, bad = s.TakeOver() // a bad record is counted and skipped, not fatal
+				if h.afterRestore != nil {
+					h.afterRestore()
+				}
+				return nil
+			},
+			Serve: func() {
+				s.Serve()
+				// Tests (and the offload restart test) wait for this line.
+				h.log.Info("takeover done", "restored", restored, "bad_records", bad, "took", time.Since(start).Round(time.Millisecond))
+			},
+			Stop: s.Deactivate,
+		})
+		if err != nil && ctx.Err() == nil {
+			h.log.Error("following HA leadership stopped", "error", err)
+		}
+	}()
+}
+
+// admin adds /api/v1/ha to the SBC's admin API.
+func (h *haCalls) admin(next http.Handler) http.Handler {
+	if h == nil {
+		return next
+	}
+	return haAdmin(h.node, next)
+}
+
+// close stops following leadership (dropping the VIPs if held) and closes
+// the node. Called after the SBC closed (its last records written).
+func (h *haCalls) close() {
+	if h == nil {
+		return
+	}
+	if h.cancel != nil {
+		h.cancel()
+		<-h.done
+	}
+	_ = h.node.Close()
+}

@@ -1,0 +1,89 @@
+// Package labns is what tests need to work in the netns lab of DESIGN.md:
+// the machine-wide lab lock, running code inside a lab namespace, and
+// sockets and HTTP clients that live there.
+package labns
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// LockPath is the lab lock every user of the fixed lab namespaces holds.
+const LockPath = "/run/edgesbc-lab.lock"
+
+// Lock takes the lab lock, waiting for it; the returned func releases it.
+func Lock() (func(), error) {
+	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lab lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Do runs f on an OS thread switched into namespace ns. Sockets f opens
+// stay in that namespace after the thread switches back.
+func Do(ns string, f func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open("/var/run/netns/" + ns)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("setns %s: %w", ns, err)
+	}
+	ferr := f()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: the runtime discards it rather than
+		// reuse a thread stuck in the wrong namespace.
+		return fmt.Errorf("setns back: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// UDP opens a UDP socket on ip:port inside ns.
+func UDP(ns, ip string, port int) (*net.UDPConn, error) {
+	var c *net.UDPConn
+	err := Do(ns, func() error {
+		var err error
+		c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip), Port: port})
+		return err
+	})
+	return c, err
+}
+
+// HTTPClient is a client whose connections are made from inside ns (an
+// admin API on that namespace's 127.0.0.1).
+func HTTPClient(ns string, timeout time.Duration) *http.Client {
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := Do(ns, func() error {
+			var err error
+			c, err = (&net.Dialer{Timeout: time.Second}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}}
+	return &http.Client{Transport: tr, Timeout: timeout}
+}

@@ -1,0 +1,234 @@
+package mediarelay
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// The HA side of the anchor: a call's media as plain data (State), and the
+// same data turned back into bound sockets and relay streams on another
+// node, or on this node after a restart (Restore). The B2BUA encodes the
+// data into its replicated call record; mediarelay knows nothing of that.
+
+// SideState is what a stream knows of one side's peer: the addresses its
+// SDP gave and the sources it latched (invalid when not latched).
+type SideState struct {
+	RTP, RTCP           netip.AddrPort // from SDP; RTP invalid: no SDP seen yet
+	NAT                 bool
+	LatchRTP, LatchRTCP netip.AddrPort
+}
+
+// StreamState is one media line. Present is false for a line that never
+// got a stream (rejected with port 0 from the start).
+type StreamState struct {
+	Present   bool
+	ClockRate int
+	Sides     [2]SideState
+}
+
+// LegMediaState is the SBC's media face on one leg: its RTP port per media
+// line (0: none), SDP origin session id and version, and the direction the
+// leg's last SDP gave per line.
+type LegMediaState struct {
+	Ports   []int
+	SessID  string
+	Version uint64
+	Dir     []string
+}
+
+// CallState is a call's media, enough to rebuild it elsewhere.
+type CallState struct {
+	Ref     CallRef
+	Legs    [2]LegMediaState
+	Streams []StreamState
+	// SRTP is an extension point for the SRTP keys of the call's streams,
+	// opaque here and in the record; it is kept only in the replicated
+	// record and must never be logged. Nothing fills it yet.
+	SRTP []byte
+}
+
+// ErrRestore wraps every Restore failure.
+var ErrRestore = errors.New("media restore")
+
+// OnChange sets what to tell when a call's media state changes outside an
+// offer or answer: a stream latched a source. f runs on a relay worker and
+// must not block.
+func (a *Anchor) OnChange(f func(callID string)) {
+	a.mu.Lock()
+	a.onChange = f
+	a.mu.Unlock()
+}
+
+// latchHook is the per-stream callback that forwards to OnChange's f.
+func (a *Anchor) latchHook(callID string) func() {
+	return func() {
+		a.mu.Lock()
+		f := a.onChange
+		a.mu.Unlock()
+		if f != nil {
+			f(callID)
+		}
+	}
+}
+
+// State returns a call's media as data; false when the anchor has no media
+// for it.
+func (a *Anchor) State(callID string) (CallState, bool) {
+	a.mu.Lock()
+	c, ok := a.calls[callID]
+	a.mu.Unlock()
+	if !ok {
+		return CallState{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return CallState{}, false
+	}
+	st := CallState{Ref: c.ref, SRTP: c.srtp}
+	for s, l := range c.legs {
+		st.Legs[s] = LegMediaState{
+			Ports: append([]int(nil), l.ports...), SessID: l.sessID, Version: l.version,
+			Dir: append([]string(nil), l.dir...),
+		}
+	}
+	st.Streams = make([]StreamState, len(c.streams))
+	for i, s := range c.streams {
+		if s != nil {
+			st.Streams[i] = s.state()
+		}
+	}
+	return st, true
+}
+
+func (s *Stream) state() StreamState {
+	out := StreamState{Present: true, ClockRate: s.clock()}
+	for side := range s.sides {
+		sd := &s.sides[side]
+		sd.mu.Lock()
+		if sd.known {
+			out.Sides[side] = SideState{RTP: sd.sdpRTP, RTCP: sd.sdpRTCP, NAT: sd.nat, LatchRTP: sd.latchRTP, LatchRTCP: sd.latchRTCP}
+		}
+		sd.mu.Unlock()
+	}
+	return out
+}
+
+// Restore rebuilds a call's media from its state: the same ports taken
+// from the pools, the same sockets bound (on addresses that may not be up
+// yet: the sockets use IP_FREEBIND), each side's SDP address and latched
+// source set again, so media flows the moment packets arrive, with no
+// new latching. A call the anchor already has is replaced.
+func (a *Anchor) Restore(st CallState) error {
+	a.End(st.Ref.ID)
+	c := &anchored{ref: st.Ref, srtp: st.SRTP}
+	for s := range c.legs {
+		f, ok := a.realms[st.Ref.Realms[s]]
+		if !ok {
+			return fmt.Errorf("%w: call %s: no media config for realm %q", ErrRestore, st.Ref.ID, st.Ref.Realms[s])
+		}
+		l := st.Legs[s]
+		c.legs[s] = legMedia{face: f, sessID: l.SessID, version: l.Version, dir: append([]string(nil), l.Dir...)}
+	}
+	fail := func(err error) error {
+		c.release()
+		return fmt.Errorf("%w: call %s: %w", ErrRestore, st.Ref.ID, err)
+	}
+	for s := range c.legs {
+		for _, p := range st.Legs[s].Ports {
+			if p != 0 {
+				if err := c.legs[s].face.pool.Take(p); err != nil {
+					return fail(err)
+				}
+			}
+			c.legs[s].ports = append(c.legs[s].ports, p)
+		}
+	}
+	hook := a.latchHook(st.Ref.ID)
+	for i, ss := range st.Streams {
+		c.streams = append(c.streams, nil)
+		if !ss.Present {
+			continue
+		}
+		var local [2]netip.AddrPort
+		for s := range c.legs {
+			l := &c.legs[s]
+			if i >= len(l.ports) || l.ports[i] == 0 {
+				return fail(fmt.Errorf("stream %d has no port on leg %d", i, s))
+			}
+			local[s] = netip.AddrPortFrom(l.face.cfg.Addr, uint16(l.ports[i]))
+		}
+		strm, err := a.relay.NewStream(local[SideA], local[SideB])
+		if err != nil {
+			return fail(err)
+		}
+		c.streams[i] = strm
+		strm.SetClockRate(ss.ClockRate)
+		for s, sd := range ss.Sides {
+			strm.restoreSide(Side(s), sd)
+		}
+		strm.setOnLatch(hook)
+		strm.SetHold(onHold(c, i))
+	}
+	a.mu.Lock()
+	a.calls[st.Ref.ID] = c
+	a.mu.Unlock()
+	return nil
+}
+
+// release frees what a half-restored call took.
+func (c *anchored) release() {
+	for _, st := range c.streams {
+		if st != nil {
+			st.Close()
+		}
+	}
+	for _, l := range c.legs {
+		for _, p := range l.ports {
+			if p != 0 && l.face != nil {
+				l.face.pool.Free(p)
+			}
+		}
+	}
+}
+
+// restoreSide sets a side as SetRemote would, then its latched sources.
+func (s *Stream) restoreSide(side Side, st SideState) {
+	if !st.RTP.IsValid() {
+		return
+	}
+	s.SetRemote(side, st.RTP, st.RTCP, st.NAT)
+	sd := &s.sides[side]
+	sd.mu.Lock()
+	sd.latchRTP, sd.latchRTCP = st.LatchRTP, st.LatchRTCP
+	sd.publish(s.socks[side])
+	sd.mu.Unlock()
+}
+
+// setOnLatch installs the latch callback on both sides.
+func (s *Stream) setOnLatch(f func()) {
+	for side := range s.sides {
+		sd := &s.sides[side]
+		sd.mu.Lock()
+		sd.onLatch = f
+		sd.mu.Unlock()
+	}
+}
+
+// Take books a given pair (a restored call's port). It fails when the pair
+// is outside the pool or already booked.
+func (p *Pool) Take(rtp int) error {
+	i := (rtp - p.first) / 2
+	if rtp < p.first || rtp&1 != 0 || i >= len(p.used) {
+		return fmt.Errorf("port %d outside the pool %d-%d", rtp, p.first, p.first+2*len(p.used)-1)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used[i] {
+		return fmt.Errorf("port %d already in use", rtp)
+	}
+	p.used[i] = true
+	p.n++
+	return nil
+}
