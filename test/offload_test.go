@@ -269,10 +269,10 @@ func TestOffloadMediaTimeout(t *testing.T) {
 // TestOffloadSurvivesRestart: sbcd is killed with SIGKILL during a call
 // whose RTP is in the kernel; media keeps arriving both ways while sbcd is
 // down (the program and its flows are pinned). On restart sbcd reconciles
-// the pinned flows with the calls it knows. This sbcd does not persist
-// calls yet (the hacalls branch adds call records), so it knows none: the
-// call's flows are orphans and must be removed, and the BYE part of the
-// scenario can only run once calls are restored.
+// the pinned flows with the calls it knows: with state_dir (persisted call
+// records, used when this sbcd supports them) the call is restored, its
+// flows are kept, media goes on, and BYE ends it and removes them; without
+// persistence they are orphans and go.
 //
 // sbcd runs under nsenter (network namespace only) so that its pins live in
 // the machine's /sys/fs/bpf: `ip netns exec` gives each run a mount
