@@ -46,11 +46,14 @@ bench-sip: deps build
 	SBC_BENCH_SIP=1 $(GO) test -count=1 -timeout 60m -run TestBenchSIP -v ./test
 
 # RTP through sbcd's relay beside rtpengine (user space) and nftables
-# forwarding, in the lab, interleaved. Root; about 6 minutes. Then
-# (TestBenchMediaSRTP) SRTP<->RTP beside plain RTP through one sbcd: 2 more.
+# forwarding, in the lab, interleaved (TestBenchMedia, shortened here to
+# 500 and 1000 calls, 5 s windows); then (TestBenchMediaSRTP) SRTP<->RTP
+# beside plain RTP through one sbcd; then one row per forwarding path: bare
+# tc ceiling, XDP native and generic, tc, the relay, rtpengine, nftables
+# (TestBenchMediaPaths). Root; about 10 minutes.
 bench-media: deps build
 	bash scripts/bench-deps.sh
-	SBC_BENCH_MEDIA=1 $(GO) test -count=1 -timeout 20m -run TestBenchMedia -v ./test
+	SBC_BENCH_MEDIA=1 SBC_BENCH_WINDOW=5s SBC_BENCH_CALLS=500,1000 $(GO) test -count=1 -timeout 30m -run 'TestBenchMedia(SRTP|Paths)?$$' -v ./test
 
 # Call setup on loopback with the caller on UDP, on a TLS trunk connection,
 # and on a new TLS connection per call, interleaved. About 20 s; no root.

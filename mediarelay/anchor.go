@@ -409,6 +409,9 @@ type StreamInfo struct {
 	FromA  DirInfo `json:"from_a"`
 	FromB  DirInfo `json:"from_b"`
 	OnHold bool    `json:"on_hold"`
+	// Path forwards the stream: "xdp" or "tc" once offloaded to the
+	// kernel, else "userspace".
+	Path string `json:"path"`
 	// SRTP suite on each leg ("" = plain RTP); never a key.
 	SRTPA string `json:"srtp_a,omitempty"`
 	SRTPB string `json:"srtp_b,omitempty"`
@@ -484,6 +487,7 @@ func (a *Anchor) info(c *anchored) CallMedia {
 			LocalA: netip.AddrPortFrom(c.legs[SideA].face.cfg.Addr, uint16(c.legs[SideA].ports[i])).String(),
 			LocalB: netip.AddrPortFrom(c.legs[SideB].face.cfg.Addr, uint16(c.legs[SideB].ports[i])).String(),
 			FromA:  dirInfo(s.A), FromB: dirInfo(s.B), OnHold: onHold(c, i),
+			Path: st.Path(),
 		}
 		si.SRTPA, si.SRTPB = c.srtpInfo(i)
 		out.Streams = append(out.Streams, si)

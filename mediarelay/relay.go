@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,13 @@ type Config struct {
 	BatchSize   int                   // messages per recvmmsg/sendmmsg, default 16
 	LatchWindow time.Duration         // NAT mode: how long after SetRemote a foreign source may latch (default 10s)
 	Workers     int                   // epoll workers, default runtime.GOMAXPROCS(0)
+	// Datapath, when set, takes streams that need no transform into the
+	// kernel once both sides latched (offload.go); Resolver finds their
+	// next hops and is required with it. OffloadTick: how often kernel
+	// counters are read (default 1s).
+	Datapath    Datapath
+	Resolver    Resolver
+	OffloadTick time.Duration
 }
 
 // Relay is the user-space RTP/RTCP relay: a set of streams, each with its
@@ -61,6 +69,8 @@ type Relay struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
+	off     *offloader    // nil: user space only
+	fwd     atomic.Uint64 // datagrams the user-space relay forwarded
 
 	mu      sync.Mutex
 	streams map[*Stream]struct{}
@@ -94,16 +104,30 @@ func NewRelay(cfg Config) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Datapath != nil && cfg.Resolver == nil {
+		return nil, errors.New("media relay: a Datapath needs a Resolver")
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	return &Relay{
+	r := &Relay{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "mediarelay"),
 		metrics: m,
 		streams: make(map[*Stream]struct{}),
-	}, nil
+	}
+	if cfg.Datapath != nil {
+		r.off = newOffloader(r, cfg.Datapath, cfg.Resolver, cfg.OffloadTick)
+		go r.off.run()
+	}
+	if err := registerPathMetrics(cfg.Registerer, r); err != nil {
+		if r.off != nil {
+			r.off.close()
+		}
+		return nil, err
+	}
+	return r, nil
 }
 
 // NewStream binds the SBC's sockets for one media line: on side A the RTP
@@ -179,7 +203,12 @@ func (r *Relay) Close() error {
 	for _, s := range all {
 		s.Close()
 	}
-	r.stopOnce.Do(r.stopWorkers)
+	r.stopOnce.Do(func() {
+		if r.off != nil {
+			r.off.close()
+		}
+		r.stopWorkers()
+	})
 	return nil
 }
 

@@ -75,7 +75,10 @@ func (s *Stream) NeedsTransform() bool {
 // since a packet could only go out untransformed, e.g. a plain-RTP peer's
 // early packets into an SRTP leg in the clear. SetSRTP for either side
 // ends it.
-func (s *Stream) SetSRTPPending(on bool) { s.srtpPending.Store(on) }
+func (s *Stream) SetSRTPPending(on bool) {
+	s.srtpPending.Store(on)
+	s.syncOffload() // a stream that needs a transform leaves the kernel at once
+}
 
 // SetSRTP sets a leg's SRTP keys (nil: plain RTP on that leg). Keys equal
 // to the current ones change nothing, so a repeated answer keeps the replay
@@ -130,6 +133,7 @@ func (s *Stream) SetSRTP(side Side, k *LegKeys) error {
 	}
 	s.srtpOn[side].Store(k != nil)
 	s.srtpPending.Store(false)
+	s.syncOffload() // to or from the kernel, as the transform now asks
 	return nil
 }
 

@@ -32,6 +32,8 @@ type Stream struct {
 	srtpPending atomic.Bool // first negotiation open: forward nothing
 
 	closeOnce sync.Once
+
+	off streamOffload // kernel flows (offload.go)
 }
 
 // sideState is what the stream knows about one side's peer.
@@ -112,7 +114,8 @@ func (s *Stream) SetRemote(side Side, rtp, rtcp netip.AddrPort, nat bool) {
 	sd := &s.sides[side]
 	sd.mu.Lock()
 	sd.nat = nat
-	if !sd.known || rtp != sd.sdpRTP || rtcp != sd.sdpRTCP {
+	changed := !sd.known || rtp != sd.sdpRTP || rtcp != sd.sdpRTCP
+	if changed {
 		sd.known = true
 		sd.sdpRTP, sd.sdpRTCP = rtp, rtcp
 		sd.mux = rtp == rtcp
@@ -122,6 +125,9 @@ func (s *Stream) SetRemote(side Side, rtp, rtcp netip.AddrPort, nat bool) {
 	}
 	sd.mu.Unlock()
 	s.lastRemote.Store(int64(now))
+	if changed {
+		s.syncOffload() // unlatched: its kernel flows go at once
+	}
 }
 
 // accept applies the latching rules to a packet from src arriving on the
@@ -241,6 +247,16 @@ func (s *Stream) dirStats(side Side) DirStats {
 	if ls := sd.lastSeen.Load(); ls != 0 {
 		st.LastSeen = s.epoch.Add(time.Duration(ls))
 	}
+	if k := s.kernelDir(side); k.packets > 0 {
+		// Forwarded in the kernel: counted there, never seen here.
+		st.Packets += k.packets
+		st.Bytes += k.bytes
+		st.Forwarded += k.packets
+		st.RTCPPackets += k.rtcp
+		if k.lastSeen.After(st.LastSeen) {
+			st.LastSeen = k.lastSeen
+		}
+	}
 	sd.mu.Lock()
 	st.Lost = sd.rtp.lost()
 	st.JitterMs = sd.rtp.jitterMs(s.clock())
@@ -258,6 +274,7 @@ func (s *Stream) dirStats(side Side) DirStats {
 // descriptors closed, since a worker sends out of the other side's sockets.
 func (s *Stream) Close() {
 	s.closeOnce.Do(func() {
+		s.closeOffload()
 		if s.workers[SideA] != nil {
 			var wg sync.WaitGroup
 			for side, w := range s.workers {

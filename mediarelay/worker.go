@@ -454,6 +454,7 @@ func (w *worker) forward(sk *relaySock, n int) {
 	var bytes, accepted, rtcpPkts int
 
 	src.mu.Lock()
+	latchRTP, latchRTCP := src.latchRTP, src.latchRTCP
 	for i := range n {
 		h := &w.hdrs[i].Hdr
 		size := int(w.hdrs[i].Len)
@@ -511,9 +512,14 @@ func (w *worker) forward(sk *relaySock, n int) {
 		accepted++
 		w.dsts[i] = d
 	}
+	latched := src.latchRTP != latchRTP || src.latchRTCP != latchRTCP
 	src.mu.Unlock()
+	if latched && s.relay.off != nil {
+		s.relay.off.poke() // may be offloadable now
+	}
 
 	fwd, fwdBytes := w.send(sk, n, toRTP, toRTCP)
+	s.relay.fwd.Add(uint64(fwd))
 	// Forwarded and Dropped go last: once they show a packet, everything
 	// else about it is visible too (tests and the media timeout rely on it).
 	s.relay.metrics.batch(fwd, n-fwd, fwdBytes)

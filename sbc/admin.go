@@ -72,6 +72,7 @@ func (s *SBC) AdminHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Calls())
 	})
+	mux.HandleFunc("GET /api/v1/flows", s.serveFlows)
 	mux.HandleFunc("GET /api/v1/trunks", s.serveTrunks) // trunk.go
 	// Profiles for the engineer on call: the admin API listens on a
 	// management address only.

@@ -207,6 +207,10 @@ type forwarder struct {
 	// before and after bracket every measuring window (may be nil).
 	before, after func()
 	stop          func()
+	// ready, when set, waits after the calls are set up and their media
+	// started (the kernel paths: until every flow is offloaded).
+	ready func()
+	sbcd  *sbcd // the sbcd paths
 }
 
 type stepRow struct {
@@ -322,20 +326,25 @@ func sbcdForwarder(t *testing.T, maxCalls int) forwarder {
 routes:
   - {name: carrier-to-pbx, from_realm: carrier, to_realm: enterprise, targets: ["%s:5060"]}
   - {name: pbx-to-carrier, from_realm: enterprise, to_realm: carrier, targets: ["%s:5060"]}
-media: {timeout: 600s}
+media: {timeout: 600s, datapath: userspace}
 log: {level: warn}
 `, sbcExt, sbcInt, pbxHost, carrierHost)
 	cfg := filepath.Join(t.TempDir(), "sbc.yaml")
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return sbcdForwarderCfg(t, cfg, maxCalls)
+}
+
+// sbcdForwarderCfg starts sbcd on cfg and sets up calls through it.
+func sbcdForwarderCfg(t *testing.T, cfg string, maxCalls int) forwarder {
 	s := startSBCD(t, cfg)
 	pid := s.cmd.Process.Pid
 	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "sbcd" {
 		t.Fatalf("PID %d is %q, not sbcd: CPU would be measured on the wrong process", pid, comm)
 	}
-	caller := testphone.New(t, nsSocket(t, "car", carrierHost, 5062))
-	callee := testphone.New(t, nsSocket(t, "ent", pbxHost, 5060))
+	callerConn, calleeConn := nsSocket(t, "car", carrierHost, 5062), nsSocket(t, "ent", pbxHost, 5060)
+	caller, callee := testphone.New(t, callerConn), testphone.New(t, calleeConn)
 	wait := 3 * time.Second
 	sbcA := sbcExt + ":5060"
 	media := func(m sip.Message) (netip.AddrPort, error) {
@@ -346,7 +355,7 @@ log: {level: warn}
 		return netip.AddrPortFrom(sd.Media[0].Addr, uint16(sd.Media[0].Port)), nil
 	}
 	return forwarder{
-		name: "sbcd", pid: pid,
+		name: "sbcd", pid: pid, sbcd: s,
 		setup: func(i int) (carTo, entTo netip.AddrPort, err error) {
 			id := fmt.Sprintf("bench-%d", i)
 			caller.Invite(sbcA, "1000", id, offerSDP(carrierHost, loadPortBase+i, "sendrecv", 1))
@@ -368,6 +377,9 @@ log: {level: warn}
 				t.Errorf("sbcd has %d calls at the end, want %d: calls were lost during the run", n, maxCalls)
 			}
 			s.stop()
+			// The next sbcd path's phones take the same SIP ports.
+			callerConn.Close()
+			calleeConn.Close()
 			t.Logf("sbcd stopped in %v", time.Since(t0).Round(time.Millisecond))
 		},
 	}

@@ -30,7 +30,8 @@ import (
 // CPU per packet at a fixed rate (three windows each), and the highest
 // zero-loss rate with sbcd's CPU there, as packets per second per core.
 // The target: SRTP interworking costs at most 2x the plain relay per
-// packet.
+// packet (datapath userspace: plain calls would otherwise go to the kernel
+// path, which TestBenchMediaPaths measures).
 //
 // The carrier-side generator encrypts each packet with pion/srtp (its own
 // key per call); the sinks count packets by the clear RTP header (SSRC =
@@ -54,7 +55,7 @@ func TestBenchMediaSRTP(t *testing.T) {
 routes:
   - {name: carrier-to-pbx, from_realm: carrier, to_realm: enterprise, targets: ["%s:5060"]}
   - {name: pbx-to-carrier, from_realm: enterprise, to_realm: carrier, targets: ["%s:5060"]}
-media: {timeout: 600s}
+media: {timeout: 600s, datapath: userspace}
 log: {level: warn}
 `, sbcExt, sbcInt, pbxHost, carrierHost)
 	cfg := filepath.Join(t.TempDir(), "sbc.yaml")

@@ -17,10 +17,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edgesbc/edgesbc/bpf"
 	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
@@ -96,6 +98,9 @@ func runMain(m *testing.M) int {
 	}
 	labReady = true
 	defer exec.Command("bash", "../scripts/lab.sh", "down").Run()
+	// A new namespace may get the inode of a deleted one, and with it
+	// that one's pinned BPF state: start clean.
+	removeSBCPins()
 	return m.Run()
 }
 
@@ -110,8 +115,33 @@ func needLab(t *testing.T) {
 type sbcd struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan struct{}
+}
+
+// syncBuffer is sbcd's output: written by exec's copying goroutine, read
+// by tests while sbcd runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.b.Bytes()...)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // labConfig is configs/lab.yaml with its routes' targets replaced.
@@ -133,11 +163,18 @@ func labConfig(t *testing.T, extra string) string {
 // config when empty) and waits until its admin API answers.
 func startSBCD(t *testing.T, cfg string) *sbcd {
 	t.Helper()
+	return startSBCDWith(t, cfg, "ip", "netns", "exec", "sbc")
+}
+
+// startSBCDWith runs sbcd under a launcher that puts it in namespace sbc
+// (ip netns exec, or nsenter, which keeps the machine's mount namespace).
+func startSBCDWith(t *testing.T, cfg string, launcher ...string) *sbcd {
+	t.Helper()
 	if cfg == "" {
 		cfg = filepath.Join(repoRoot, "configs", "lab.yaml")
 	}
-	s := &sbcd{t: t, log: &bytes.Buffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command("ip", "netns", "exec", "sbc", filepath.Join(binDir, "sbcd"), "-config", cfg)
+	s := &sbcd{t: t, log: &syncBuffer{}, done: make(chan struct{})}
+	s.cmd = exec.Command(launcher[0], append(launcher[1:], filepath.Join(binDir, "sbcd"), "-config", cfg)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -183,6 +220,26 @@ func (s *sbcd) stop() {
 	}
 	if s.t.Failed() {
 		s.t.Logf("sbcd log:\n%s", tail(s.log.String(), 60))
+	}
+	removeSBCPins() // the next test's sbcd starts without this one's flows
+}
+
+// sbcPinDir is where sbcd in namespace sbc pins its BPF state (one
+// directory per network namespace, named by its inode: cmd/sbcd).
+func sbcPinDir() string {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/var/run/netns/sbc", &st); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("/sys/fs/bpf/edgesbc/netns-%d", st.Ino)
+}
+
+// removeSBCPins unpins sbcd's BPF state in namespace sbc: its links (which
+// detaches the programs) and maps.
+func removeSBCPins() {
+	if d := sbcPinDir(); d != "" {
+		_ = bpf.UnloadPinned(d) // detaches at once, not when bpffs lets go
+		_ = os.RemoveAll(d)
 	}
 }
 

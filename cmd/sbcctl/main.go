@@ -18,6 +18,7 @@ const usage = `usage: sbcctl [-admin URL] COMMAND
 commands:
   calls     active calls as a table, with MOS (-json for the raw list)
   call ID   one call with its media streams (JSON)
+  flows     media flows: path (xdp, tc, userspace), packets, last seen (-json for raw)
   trunks    trunks: registration and each target's health (-json for the raw list)
   ha        HA role, leader, voters, applied index and replication lag (-json for raw)
   health    exits 0 when sbcd answers /healthz
@@ -49,6 +50,8 @@ func main() {
 		if b, err = get(client, *admin+"/api/v1/calls/"+flag.Arg(1)); err == nil {
 			os.Stdout.Write(b)
 		}
+	case "flows":
+		err = flows(client, *admin, *asJSON)
 	case "ha":
 		err = haStatus(client, *admin, *asJSON)
 	case "health":

@@ -27,6 +27,9 @@ type haCalls struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
+	// afterRestore runs once the calls are restored, before serving: the
+	// kernel datapath drops the pinned flows no restored call owns.
+	afterRestore func()
 }
 
 // newHACalls opens the ha node when the config asks for one and sets the
@@ -71,6 +74,9 @@ func (h *haCalls) run(s *sbc.SBC) {
 			Restore: func(context.Context) error {
 				start = time.Now()
 				restored, bad = s.TakeOver() // a bad record is counted and skipped, not fatal
+				if h.afterRestore != nil {
+					h.afterRestore()
+				}
 				return nil
 			},
 			Serve: func() {

@@ -66,12 +66,24 @@ func run(path string) error {
 
 	reg := prometheus.NewRegistry()
 	opt := sbc.Options{Logger: log, Registry: reg}
+	var afterRestore func() // runs after each restore of persisted calls
 	if cfg.Media.Anchored() {
-		anchor, err := mediarelay.NewAnchor(anchorConfig(cfg, log, reg))
+		ac := anchorConfig(cfg, log, reg)
+		kp, err := openDatapath(cfg, log, &ac.Relay) // datapath.go
+		if err != nil {
+			return err
+		}
+		defer kp.Close()
+		anchor, err := mediarelay.NewAnchor(ac)
 		if err != nil {
 			return err
 		}
 		defer anchor.Close()
+		if cfg.Persistence() == nil {
+			kp.reconcile(anchor) // no calls to restore: every pinned flow is an orphan
+		} else {
+			afterRestore = func() { kp.reconcile(anchor) }
+		}
 		opt.Media = anchor
 	} else {
 		log.Warn("media anchoring off: SDP passes untouched and media flows peer to peer")
@@ -81,6 +93,9 @@ func run(path string) error {
 		return err
 	}
 	defer hc.close()
+	if hc != nil {
+		hc.afterRestore = afterRestore
+	}
 	s, err := sbc.New(cfg, opt)
 	if err != nil {
 		return err

@@ -106,6 +106,8 @@ type Media struct {
 	// Timeout ends an established call, not on hold, whose media has been
 	// silent in both directions this long.
 	Timeout Duration `yaml:"timeout"`
+	// Datapath picks the forwarding path (datapath.go).
+	Datapath Datapath `yaml:"datapath"`
 }
 
 // Anchored reports whether media anchoring is on.
@@ -433,7 +435,7 @@ func (c *Config) validateMedia() error {
 	if t := c.Media.Timeout.Std(); t < time.Second || t > time.Hour {
 		return keyErr("media.timeout", "must be between 1s and 1h")
 	}
-	return nil
+	return c.Media.validateDatapath()
 }
 
 // ParsePortRange parses "MIN-MAX": 1024 <= MIN < MAX <= 65534, room for

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/edgesbc/edgesbc/bpf"
+	"github.com/edgesbc/edgesbc/mediarelay"
+	"github.com/edgesbc/edgesbc/sbc/config"
+)
+
+// kernelPath is sbcd's kernel datapath: the BPF program on the media
+// interfaces, or nothing (user space).
+type kernelPath struct {
+	dp  *bpf.Datapath
+	log *slog.Logger
+}
+
+// pinRoot is where each sbcd instance pins its maps and links, in a
+// directory of its own (several SBC nodes share one machine in the HA lab,
+// and every network namespace sees the same bpffs).
+const pinRoot = "/sys/fs/bpf/edgesbc"
+
+// openDatapath loads the kernel fast path as media.datapath asks and puts
+// it into the relay's config. With auto, anything that keeps it from
+// loading is logged in one line and media stays in user space; with xdp or
+// tc it is an error.
+func openDatapath(cfg *config.Config, log *slog.Logger, rc *mediarelay.Config) (*kernelPath, error) {
+	mode := cfg.Media.Datapath
+	if !mode.Kernel() {
+		log.Info("media datapath: user-space relay (media.datapath: userspace)")
+		return &kernelPath{log: log}, nil
+	}
+	fail := func(err error) (*kernelPath, error) {
+		if mode.Forced() {
+			return nil, fmt.Errorf("media.datapath %s: %w", mode, err)
+		}
+		log.Warn("media datapath: kernel fast path unavailable, relaying media in user space", "reason", err.Error())
+		return &kernelPath{log: log}, nil
+	}
+	ifaces, idx, err := mediaInterfaces(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	pin, err := pinDir()
+	if err != nil {
+		return fail(err)
+	}
+	dp, err := bpf.Open(bpf.Options{Interfaces: ifaces, Mode: string(mode), PinDir: pin, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	log.Info("media datapath: kernel fast path", "path", dp.Path(), "interfaces", strings.Join(ifaces, ","), "pin_dir", pin)
+	rc.Datapath = mediarelay.KernelDatapath(dp)
+	rc.Resolver = &mediarelay.NetlinkResolver{Ifindexes: idx}
+	return &kernelPath{dp: dp, log: log}, nil
+}
+
+// reconcile removes pinned flows that no call owns: after a restart, the
+// flows of calls this sbcd does not know (none restored, or no persistence
+// at all) would otherwise forward forever. With persisted calls it runs
+// after they are restored (hacalls.go), so theirs are kept.
+func (k *kernelPath) reconcile(a *mediarelay.Anchor) {
+	if k.dp == nil {
+		return
+	}
+	kept, removed, err := a.ReconcileFlows(a.OwnedFlows())
+	if err != nil {
+		k.log.Warn("media datapath: reconciling pinned flows", "err", err)
+	}
+	k.log.Info("media datapath: pinned flows reconciled", "kept", kept, "removed_orphans", removed)
+}
+
+// Close lets go of the datapath; its pinned program and flows stay, so
+// media of calls still up keeps flowing while sbcd restarts.
+func (k *kernelPath) Close() {
+	if k.dp != nil {
+		_ = k.dp.Close()
+	}
+}
+
+// mediaInterfaces finds the interface holding each realm's media address.
+func mediaInterfaces(cfg *config.Config) (names []string, idx []int, err error) {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list addresses: %w", err)
+	}
+	seen := map[int]bool{}
+	for _, r := range cfg.Realms {
+		want := r.MediaAddr()
+		found := false
+		for _, a := range addrs {
+			ip, ok := netip.AddrFromSlice(a.IP)
+			if !ok || ip.Unmap() != want.Unmap() {
+				continue
+			}
+			l, err := netlink.LinkByIndex(a.LinkIndex)
+			if err != nil {
+				return nil, nil, fmt.Errorf("realm %s media address %s: %w", r.Name, want, err)
+			}
+			if l.Attrs().Flags&net.FlagLoopback != 0 {
+				return nil, nil, fmt.Errorf("%w: realm %s media address %s is on loopback %s", bpf.ErrUnsupported, r.Name, want, l.Attrs().Name)
+			}
+			found = true
+			if !seen[a.LinkIndex] {
+				seen[a.LinkIndex] = true
+				names = append(names, l.Attrs().Name)
+				idx = append(idx, a.LinkIndex)
+			}
+		}
+		if !found {
+			return nil, nil, fmt.Errorf("%w: realm %s media address %s is on no interface", bpf.ErrUnsupported, r.Name, want)
+		}
+	}
+	return names, idx, nil
+}
+
+// pinDir is this instance's pin directory: one per network namespace (one
+// SBC node per namespace), named by the namespace's inode.
+func pinDir() (string, error) {
+	ns, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		return "", fmt.Errorf("%w: network namespace: %v", bpf.ErrUnsupported, err)
+	}
+	id := strings.Trim(strings.TrimPrefix(ns, "net:"), "[]")
+	if id == "" || strings.ContainsAny(id, "/.") {
+		return "", errors.New("unexpected network namespace name " + ns)
+	}
+	return filepath.Join(pinRoot, "netns-"+id), nil
+}
