@@ -15,7 +15,7 @@ import (
 // layoutVersion names the pinned layout: maps by name and one link per
 // interface under <PinDir>/v<layoutVersion>/. Bump it when a map's key,
 // value or type changes; an old layout is then left alone (Unload it).
-const layoutVersion = 1
+const layoutVersion = 2 // v2: flow_action carries the expected source
 
 const bpffsRoot = "/sys/fs/bpf"
 
@@ -135,10 +135,52 @@ func lockDir(dir string) (unlock func(), err error) {
 	}, nil
 }
 
-// removePinned unpins everything under the layout directory (links first,
-// which detaches them) and removes the directories.
+// removePinned unpins everything under the layout directory, and any
+// other layout's (links first, which detaches them) and removes the
+// directories.
 func removePinned(pinDir string) error {
-	dir := layoutDir(pinDir)
+	err := errors.Join(removeLayout(layoutDir(pinDir)), removeOldLayouts(pinDir, nil))
+	// The node directory goes too when nothing else is in it.
+	_ = os.Remove(pinDir)
+	return err
+}
+
+// removeOldLayouts detaches and unpins every other layout version under
+// pinDir (v<N>, N != layoutVersion). Its programs cannot share the
+// interfaces with this one, and an older one may forward what this one
+// must not (v1 had no source check); its flows are unreadable here, so
+// the relay installs them again.
+func removeOldLayouts(pinDir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(pinDir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		var v int
+		if !e.IsDir() || e.Name() == fmt.Sprintf("v%d", layoutVersion) {
+			continue
+		}
+		if _, err := fmt.Sscanf(e.Name(), "v%d", &v); err != nil || fmt.Sprintf("v%d", v) != e.Name() {
+			continue
+		}
+		dir := filepath.Join(pinDir, e.Name())
+		if log != nil {
+			log.Warn("bpf: unloading the pinned fast path of an older layout; its flows are installed again", "dir", dir, "layout", layoutVersion)
+		}
+		if err := removeLayout(dir); err != nil {
+			errs = append(errs, fmt.Errorf("unload layout %s: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeLayout unpins everything under one layout directory (links first,
+// which detaches them) and removes it.
+func removeLayout(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -164,8 +206,6 @@ func removePinned(pinDir string) error {
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	// The node directory goes too when nothing else is in it.
-	_ = os.Remove(pinDir)
 	return errors.Join(errs...)
 }
 
