@@ -143,18 +143,18 @@ func (a datapathFlowAction) unmarshal() FlowAction {
 type Counter int
 
 const (
-	CounterRedirect  Counter = iota // forwarded by the fast path
-	CounterMiss                     // UDP to an address:port with no flow
-	CounterNotIP                    // not IPv4/IPv6, or two VLAN tags
-	CounterNotUDP                   // IP but not UDP, or IPv6 extension headers
-	CounterFragment                 // IPv4 MF/offset, IPv6 fragment header
-	CounterIPOptions                // IPv4 ihl != 5
-	CounterMalformed                // short, wrong lengths, bad version, IPv6 UDP checksum 0
-	CounterTTL                      // TTL / hop limit would expire
-	CounterNoEgress                 // flow's egress interface not in the DEVMAP
-	CounterError                    // a helper failed mid-rewrite (dropped)
-	CounterBanned                   // dropped: IPv4 source on the ban list
-	CounterSrcMismatch              // a flow's packet from another source than its From (to the stack)
+	CounterRedirect    Counter = iota // forwarded by the fast path
+	CounterMiss                       // UDP to an address:port with no flow
+	CounterNotIP                      // not IPv4/IPv6, or two VLAN tags
+	CounterNotUDP                     // IP but not UDP, or IPv6 extension headers
+	CounterFragment                   // IPv4 MF/offset, IPv6 fragment header
+	CounterIPOptions                  // IPv4 ihl != 5
+	CounterMalformed                  // short, wrong lengths, bad version, IPv6 UDP checksum 0
+	CounterTTL                        // TTL / hop limit would expire
+	CounterNoEgress                   // flow's egress interface not in the DEVMAP
+	CounterError                      // a helper failed mid-rewrite (dropped)
+	CounterBanned                     // dropped: IPv4 source on the ban list
+	CounterSrcMismatch                // a flow's packet from another source than its From (to the stack)
 	counterMax
 )
 
