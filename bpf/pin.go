@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -245,4 +246,33 @@ func UnloadPinned(pinDir string) error {
 	}
 	defer unlock()
 	return removePinned(dir)
+}
+
+// PinnedCounters reads the global counters an Open under pinDir pinned,
+// summed over CPUs, without opening the datapath (for tools and tests).
+func PinnedCounters(pinDir string) (Counters, error) {
+	var c Counters
+	dir, err := resolvePinDir(pinDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return c, err
+	}
+	m, err := ebpf.LoadPinnedMap(filepath.Join(layoutDir(dir), "counters"), &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return c, fmt.Errorf("bpf: pinned counters: %w", err)
+	}
+	defer m.Close()
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return c, err
+	}
+	vals := make([]uint64, ncpu)
+	for i := range c {
+		if err := m.Lookup(uint32(i), &vals); err != nil {
+			return c, fmt.Errorf("bpf: read counter %s: %w", Counter(i), err)
+		}
+		for _, v := range vals {
+			c[i] += v
+		}
+	}
+	return c, nil
 }
