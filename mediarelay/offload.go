@@ -445,10 +445,11 @@ func (s *Stream) closeOffload() {
 // Local from the side's peer, and where they go.
 type FlowInfo struct {
 	Local    string `json:"local"`
-	Side     string `json:"side"` // "a" or "b": whose packets arrive at Local
-	Kind     string `json:"kind"` // "rtp" or "rtcp" ("rtp" carries both with rtcp-mux)
-	Path     string `json:"path"` // "xdp", "tc" or "userspace"
-	Src      string `json:"src"`  // the SBC's address packets leave from
+	Side     string `json:"side"`           // "a" or "b": whose packets arrive at Local
+	Kind     string `json:"kind"`           // "rtp" or "rtcp" ("rtp" carries both with rtcp-mux)
+	Path     string `json:"path"`           // "xdp", "tc" or "userspace"
+	From     string `json:"from,omitempty"` // kernel flows: the only source forwarded (the latched peer)
+	Src      string `json:"src"`            // the SBC's address packets leave from
 	Dst      string `json:"dst,omitempty"`
 	Packets  uint64 `json:"packets"`
 	Bytes    uint64 `json:"bytes"`
@@ -508,6 +509,9 @@ func (s *Stream) flows() []FlowInfo {
 			}
 			if f, ok := kern[key]; ok {
 				fi.Path, fi.Dst = s.relay.off.dp.Path(), f.act.Dst.String()
+				if f.act.From.IsValid() {
+					fi.From = f.act.From.String()
+				}
 				fi.Packets, fi.Bytes = f.stats.Packets, f.stats.Bytes
 				if !f.stats.LastSeen.IsZero() {
 					fi.LastSeen = f.stats.LastSeen.UTC().Format(time.RFC3339Nano)

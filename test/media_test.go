@@ -176,10 +176,8 @@ func anchoredCall(t *testing.T, kernel bool) {
 			// The stream is in the kernel: the spoofer's packets meet the
 			// BPF program first, which must not forward them.
 			k := s.waitKernel(t, 2)
-			if f, ok := k[aTo.String()]; !ok {
-				t.Fatalf("no kernel flow for %s: %+v", aTo, k)
-			} else {
-				t.Logf("kernel flow %+v", f)
+			if f, ok := k[aTo.String()]; !ok || f.From != carrierHost+":16000" {
+				t.Fatalf("kernel flow for %s: %+v (present %v), want it to take only %s:16000", aTo, f, ok, carrierHost)
 			}
 			mismatch = func() uint64 {
 				c, err := bpf.PinnedCounters(sbcPinDir())
