@@ -116,6 +116,9 @@ func Open(opts Options) (*Datapath, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
 	defer unlock()
+	if err := removeOldLayouts(pinDir, opts.Logger); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrIncompatible, err)
+	}
 
 	d := &Datapath{
 		log: opts.Logger, opts: opts, pinDir: pinDir, dir: dir, ncpu: ncpu,

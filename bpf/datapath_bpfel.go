@@ -14,16 +14,18 @@ import (
 )
 
 type datapathFlowAction struct {
-	_       structs.HostLayout
-	Saddr   [16]uint8
-	Daddr   [16]uint8
-	Sport   [2]uint8
-	Dport   [2]uint8
-	Smac    [6]uint8
-	Dmac    [6]uint8
-	Ifindex uint32
-	Family  uint8
-	Pad     [3]uint8
+	_        structs.HostLayout
+	Saddr    [16]uint8
+	Daddr    [16]uint8
+	Sport    [2]uint8
+	Dport    [2]uint8
+	Smac     [6]uint8
+	Dmac     [6]uint8
+	Ifindex  uint32
+	Family   uint8
+	FromSet  uint8
+	FromPort [2]uint8
+	FromAddr [16]uint8
 }
 
 type datapathFlowKey struct {

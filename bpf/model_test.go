@@ -11,9 +11,9 @@ import (
 )
 
 // modelHit is an independent Go statement of the rules: whether the
-// programs must forward frame f for the flow key `key`, and where the
-// IP header starts.
-func modelHit(f []byte, key netip.AddrPort) (l3 int, ok bool) {
+// programs must forward frame f for the flow key `key` whose expected
+// source is from (zero: any), and where the IP header starts.
+func modelHit(f []byte, key, from netip.AddrPort) (l3 int, ok bool) {
 	if len(f) < 14 {
 		return 0, false
 	}
@@ -29,7 +29,7 @@ func modelHit(f []byte, key netip.AddrPort) (l3 int, ok bool) {
 			return 0, false
 		}
 	}
-	var dst netip.Addr
+	var src, dst netip.Addr
 	var udp []byte
 	switch et {
 	case 0x0800:
@@ -43,7 +43,7 @@ func modelHit(f []byte, key netip.AddrPort) (l3 int, ok bool) {
 			return 0, false
 		}
 		udp = ip[20:tot]
-		dst = netip.AddrFrom4([4]byte(ip[16:20]))
+		src, dst = netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
 	case 0x86dd:
 		if len(f) < l3+40 {
 			return 0, false
@@ -57,12 +57,15 @@ func modelHit(f []byte, key netip.AddrPort) (l3 int, ok bool) {
 		if binary.BigEndian.Uint16(udp[6:]) == 0 {
 			return 0, false
 		}
-		dst = netip.AddrFrom16([16]byte(ip[24:40]))
+		src, dst = netip.AddrFrom16([16]byte(ip[8:24])), netip.AddrFrom16([16]byte(ip[24:40]))
 	default:
 		return 0, false
 	}
 	if int(binary.BigEndian.Uint16(udp[4:])) != len(udp) {
 		return 0, false
+	}
+	if from.IsValid() && netip.AddrPortFrom(src, binary.BigEndian.Uint16(udp[0:])) != from {
+		return l3, false
 	}
 	return l3, netip.AddrPortFrom(dst, binary.BigEndian.Uint16(udp[2:])) == key
 }
@@ -112,8 +115,8 @@ func TestProgramModel(t *testing.T) {
 		{src: car6, dst: sbcExt6, payload: payload, vlan: 3},
 	}
 	acts := map[netip.AddrPort]FlowAction{
-		sbcExt:  {Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1},
-		sbcExt6: {Src: sbcInt6, Dst: pbx6, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1},
+		sbcExt:  {From: carrier, Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1},
+		sbcExt6: {From: car6, Src: sbcInt6, Dst: pbx6, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1},
 	}
 	resetTestObjects(t, objs)
 	for k, a := range acts {
@@ -133,7 +136,7 @@ func TestProgramModel(t *testing.T) {
 			in = in[:14+rng.IntN(len(in)-14)]
 		}
 		key := base.dst
-		l3, wantHit := modelHit(in, key)
+		l3, wantHit := modelHit(in, key, acts[key].From)
 		for _, pc := range progCases {
 			if pc.name == "tc" && len(in) < l3+20 {
 				continue // BPF_PROG_RUN for tc refuses frames without an IP header

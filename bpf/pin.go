@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -15,7 +16,7 @@ import (
 // layoutVersion names the pinned layout: maps by name and one link per
 // interface under <PinDir>/v<layoutVersion>/. Bump it when a map's key,
 // value or type changes; an old layout is then left alone (Unload it).
-const layoutVersion = 1
+const layoutVersion = 2 // v2: flow_action carries the expected source
 
 const bpffsRoot = "/sys/fs/bpf"
 
@@ -135,10 +136,52 @@ func lockDir(dir string) (unlock func(), err error) {
 	}, nil
 }
 
-// removePinned unpins everything under the layout directory (links first,
-// which detaches them) and removes the directories.
+// removePinned unpins everything under the layout directory, and any
+// other layout's (links first, which detaches them) and removes the
+// directories.
 func removePinned(pinDir string) error {
-	dir := layoutDir(pinDir)
+	err := errors.Join(removeLayout(layoutDir(pinDir)), removeOldLayouts(pinDir, nil))
+	// The node directory goes too when nothing else is in it.
+	_ = os.Remove(pinDir)
+	return err
+}
+
+// removeOldLayouts detaches and unpins every other layout version under
+// pinDir (v<N>, N != layoutVersion). Its programs cannot share the
+// interfaces with this one, and an older one may forward what this one
+// must not (v1 had no source check); its flows are unreadable here, so
+// the relay installs them again.
+func removeOldLayouts(pinDir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(pinDir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		var v int
+		if !e.IsDir() || e.Name() == fmt.Sprintf("v%d", layoutVersion) {
+			continue
+		}
+		if _, err := fmt.Sscanf(e.Name(), "v%d", &v); err != nil || fmt.Sprintf("v%d", v) != e.Name() {
+			continue
+		}
+		dir := filepath.Join(pinDir, e.Name())
+		if log != nil {
+			log.Warn("bpf: unloading the pinned fast path of an older layout; its flows are installed again", "dir", dir, "layout", layoutVersion)
+		}
+		if err := removeLayout(dir); err != nil {
+			errs = append(errs, fmt.Errorf("unload layout %s: %w", dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeLayout unpins everything under one layout directory (links first,
+// which detaches them) and removes it.
+func removeLayout(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -164,8 +207,6 @@ func removePinned(pinDir string) error {
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	// The node directory goes too when nothing else is in it.
-	_ = os.Remove(pinDir)
 	return errors.Join(errs...)
 }
 
@@ -205,4 +246,33 @@ func UnloadPinned(pinDir string) error {
 	}
 	defer unlock()
 	return removePinned(dir)
+}
+
+// PinnedCounters reads the global counters an Open under pinDir pinned,
+// summed over CPUs, without opening the datapath (for tools and tests).
+func PinnedCounters(pinDir string) (Counters, error) {
+	var c Counters
+	dir, err := resolvePinDir(pinDir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return c, err
+	}
+	m, err := ebpf.LoadPinnedMap(filepath.Join(layoutDir(dir), "counters"), &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return c, fmt.Errorf("bpf: pinned counters: %w", err)
+	}
+	defer m.Close()
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return c, err
+	}
+	vals := make([]uint64, ncpu)
+	for i := range c {
+		if err := m.Lookup(uint32(i), &vals); err != nil {
+			return c, fmt.Errorf("bpf: read counter %s: %w", Counter(i), err)
+		}
+		for _, v := range vals {
+			c[i] += v
+		}
+	}
+	return c, nil
 }

@@ -161,8 +161,10 @@ func run(t testing.TB, prog *ebpf.Program, in []byte) (uint32, []byte) {
 // and checks every rewritten byte, with checksums recomputed from scratch.
 func TestProgramForwards(t *testing.T) {
 	payload := bytes.Repeat([]byte("rtp!"), 43) // 172 bytes, like G.711 20 ms
-	v4 := FlowAction{Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1}
-	v6 := FlowAction{Src: sbcInt6, Dst: pbx6, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1}
+	v4 := FlowAction{From: carrier, Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1}
+	v6 := FlowAction{From: car6, Src: sbcInt6, Dst: pbx6, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1}
+	v4any := v4
+	v4any.From = netip.AddrPort{}
 	cases := []struct {
 		name    string
 		key     FlowKey
@@ -171,6 +173,7 @@ func TestProgramForwards(t *testing.T) {
 		zeroSum bool
 	}{
 		{"ipv4", FlowKey{sbcExt}, v4, frameSpec{src: carrier, dst: sbcExt, payload: payload}, false},
+		{"ipv4 no expected source: any", FlowKey{sbcExt}, v4any, frameSpec{src: netip.MustParseAddrPort("203.0.113.99:7777"), dst: sbcExt, payload: payload}, false},
 		{"ipv4 vlan tagged", FlowKey{sbcExt}, v4, frameSpec{src: carrier, dst: sbcExt, payload: payload, vlan: 42}, false},
 		{"ipv4 udp checksum 0 stays 0", FlowKey{sbcExt}, v4, frameSpec{src: carrier, dst: sbcExt, payload: payload, zeroUDPCsum: true}, true},
 		{"ipv4 ethernet padding", FlowKey{sbcExt}, v4, frameSpec{src: carrier, dst: sbcExt, payload: []byte{1, 2}, pad: 16}, false},
@@ -369,5 +372,65 @@ func TestProgramBans(t *testing.T) {
 			k, _ := banKey(carrier.Addr())
 			_ = objs.Bans.Delete(k)
 		})
+	}
+}
+
+// TestProgramSourceCheck: a flow forwards only packets from its expected
+// source (the relay's latched peer); the same destination hit from another
+// source address or port goes to the stack untouched, counted as
+// src_mismatch, so the relay's anti-hijack latching decides.
+func TestProgramSourceCheck(t *testing.T) {
+	payload := []byte("0123456789abcdef")
+	v4 := FlowAction{From: carrier, Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1}
+	v6 := FlowAction{From: car6, Src: sbcInt6, Dst: pbx6, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1}
+	ap := netip.AddrPortFrom
+	// car6 with only its last byte changed: the whole 16 bytes are compared.
+	last := car6.Addr().As16()
+	last[15] ^= 1
+	cases := []struct {
+		name string
+		key  FlowKey
+		act  FlowAction
+		src  netip.AddrPort
+	}{
+		{"ipv4 wrong address", FlowKey{sbcExt}, v4, ap(netip.MustParseAddr("203.0.113.99"), carrier.Port())},
+		{"ipv4 wrong port", FlowKey{sbcExt}, v4, ap(carrier.Addr(), carrier.Port()+1)},
+		{"ipv4 wrong address and port", FlowKey{sbcExt}, v4, netip.MustParseAddrPort("198.51.100.250:4000")},
+		{"ipv6 wrong address", FlowKey{sbcExt6}, v6, ap(netip.AddrFrom16(last), car6.Port())},
+		{"ipv6 wrong port", FlowKey{sbcExt6}, v6, ap(car6.Addr(), car6.Port()^0x100)},
+	}
+	objs := loadTestObjects(t)
+	for _, pc := range progCases {
+		for _, c := range cases {
+			t.Run(pc.name+"/"+c.name, func(t *testing.T) {
+				resetTestObjects(t, objs)
+				putTestFlow(t, objs, c.key, c.act)
+				for _, vlan := range []uint16{0, 42} {
+					in := frameSpec{src: c.src, dst: c.key.Dst, payload: payload, vlan: vlan}.build()
+					inCopy := append([]byte(nil), in...)
+					ret, out := run(t, pc.prog(objs), in)
+					if ret != pc.pass {
+						t.Fatalf("vlan %d: verdict %d, want pass %d (counters %v)", vlan, ret, pc.pass, countersOf(t, objs))
+					}
+					if !bytes.Equal(out[:len(inCopy)], inCopy) {
+						t.Errorf("vlan %d: frame changed:\n in %x\nout %x", vlan, inCopy, out)
+					}
+				}
+				if n := counterOf(t, objs, CounterSrcMismatch); n != 2 {
+					t.Errorf("src_mismatch counter %d, want 2 (all: %v)", n, countersOf(t, objs))
+				}
+				if n := counterOf(t, objs, CounterRedirect); n != 0 {
+					t.Errorf("redirect counter %d, want 0", n)
+				}
+				if pkts, _ := flowStatsOf(t, objs, c.key); pkts != 0 {
+					t.Errorf("flow counted %d packets", pkts)
+				}
+				// The expected source right after is still forwarded.
+				in := frameSpec{src: c.act.From, dst: c.key.Dst, payload: payload}.build()
+				if ret, _ := run(t, pc.prog(objs), in); ret != pc.redir {
+					t.Errorf("expected source: verdict %d, want redirect %d", ret, pc.redir)
+				}
+			})
+		}
 	}
 }

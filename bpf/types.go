@@ -18,7 +18,12 @@ const (
 type FlowKey struct{ Dst netip.AddrPort }
 
 // FlowAction is how to rewrite a matching packet and where to send it.
+// From is the source a packet must come from to be forwarded (the peer the
+// relay latched, address and port); a packet to the flow from anything
+// else goes to the stack untouched and counts as CounterSrcMismatch. The
+// zero From forwards packets from any source.
 type FlowAction struct {
+	From           netip.AddrPort // expected source; zero: any
 	Src, Dst       netip.AddrPort // new source (the SBC's egress addr:port), new destination (peer)
 	SrcMAC, DstMAC net.HardwareAddr
 	Ifindex        int // egress interface
@@ -36,7 +41,11 @@ type FlowStats struct {
 func (k FlowKey) String() string { return k.Dst.String() }
 
 func (a FlowAction) String() string {
-	return fmt.Sprintf("%s->%s if%d %s->%s", a.Src, a.Dst, a.Ifindex, a.SrcMAC, a.DstMAC)
+	from := "any"
+	if a.From.IsValid() {
+		from = a.From.String()
+	}
+	return fmt.Sprintf("from %s: %s->%s if%d %s->%s", from, a.Src, a.Dst, a.Ifindex, a.SrcMAC, a.DstMAC)
 }
 
 func family(a netip.Addr) uint8 {
@@ -92,6 +101,8 @@ func (a FlowAction) marshal(fam uint8) (datapathFlowAction, error) {
 		return out, fmt.Errorf("%w: key and action address families differ (%s -> %s)", ErrBadFlow, a.Src, a.Dst)
 	case len(a.SrcMAC) != 6 || len(a.DstMAC) != 6:
 		return out, fmt.Errorf("%w: action needs 6-byte MACs, got %q and %q", ErrBadFlow, a.SrcMAC, a.DstMAC)
+	case a.From.IsValid() && (a.From.Port() == 0 || family(a.From.Addr()) != fam):
+		return out, fmt.Errorf("%w: expected source %s needs a port and the key's address family", ErrBadFlow, a.From)
 	case a.Ifindex <= 0:
 		return out, fmt.Errorf("%w: action needs an egress ifindex, got %d", ErrBadFlow, a.Ifindex)
 	}
@@ -103,11 +114,21 @@ func (a FlowAction) marshal(fam uint8) (datapathFlowAction, error) {
 	copy(out.Smac[:], a.SrcMAC)
 	copy(out.Dmac[:], a.DstMAC)
 	out.Ifindex = uint32(a.Ifindex)
+	if a.From.IsValid() {
+		out.FromSet = 1
+		putAddr(&out.FromAddr, a.From.Addr())
+		putPort(&out.FromPort, a.From.Port())
+	}
 	return out, nil
 }
 
 func (a datapathFlowAction) unmarshal() FlowAction {
+	var from netip.AddrPort
+	if a.FromSet != 0 {
+		from = netip.AddrPortFrom(getAddr(a.Family, a.FromAddr), getPort(a.FromPort))
+	}
 	return FlowAction{
+		From:    from,
 		Src:     netip.AddrPortFrom(getAddr(a.Family, a.Saddr), getPort(a.Sport)),
 		Dst:     netip.AddrPortFrom(getAddr(a.Family, a.Daddr), getPort(a.Dport)),
 		SrcMAC:  net.HardwareAddr(append([]byte(nil), a.Smac[:]...)),
@@ -122,23 +143,24 @@ func (a datapathFlowAction) unmarshal() FlowAction {
 type Counter int
 
 const (
-	CounterRedirect  Counter = iota // forwarded by the fast path
-	CounterMiss                     // UDP to an address:port with no flow
-	CounterNotIP                    // not IPv4/IPv6, or two VLAN tags
-	CounterNotUDP                   // IP but not UDP, or IPv6 extension headers
-	CounterFragment                 // IPv4 MF/offset, IPv6 fragment header
-	CounterIPOptions                // IPv4 ihl != 5
-	CounterMalformed                // short, wrong lengths, bad version, IPv6 UDP checksum 0
-	CounterTTL                      // TTL / hop limit would expire
-	CounterNoEgress                 // flow's egress interface not in the DEVMAP
-	CounterError                    // a helper failed mid-rewrite (dropped)
-	CounterBanned                   // dropped: IPv4 source on the ban list
+	CounterRedirect    Counter = iota // forwarded by the fast path
+	CounterMiss                       // UDP to an address:port with no flow
+	CounterNotIP                      // not IPv4/IPv6, or two VLAN tags
+	CounterNotUDP                     // IP but not UDP, or IPv6 extension headers
+	CounterFragment                   // IPv4 MF/offset, IPv6 fragment header
+	CounterIPOptions                  // IPv4 ihl != 5
+	CounterMalformed                  // short, wrong lengths, bad version, IPv6 UDP checksum 0
+	CounterTTL                        // TTL / hop limit would expire
+	CounterNoEgress                   // flow's egress interface not in the DEVMAP
+	CounterError                      // a helper failed mid-rewrite (dropped)
+	CounterBanned                     // dropped: IPv4 source on the ban list
+	CounterSrcMismatch                // a flow's packet from another source than its From (to the stack)
 	counterMax
 )
 
 var counterNames = [counterMax]string{
 	"redirect", "miss", "not_ip", "not_udp", "fragment", "ip_options",
-	"malformed", "ttl", "no_egress", "error", "banned",
+	"malformed", "ttl", "no_egress", "error", "banned", "src_mismatch",
 }
 
 func (c Counter) String() string {

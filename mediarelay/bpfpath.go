@@ -14,7 +14,7 @@ type bpfDatapath struct{ d *bpf.Datapath }
 func (b bpfDatapath) Path() string { return b.d.Path() }
 
 func (b bpfDatapath) Put(k FlowKey, a FlowAction) error {
-	return b.d.Put(bpf.FlowKey{Dst: k.Dst}, bpf.FlowAction{Src: a.Src, Dst: a.Dst, SrcMAC: a.SrcMAC, DstMAC: a.DstMAC, Ifindex: a.Ifindex})
+	return b.d.Put(bpf.FlowKey{Dst: k.Dst}, bpf.FlowAction{From: a.From, Src: a.Src, Dst: a.Dst, SrcMAC: a.SrcMAC, DstMAC: a.DstMAC, Ifindex: a.Ifindex})
 }
 
 func (b bpfDatapath) Delete(k FlowKey) error { return b.d.Delete(bpf.FlowKey{Dst: k.Dst}) }
@@ -38,7 +38,7 @@ func (b bpfDatapath) Flows() (map[FlowKey]FlowAction, error) {
 	}
 	out := make(map[FlowKey]FlowAction, len(fl))
 	for k, a := range fl {
-		out[FlowKey{Dst: k.Dst}] = FlowAction{Src: a.Src, Dst: a.Dst, SrcMAC: a.SrcMAC, DstMAC: a.DstMAC, Ifindex: a.Ifindex}
+		out[FlowKey{Dst: k.Dst}] = FlowAction{From: a.From, Src: a.Src, Dst: a.Dst, SrcMAC: a.SrcMAC, DstMAC: a.DstMAC, Ifindex: a.Ifindex}
 	}
 	return out, nil
 }

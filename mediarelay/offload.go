@@ -30,27 +30,32 @@ import (
 // remove a stream's flows at once, before they return.
 //
 // Latching while offloaded: the kernel program looks flows up by the SBC's
-// destination address only, so it forwards whatever arrives at an
-// offloaded port, as the relay would after latching, except that it cannot
-// refuse a foreign source (a hijack attempt) the way the relay does; a
-// NAT rebinding of the latched peer keeps flowing, where the relay would
-// drop it. A stream that must keep latching control stays in user space
-// (SetUserSpace).
+// destination address, and each flow carries the source it was latched to
+// (From: the sending side's latched address and port). It forwards only
+// packets from exactly that source; anything else arriving at an
+// offloaded port (a hijack attempt, a NAT rebinding) goes to the stack
+// untouched, so it reaches the relay's socket and the relay's latching
+// rules decide, as they would without offload. When a latch changes
+// (SetRemote unlatches, a side latches again) the flows are reinstalled
+// with the new From. SetUserSpace keeps a stream out of the kernel
+// altogether.
 
 // FlowKey is a packet arriving at one of the SBC's media ports. It mirrors
 // bpf.FlowKey.
 type FlowKey struct{ Dst netip.AddrPort }
 
-// FlowAction is what the kernel does with a flow's packets: send them from
-// Src to Dst, with these MACs, out of Ifindex. It mirrors bpf.FlowAction.
+// FlowAction is what the kernel does with a flow's packets that come from
+// From: send them from Src to Dst, with these MACs, out of Ifindex. It
+// mirrors bpf.FlowAction.
 type FlowAction struct {
+	From           netip.AddrPort // the latched source; packets from others go to the relay
 	Src, Dst       netip.AddrPort
 	SrcMAC, DstMAC net.HardwareAddr
 	Ifindex        int
 }
 
 func (a FlowAction) equal(b FlowAction) bool {
-	return a.Src == b.Src && a.Dst == b.Dst && a.Ifindex == b.Ifindex &&
+	return a.From == b.From && a.Src == b.Src && a.Dst == b.Dst && a.Ifindex == b.Ifindex &&
 		bytes.Equal(a.SrcMAC, b.SrcMAC) && bytes.Equal(a.DstMAC, b.DstMAC)
 }
 
@@ -245,6 +250,7 @@ type wantFlow struct {
 	key  FlowKey
 	from Side
 	rtcp bool
+	in   netip.AddrPort // the only source it is taken from (from's latched source)
 	dst  netip.AddrPort // where it goes (the other side's latched source)
 	src  netip.AddrPort // the SBC's address facing that side
 }
@@ -276,7 +282,7 @@ func (s *Stream) desired() []wantFlow {
 		to := 1 - from
 		out = append(out, wantFlow{
 			key: FlowKey{s.local[from]}, from: Side(from),
-			src: s.local[to], dst: st[to].rtp,
+			in: st[from].rtp, src: s.local[to], dst: st[to].rtp,
 		})
 	}
 	if !st[0].mux && st[0].rtcp.IsValid() && st[1].rtcp.IsValid() {
@@ -284,7 +290,7 @@ func (s *Stream) desired() []wantFlow {
 			to := 1 - from
 			out = append(out, wantFlow{
 				key: FlowKey{rtcpAddr(s.local[from])}, from: Side(from), rtcp: true,
-				src: rtcpAddr(s.local[to]), dst: st[to].rtcp,
+				in: st[from].rtcp, src: rtcpAddr(s.local[to]), dst: st[to].rtcp,
 			})
 		}
 	}
@@ -319,13 +325,13 @@ func (s *Stream) syncOffload() {
 			// An installed flow keeps its last next hop: the kernel does
 			// not refresh neighbours the fast path alone uses, so their
 			// entries may be collected while the MAC is still right.
-			if f, ok := s.off.flows[w.key]; ok && f.act.Src == w.src && f.act.Dst == w.dst {
+			if f, ok := s.off.flows[w.key]; ok && f.act.From == w.in && f.act.Src == w.src && f.act.Dst == w.dst {
 				acts[w.key], meta[w.key] = f.act, w
 			}
 			// A new one waits in user space (no neighbour entry yet).
 			continue
 		}
-		acts[w.key] = FlowAction{Src: w.src, Dst: w.dst, SrcMAC: nh.SrcMAC, DstMAC: nh.DstMAC, Ifindex: nh.Ifindex}
+		acts[w.key] = FlowAction{From: w.in, Src: w.src, Dst: w.dst, SrcMAC: nh.SrcMAC, DstMAC: nh.DstMAC, Ifindex: nh.Ifindex}
 		meta[w.key] = w
 	}
 	// A pair of directions goes to the kernel together or not at all.
@@ -439,10 +445,11 @@ func (s *Stream) closeOffload() {
 // Local from the side's peer, and where they go.
 type FlowInfo struct {
 	Local    string `json:"local"`
-	Side     string `json:"side"` // "a" or "b": whose packets arrive at Local
-	Kind     string `json:"kind"` // "rtp" or "rtcp" ("rtp" carries both with rtcp-mux)
-	Path     string `json:"path"` // "xdp", "tc" or "userspace"
-	Src      string `json:"src"`  // the SBC's address packets leave from
+	Side     string `json:"side"`           // "a" or "b": whose packets arrive at Local
+	Kind     string `json:"kind"`           // "rtp" or "rtcp" ("rtp" carries both with rtcp-mux)
+	Path     string `json:"path"`           // "xdp", "tc" or "userspace"
+	From     string `json:"from,omitempty"` // kernel flows: the only source forwarded (the latched peer)
+	Src      string `json:"src"`            // the SBC's address packets leave from
 	Dst      string `json:"dst,omitempty"`
 	Packets  uint64 `json:"packets"`
 	Bytes    uint64 `json:"bytes"`
@@ -502,6 +509,9 @@ func (s *Stream) flows() []FlowInfo {
 			}
 			if f, ok := kern[key]; ok {
 				fi.Path, fi.Dst = s.relay.off.dp.Path(), f.act.Dst.String()
+				if f.act.From.IsValid() {
+					fi.From = f.act.From.String()
+				}
 				fi.Packets, fi.Bytes = f.stats.Packets, f.stats.Bytes
 				if !f.stats.LastSeen.IsZero() {
 					fi.LastSeen = f.stats.LastSeen.UTC().Format(time.RFC3339Nano)

@@ -124,8 +124,9 @@ func waitFlows(t *testing.T, dp *fakeDatapath, n int) map[FlowKey]FlowAction {
 }
 
 // TestOffloadAfterLatch: nothing goes to the kernel until both sides have
-// latched; then both directions of RTP and RTCP, each rewritten to leave
-// from the SBC's other-side port toward the other side's latched source.
+// latched; then both directions of RTP and RTCP, each taken only from the
+// sending side's latched source (From) and rewritten to leave from the
+// SBC's other-side port toward the other side's latched source.
 func TestOffloadAfterLatch(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	r, dp, _ := offloadRelay(t, nil)
@@ -149,12 +150,12 @@ func TestOffloadAfterLatch(t *testing.T) {
 	}
 	m := waitFlows(t, dp, 2)
 	want := map[FlowKey]FlowAction{
-		{s.Local(SideA)}: {Src: s.Local(SideB), Dst: pb.ap, Ifindex: 7},
-		{s.Local(SideB)}: {Src: s.Local(SideA), Dst: pa.ap, Ifindex: 7},
+		{s.Local(SideA)}: {From: pa.ap, Src: s.Local(SideB), Dst: pb.ap, Ifindex: 7},
+		{s.Local(SideB)}: {From: pb.ap, Src: s.Local(SideA), Dst: pa.ap, Ifindex: 7},
 	}
 	for k, w := range want {
 		got, ok := m[k]
-		if !ok || got.Src != w.Src || got.Dst != w.Dst || got.Ifindex != 7 || got.DstMAC.String() != macA.String() {
+		if !ok || got.From != w.From || got.Src != w.Src || got.Dst != w.Dst || got.Ifindex != 7 || got.DstMAC.String() != macA.String() {
 			t.Fatalf("flow %v = %+v (present %v), want %+v", k, got, ok, w)
 		}
 	}
@@ -166,8 +167,11 @@ func TestOffloadAfterLatch(t *testing.T) {
 	pa.send(rtcpRR(t), rtcpOf(s.Local(SideA)))
 	pb.send(rtcpRR(t), rtcpOf(s.Local(SideB)))
 	m = waitFlows(t, dp, 4)
-	if a := m[FlowKey{rtcpOf(s.Local(SideA))}]; a.Src != rtcpOf(s.Local(SideB)) || a.Dst.Addr() != pb.ap.Addr() {
+	if a := m[FlowKey{rtcpOf(s.Local(SideA))}]; a.From != pa.ap || a.Src != rtcpOf(s.Local(SideB)) || a.Dst.Addr() != pb.ap.Addr() {
 		t.Fatalf("RTCP A->B flow %+v", a)
+	}
+	if a := m[FlowKey{rtcpOf(s.Local(SideB))}]; a.From != pb.ap || a.Dst.Addr() != pa.ap.Addr() {
+		t.Fatalf("RTCP B->A flow %+v", a)
 	}
 
 	s.Close()
@@ -217,6 +221,13 @@ func TestOffloadReinviteRemovesAtOnce(t *testing.T) {
 	m := waitFlows(t, dp, 2)
 	if m[FlowKey{s.Local(SideA)}].Dst != moved.ap {
 		t.Fatalf("A->B flow goes to %v, not the moved peer %v", m[FlowKey{s.Local(SideA)}].Dst, moved.ap)
+	}
+	// The re-latched source is the only one the B->A flow takes.
+	if f := m[FlowKey{s.Local(SideB)}].From; f != moved.ap {
+		t.Fatalf("B->A flow expects source %v, want the re-latched %v", f, moved.ap)
+	}
+	if f := m[FlowKey{s.Local(SideA)}].From; f != pa.ap {
+		t.Fatalf("A->B flow expects source %v, want %v", f, pa.ap)
 	}
 	// The same SDP again (a session refresh) keeps the latch and the flows.
 	puts := dp.puts

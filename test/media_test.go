@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/bpf"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 	"github.com/edgesbc/edgesbc/mediarelay"
 )
@@ -121,12 +123,25 @@ func exchangeRTPEvery(t *testing.T, interval time.Duration, a, b *testphone.RTPE
 // A call from a Go phone in car to a Go phone in ent, media anchored on
 // the SBC: real 20 ms G.711 RTP both ways; hold and resume; a re-INVITE
 // that moves the callee to a new port; a spoofer on the carrier side that
-// must not hijack the latched stream. This is the user-space relay's test
-// (datapath userspace): the kernel path keys flows by destination only and
-// does not refuse a foreign source (README, "Media offload": known limit).
+// must not hijack the latched stream. Once on the default datapath (the
+// kernel fast path: the stream is offloaded, and the kernel flow forwards
+// only the latched source, passing the spoofer's packets to the relay,
+// which drops them) and once in user space.
 func TestMediaAnchoredCall(t *testing.T) {
 	needLab(t)
-	s := startSBCD(t, mediaConfigWith(t, "30s", ", datapath: userspace"))
+	t.Run("kernel", func(t *testing.T) { anchoredCall(t, true) })
+	t.Run("userspace", func(t *testing.T) { anchoredCall(t, false) })
+}
+
+func anchoredCall(t *testing.T, kernel bool) {
+	extra := ", datapath: userspace"
+	if kernel {
+		extra = "" // the default: the kernel path where it loads
+	}
+	s := startSBCD(t, mediaConfigWith(t, "30s", extra))
+	if kernel {
+		requireKernel(t, s)
+	}
 	caller := testphone.New(t, nsSocket(t, "car", carrierHost, 5062))
 	callee := testphone.New(t, nsSocket(t, "ent", pbxHost, 5060))
 	aRTP := testphone.NewRTPEnd(t, nsSocket(t, "car", carrierHost, 16000))
@@ -150,16 +165,50 @@ func TestMediaAnchoredCall(t *testing.T) {
 
 	t.Run("RTP both ways", func(t *testing.T) {
 		exchangeRTP(t, aRTP, bRTP, aTo, bTo, 0xA1, 0xB1, 1000, 150)
+		if kernel {
+			s.waitKernel(t, 2) // RTP both ways offloaded
+		}
 	})
 
 	t.Run("spoofed source cannot hijack", func(t *testing.T) {
-		spoof := testphone.NewRTPEnd(t, nsSocket(t, "car", carrierHost, 16010))
+		mismatch := func() uint64 { return 0 }
+		if kernel {
+			// The stream is in the kernel: the spoofer's packets meet the
+			// BPF program first, which must not forward them.
+			k := s.waitKernel(t, 2)
+			if f, ok := k[aTo.String()]; !ok || f.From != carrierHost+":16000" {
+				t.Fatalf("kernel flow for %s: %+v (present %v), want it to take only %s:16000", aTo, f, ok, carrierHost)
+			}
+			mismatch = func() uint64 {
+				c, err := bpf.PinnedCounters(sbcPinDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c[bpf.CounterSrcMismatch]
+			}
+		}
+		before := mismatch()
+		spoof := testphone.NewRTPEnd(t, nsSocket(t, "car", carrierHost, 16010))                                  // the right address, another port
+		spoof2 := testphone.NewRTPEnd(t, nsSocket(t, "car", extraAddr(t, "car", "car0", "203.0.113.11"), 16000)) // another address, the right port
 		var wg sync.WaitGroup
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); _ = spoof.Send(aTo, 0xBAD, 1, 50, 5*time.Millisecond) }()
+		go func() { defer wg.Done(); _ = spoof2.Send(aTo, 0xBAD2, 1, 50, 5*time.Millisecond) }()
 		exchangeRTP(t, aRTP, bRTP, aTo, bTo, 0xA2, 0xB2, 2000, 50)
 		wg.Wait()
 		time.Sleep(200 * time.Millisecond)
+		if n := len(bRTP.Received(0xBAD2)); n != 0 {
+			t.Fatalf("callee received %d packets spoofed from another address", n)
+		}
+		if n := len(spoof2.Received(0xB2)); n != 0 {
+			t.Fatalf("the second spoofer received %d of the callee's packets", n)
+		}
+		if kernel {
+			if n := mismatch() - before; n < 100 {
+				t.Errorf("bpf src_mismatch counter rose by %d, want >= 100 (the spoofed packets)", n)
+			}
+			s.waitKernel(t, 2) // still offloaded: the latch held
+		}
 		if n := len(bRTP.Received(0xBAD)); n != 0 {
 			t.Fatalf("callee received %d spoofed packets", n)
 		}
@@ -177,7 +226,7 @@ func TestMediaAnchoredCall(t *testing.T) {
 		if err := json.Unmarshal(b, &ci); err != nil {
 			t.Fatal(err)
 		}
-		if len(ci.Media.Streams) != 1 || ci.Media.Streams[0].FromA.Dropped < 50 || ci.Media.Streams[0].FromA.Latched != carrierHost+":16000" {
+		if len(ci.Media.Streams) != 1 || ci.Media.Streams[0].FromA.Dropped < 100 || ci.Media.Streams[0].FromA.Latched != carrierHost+":16000" {
 			t.Fatalf("admin view of the stream: %s", b)
 		}
 		if ci.Media.MOS < 4 {
@@ -221,6 +270,21 @@ func TestMediaAnchoredCall(t *testing.T) {
 		if n := len(bRTP.Received(0xA4)); n != 0 {
 			t.Fatalf("%d packets still went to the callee's old port", n)
 		}
+		if !kernel {
+			return
+		}
+		// Back in the kernel with the moved callee as the expected source:
+		// the old port is now a foreign source.
+		s.waitKernel(t, 2)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = bRTP.Send(bTo, 0xB0D, 1, 30, 5*time.Millisecond) }()
+		exchangeRTP(t, aRTP, moved, aTo, bTo, 0xA5, 0xB5, 5000, 30)
+		wg.Wait()
+		time.Sleep(200 * time.Millisecond)
+		if n := len(aRTP.Received(0xB0D)); n != 0 {
+			t.Fatalf("caller received %d packets from the callee's old port after the move", n)
+		}
 	})
 
 	caller.Request(dA, "BYE", 4, "bye", "")
@@ -231,6 +295,17 @@ func TestMediaAnchoredCall(t *testing.T) {
 	if n := s.metric(t, "sbc_media_ports_in_use"); n != 0 {
 		t.Errorf("%v media ports still allocated after the call", n)
 	}
+}
+
+// extraAddr adds ip to a lab namespace's interface for the test (a second
+// host on the same segment) and removes it after.
+func extraAddr(t *testing.T, ns, dev, ip string) string {
+	t.Helper()
+	if out, err := exec.Command("ip", "-n", ns, "addr", "add", ip+"/32", "dev", dev, "nodad").CombinedOutput(); err != nil {
+		t.Fatalf("add %s to %s/%s: %v: %s", ip, ns, dev, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "-n", ns, "addr", "del", ip+"/32", "dev", dev).Run() })
+	return ip
 }
 
 func onlyCallID(t *testing.T, s *sbcd) string {

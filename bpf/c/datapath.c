@@ -1,7 +1,9 @@
 //go:build ignore
 
 /* EdgeSBC media fast path. A UDP packet to one of the SBC's media
- * address:port pairs (a flow) is rewritten (addresses, ports, MACs, TTL,
+ * address:port pairs (a flow), from the flow's expected source (the peer
+ * the relay latched; a packet from any other source goes to the stack
+ * untouched, counted as src_mismatch), is rewritten (addresses, ports, MACs, TTL,
  * checksums) and sent out of the flow's egress interface; everything else
  * goes to the kernel stack untouched.
  *
@@ -126,6 +128,10 @@ int xdp_fwd(struct xdp_md *ctx)
 		count(CNT_MISS);
 		return XDP_PASS;
 	}
+	if (!from_ok(&p, a)) {
+		count(CNT_SRC_MISMATCH);
+		return XDP_PASS; /* untouched: the relay's latching decides */
+	}
 	__u32 ifindex = a->ifindex;
 	if (!bpf_map_lookup_elem(&tx_ports, &ifindex)) {
 		count(CNT_NO_EGRESS);
@@ -188,6 +194,10 @@ int tc_fwd(struct __sk_buff *skb)
 	if (!a || a->family != p.family) {
 		count(CNT_MISS);
 		return TC_ACT_OK;
+	}
+	if (!from_ok(&p, a)) {
+		count(CNT_SRC_MISMATCH);
+		return TC_ACT_OK; /* untouched: the relay's latching decides */
 	}
 
 	/* Everything the rewrite needs, copied before the first helper that

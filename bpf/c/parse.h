@@ -23,6 +23,8 @@ struct vlan_hdr_ {
 /* What parse() found. Offsets from the start of the frame. */
 struct pkt {
 	struct flow_key key;
+	__u8 saddr[16]; /* source address, network order (IPv4: [0..3]) */
+	__u8 sport[2];
 	__u16 l3_off;
 	__u16 l4_off;
 	__u16 ip_len; /* IPv4 total length, IPv6 40 + payload length */
@@ -77,6 +79,7 @@ static __always_inline int parse(void *data, void *data_end, __u32 frame_len,
 		p->l4_off = off + sizeof(*iph);
 		p->key.family = FAMILY_V4;
 		__builtin_memcpy(p->key.addr, &iph->daddr, 4);
+		__builtin_memcpy(p->saddr, &iph->saddr, 4);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data + off;
 		if ((void *)(ip6 + 1) > data_end)
@@ -95,6 +98,7 @@ static __always_inline int parse(void *data, void *data_end, __u32 frame_len,
 		p->l4_off = off + sizeof(*ip6);
 		p->key.family = FAMILY_V6;
 		__builtin_memcpy(p->key.addr, &ip6->daddr, 16);
+		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
 	} else {
 		return CNT_NOT_IP;
 	}
@@ -109,7 +113,24 @@ static __always_inline int parse(void *data, void *data_end, __u32 frame_len,
 	if (p->family == FAMILY_V6 && udp->check == 0)
 		return CNT_MALFORMED;
 	__builtin_memcpy(p->key.port, &udp->dest, 2);
+	__builtin_memcpy(p->sport, &udp->source, 2);
 	return -1;
+}
+
+/* from_ok says whether a flow hit may be forwarded: the flow names no
+ * source (from_set 0), or the packet comes from exactly its address and
+ * port. Anything else goes to the stack, where the relay's latching
+ * decides (anti-hijack). p->saddr is zeroed beyond the family's length, as
+ * from_addr is. */
+static __always_inline int from_ok(const struct pkt *p, const struct flow_action *a)
+{
+	if (!a->from_set)
+		return 1;
+	if (p->sport[0] != a->from_port[0] || p->sport[1] != a->from_port[1])
+		return 0;
+	const __u32 *x = (const __u32 *)p->saddr;
+	const __u32 *y = (const __u32 *)a->from_addr;
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
 }
 
 /* banned says whether the frame is IPv4 from a source on the ban list

@@ -25,7 +25,9 @@ struct flow_action {
 	__u8 dmac[ETH_ALEN];
 	__u32 ifindex; /* egress interface */
 	__u8 family;   /* same as the key's */
-	__u8 pad[3];
+	__u8 from_set; /* 1: forward only packets from from_addr:from_port */
+	__u8 from_port[2];
+	__u8 from_addr[16]; /* the latched peer; IPv4 uses [0..3], rest zero */
 };
 
 /* Per-CPU, per-flow counters. last_seen is bpf_ktime_get_ns
