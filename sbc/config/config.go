@@ -166,21 +166,24 @@ func (t Target) String() string {
 var ErrInvalid = errors.New("invalid config")
 
 // Load reads and validates a config file.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return loadWith(path, Parse) }
+
+// loadWith reads a file and parses it, naming the file in errors.
+func loadWith(path string, parse func([]byte) (*Config, error)) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	c, err := Parse(b)
+	c, err := parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
 
-// Parse decodes YAML strictly (unknown keys are errors), applies defaults
-// and validates.
-func Parse(b []byte) (*Config, error) {
+// decodeStrict decodes YAML strictly (unknown keys are errors) and applies
+// defaults; the caller validates.
+func decodeStrict(b []byte) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -191,10 +194,20 @@ func Parse(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	c.applyDefaults()
+	return &c, nil
+}
+
+// Parse decodes YAML strictly (unknown keys are errors), applies defaults
+// and validates.
+func Parse(b []byte) (*Config, error) {
+	c, err := decodeStrict(b)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &c, nil
+	return c, nil
 }
 
 func (c *Config) applyDefaults() {

@@ -1,16 +1,11 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"regexp"
 	"time"
 
-	"go.yaml.in/yaml/v3"
 )
 
 // HA is the `ha:` section: this node's Raft identity, its voters and, on
@@ -158,30 +153,14 @@ func (c *Config) validateHA(sbcNode bool) error {
 // LoadWitness reads a witness's config: strict like Load, but only the
 // ha (required, with peers and without VIPs), admin and log sections
 // matter; realms and routes may be absent.
-func LoadWitness(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config %s: %w", path, err)
-	}
-	c, err := ParseWitness(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
-}
+func LoadWitness(path string) (*Config, error) { return loadWith(path, ParseWitness) }
 
 // ParseWitness is LoadWitness on bytes.
 func ParseWitness(b []byte) (*Config, error) {
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: empty config", ErrInvalid)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	c, err := decodeStrict(b)
+	if err != nil {
+		return nil, err
 	}
-	c.applyDefaults()
 	if c.HA == nil {
 		return nil, keyErr("ha", "a witness needs the ha section (node_id, data_dir, peers)")
 	}
@@ -199,5 +178,5 @@ func ParseWitness(b []byte) (*Config, error) {
 	default:
 		return nil, keyErr("log.level", "%q must be debug, info, warn or error", c.Log.Level)
 	}
-	return &c, nil
+	return c, nil
 }
