@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"regexp"
 	"time"
-
 )
 
 // HA is the `ha:` section: this node's Raft identity, its voters and, on
