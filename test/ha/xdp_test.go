@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -97,6 +98,34 @@ func pinnedFlows(t testing.TB, n *node) int {
 	return count
 }
 
+// watchOffload empties the standby's neighbour table (the node taking
+// over must resolve its next hops itself: the relay sends first, the
+// kernel ARPs, then the flows go to the kernel) and reports when it first
+// forwards want flows in the kernel (within 20 s).
+func watchOffload(t testing.TB, stby *node, want int) <-chan time.Time {
+	t.Helper()
+	if out, err := exec.Command("ip", "-n", stby.ns, "neigh", "flush", "all").CombinedOutput(); err != nil {
+		t.Fatalf("flush %s neighbours: %v %s", stby.name, err, out)
+	}
+	for _, h := range []string{carrierHost, pbxHost} {
+		out, _ := exec.Command("ip", "-n", stby.ns, "neigh", "show", h).Output()
+		if strings.Contains(string(out), "lladdr") {
+			t.Fatalf("standby %s still has a neighbour entry for %s: %s", stby.name, h, out)
+		}
+	}
+	ch := make(chan time.Time, 1)
+	go func() {
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if _, got, _ := stby.kernelFlows(); got == want {
+				ch <- time.Now()
+				return
+			}
+		}
+		ch <- time.Time{}
+	}()
+	return ch
+}
+
 // The kernel fast path on an HA pair: the active node attaches the BPF
 // program to the VIPs' interfaces and offloads the calls' RTP (path xdp
 // or tc in /api/v1/flows and sbc_media_flows). After kill -9 of the
@@ -118,6 +147,8 @@ func TestFailoverXDP(t *testing.T) {
 	path, took := waitKernelFlows(t, first, want, 10*time.Second)
 	t.Logf("node %s: %d flows on %s, %v after the calls were up", first.name, want, path, took.Round(time.Millisecond))
 
+	_, stby := c.active(time.Second)
+	offloaded := watchOffload(t, stby, want)
 	k1 := failover(t, c, p, calls, n)
 	t.Log(k1)
 	checkKill(t, k1)
@@ -126,8 +157,8 @@ func TestFailoverXDP(t *testing.T) {
 	if act == c.a {
 		victim = c.b
 	}
-	path, took = waitKernelFlows(t, act, want, 10*time.Second)
-	t.Logf("node %s after takeover: %d flows on %s again (%v after the failover measurement)", act.name, want, path, took.Round(time.Millisecond))
+	path, _ = waitKernelFlows(t, act, want, 10*time.Second)
+	t.Logf("node %s after takeover: %d flows on %s again, %v after the kill", act.name, want, path, (<-offloaded).Sub(k1.at).Round(time.Millisecond))
 	if got := pinnedFlows(t, act); got != want {
 		t.Errorf("node %s: %d pinned flows, want %d", act.name, got, want)
 	}
@@ -156,6 +187,7 @@ func TestFailoverXDP(t *testing.T) {
 	// Failover back: the restarted node offloads the calls in turn, and
 	// the node it replaces (killed again) keeps nothing that forwards once
 	// restarted.
+	offloaded = watchOffload(t, victim, want)
 	k2 := failover(t, c, p, calls, n+1)
 	t.Log(k2)
 	checkKill(t, k2)
@@ -163,7 +195,8 @@ func TestFailoverXDP(t *testing.T) {
 	if back != victim {
 		t.Fatalf("second failover went to %s", back.name)
 	}
-	waitKernelFlows(t, back, want, 10*time.Second)
+	path, _ = waitKernelFlows(t, back, want, 10*time.Second)
+	t.Logf("node %s after takeover: %d flows on %s again, %v after the kill", back.name, want, path, (<-offloaded).Sub(k2.at).Round(time.Millisecond))
 	for i, cl := range calls {
 		if err := p.bye(cl, i%2 == 0); err != nil {
 			t.Fatalf("after the second failover: %v", err)
