@@ -133,7 +133,9 @@ func watchOffload(t testing.TB, stby *node, want int) <-chan time.Time {
 // once (user space while its neighbour table fills) and offloads them
 // again; the dead node's pinned flows stay behind, and when it restarts as
 // standby it removes them before anything else (it must never forward for
-// a VIP it does not hold). The second failover back offloads again.
+// a VIP it does not hold). The second failover back offloads again. Last,
+// the active node cut from the control network steps down and removes its
+// flows while the other takes the calls over.
 func TestFailoverXDP(t *testing.T) {
 	c := newCluster(t, "")
 	p := newPhones(t)
@@ -197,13 +199,60 @@ func TestFailoverXDP(t *testing.T) {
 	}
 	path, _ = waitKernelFlows(t, back, want, 10*time.Second)
 	t.Logf("node %s after takeover: %d flows on %s again, %v after the kill", back.name, want, path, (<-offloaded).Sub(k2.at).Round(time.Millisecond))
-	for i, cl := range calls {
-		if err := p.bye(cl, i%2 == 0); err != nil {
-			t.Fatalf("after the second failover: %v", err)
+
+	// Fencing without a kill: the active node is cut from the control
+	// network, loses its quorum and steps down (VIPs released, calls let
+	// go); its kernel flows must go with them, while the other node takes
+	// over and offloads the calls.
+	other := c.a
+	if back == c.a {
+		other = c.b
+	}
+	other.start()
+	other.waitRecords(n, 10*time.Second)
+	offloaded = watchOffload(t, other, want)
+	cut := time.Now()
+	link := func(state string) error {
+		return exec.Command("ip", "-n", back.ns, "link", "set", "ctl0", state).Run()
+	}
+	if err := link("down"); err != nil {
+		t.Fatalf("cut %s: %v", back.name, err)
+	}
+	t.Cleanup(func() { _ = link("up") })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e, i := back.holdsVIPs()
+		if st, err := back.status(); err == nil && st.Role != "leader" && !e && !i && pinnedFlows(t, back) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cut-off node %s: still active or %d pinned flows after 10 s", back.name, pinnedFlows(t, back))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fenced := time.Since(cut)
+	if a, _ := c.active(10 * time.Second); a != other {
+		t.Fatalf("after the cut %s is active, want %s", a.name, other.name)
+	}
+	path, _ = waitKernelFlows(t, other, want, 10*time.Second)
+	t.Logf("cut %s off: fenced with no kernel flow after %v; %s offloads %d flows on %s, %v after the cut",
+		back.name, fenced.Round(time.Millisecond), other.name, want, path, (<-offloaded).Sub(cut).Round(time.Millisecond))
+	for _, cl := range calls {
+		if err := cl.flowing(2 * time.Second); err != nil {
+			t.Fatalf("after the cut: %v", err)
 		}
 	}
+	if err := link("up"); err != nil {
+		t.Fatalf("heal %s: %v", back.name, err)
+	}
+	for i, cl := range calls {
+		if err := p.bye(cl, i%2 == 0); err != nil {
+			t.Fatalf("after the cut: %v", err)
+		}
+	}
+	back = other
 	waitCalls(t, back, 0)
-	deadline := time.Now().Add(3 * time.Second)
+	deadline = time.Now().Add(3 * time.Second)
 	for pinnedFlows(t, back) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("node %s: %d pinned flows after every call ended", back.name, pinnedFlows(t, back))
