@@ -87,7 +87,37 @@ func (k *kernelPath) Close() {
 	}
 }
 
+// fence removes every flow from the kernel maps, pinned ones an earlier
+// run left included: an HA node that does not lead (starting as standby,
+// or fenced after losing leadership) must never forward for a VIP it no
+// longer holds. The program stays attached; with no flows it passes every
+// packet to the stack. Flows come back from the relay's offloader after
+// the next takeover's restore, once next hops resolve.
+func (k *kernelPath) fence(why string) {
+	if k == nil || k.dp == nil {
+		return
+	}
+	flows, err := k.dp.Flows()
+	if err != nil {
+		k.log.Warn("media datapath: listing flows to fence", "err", err)
+		return
+	}
+	removed := 0
+	for key := range flows {
+		if err := k.dp.Delete(key); err != nil {
+			k.log.Warn("media datapath: removing a flow while fencing", "err", err)
+			continue
+		}
+		removed++
+	}
+	k.log.Info("media datapath: kernel flows removed", "why", why, "removed", removed)
+}
+
 // mediaInterfaces finds the interface holding each realm's media address.
+// On an HA node whose realms' media addresses are VIPs (not on any
+// interface until this node leads) it is the VIP's interface (ha.vips
+// iface), so the program is attached before the takeover and the new
+// active node forwards the restored calls' flows in the kernel.
 func mediaInterfaces(cfg *config.Config) (names []string, idx []int, err error) {
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
@@ -96,6 +126,21 @@ func mediaInterfaces(cfg *config.Config) (names []string, idx []int, err error) 
 	seen := map[int]bool{}
 	for _, r := range cfg.Realms {
 		want := r.MediaAddr()
+		if ifname, ok := vipIface(cfg, want); ok {
+			l, err := netlink.LinkByName(ifname)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%w: realm %s media address %s: VIP interface %s: %v", bpf.ErrUnsupported, r.Name, want, ifname, err)
+			}
+			if l.Attrs().Flags&net.FlagLoopback != 0 {
+				return nil, nil, fmt.Errorf("%w: realm %s VIP %s is on loopback %s", bpf.ErrUnsupported, r.Name, want, ifname)
+			}
+			if i := l.Attrs().Index; !seen[i] {
+				seen[i] = true
+				names = append(names, ifname)
+				idx = append(idx, i)
+			}
+			continue
+		}
 		found := false
 		for _, a := range addrs {
 			ip, ok := netip.AddrFromSlice(a.IP)
@@ -121,6 +166,19 @@ func mediaInterfaces(cfg *config.Config) (names []string, idx []int, err error) 
 		}
 	}
 	return names, idx, nil
+}
+
+// vipIface is the interface of the ha VIP that is addr, if any.
+func vipIface(cfg *config.Config, addr netip.Addr) (string, bool) {
+	if cfg.HA == nil {
+		return "", false
+	}
+	for _, v := range cfg.HA.VIPs {
+		if v.Prefix().Addr().Unmap() == addr.Unmap() {
+			return v.Iface, true
+		}
+	}
+	return "", false
 }
 
 // pinDir is this instance's pin directory: one per network namespace (one

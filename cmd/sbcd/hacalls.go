@@ -30,6 +30,11 @@ type haCalls struct {
 	// afterRestore runs once the calls are restored, before serving: the
 	// kernel datapath drops the pinned flows no restored call owns.
 	afterRestore func()
+	// fence removes every kernel flow (datapath.go): run before this HA
+	// pair node follows leadership (it starts as standby, and flows pinned
+	// by a killed earlier run must not forward for VIPs the other node now
+	// holds) and on losing leadership, around ending the calls.
+	fence func(why string)
 }
 
 // newHACalls opens the ha node when the config asks for one and sets the
@@ -66,6 +71,12 @@ func (h *haCalls) run(s *sbc.SBC) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
+	fence := func(why string) {
+		if h.fence != nil && len(h.vips) > 0 {
+			h.fence(why)
+		}
+	}
+	fence("standby at start")
 	go func() {
 		defer close(h.done)
 		var start time.Time
@@ -84,7 +95,11 @@ func (h *haCalls) run(s *sbc.SBC) {
 				// Tests (and the offload restart test) wait for this line.
 				h.log.Info("takeover done", "restored", restored, "bad_records", bad, "took", time.Since(start).Round(time.Millisecond))
 			},
-			Stop: s.Deactivate,
+			Stop: func() {
+				fence("leadership lost") // first, so the kernel stops forwarding at once
+				s.Deactivate()
+				fence("leadership lost, calls ended") // flows the offloader put back meanwhile
+			},
 		})
 		if err != nil && ctx.Err() == nil {
 			h.log.Error("following HA leadership stopped", "error", err)

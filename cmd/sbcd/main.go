@@ -67,6 +67,7 @@ func run(path string) error {
 	reg := prometheus.NewRegistry()
 	opt := sbc.Options{Logger: log, Registry: reg}
 	var afterRestore func() // runs after each restore of persisted calls
+	var fence func(string)  // drops every kernel flow (HA standby, fenced)
 	if cfg.Media.Anchored() {
 		ac := anchorConfig(cfg, log, reg)
 		kp, err := openDatapath(cfg, log, &ac.Relay) // datapath.go
@@ -83,6 +84,7 @@ func run(path string) error {
 			kp.reconcile(anchor) // no calls to restore: every pinned flow is an orphan
 		} else {
 			afterRestore = func() { kp.reconcile(anchor) }
+			fence = kp.fence
 		}
 		opt.Media = anchor
 	} else {
@@ -94,7 +96,7 @@ func run(path string) error {
 	}
 	defer hc.close()
 	if hc != nil {
-		hc.afterRestore = afterRestore
+		hc.afterRestore, hc.fence = afterRestore, fence
 	}
 	s, err := sbc.New(cfg, opt)
 	if err != nil {

@@ -16,6 +16,7 @@ type kill struct {
 	preserved    int             // calls whose media flowed again both ways
 	total        int
 	firstNew     time.Duration // kill to the first new call answered
+	at           time.Time     // the kill
 	notFlowing   []string
 }
 
@@ -56,6 +57,7 @@ func failover(t testing.TB, c *cluster, p *phones, calls []*call, newIdx int) ki
 		marks[i] = cl.sentSoFar()
 	}
 	start := time.Now()
+	k.at = start
 	act.kill9()
 	t.Logf("kill -9 %s at %s", act.name, start.UTC().Format("15:04:05.000"))
 	nc, took, err := p.firstNewCall(newIdx, start, 6*time.Second)
