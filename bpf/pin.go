@@ -248,6 +248,12 @@ func UnloadPinned(pinDir string) error {
 	return removePinned(dir)
 }
 
+// PinnedFlowsPath is where the flows map of the current layout is pinned
+// under pinDir: tests read it straight from bpffs, whatever sbcd says.
+func PinnedFlowsPath(pinDir string) string {
+	return filepath.Join(layoutDir(pinDir), "flows")
+}
+
 // PinnedCounters reads the global counters an Open under pinDir pinned,
 // summed over CPUs, without opening the datapath (for tools and tests).
 func PinnedCounters(pinDir string) (Counters, error) {

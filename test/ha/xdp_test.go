@@ -3,6 +3,7 @@ package ha_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/edgesbc/edgesbc/bpf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,7 +69,7 @@ func waitKernelFlows(t testing.TB, n *node, want int, d time.Duration) (string, 
 }
 
 // pinnedFlows counts the entries of the flows map a node's sbcd pinned
-// (bpf/pin.go layout: /sys/fs/bpf/edgesbc/netns-<inode>/v1/flows), read
+// (/sys/fs/bpf/edgesbc/netns-<inode>/ + bpf.PinnedFlowsPath), read
 // straight from bpffs: what the kernel program would forward, whatever
 // the process says.
 func pinnedFlows(t testing.TB, n *node) int {
@@ -77,7 +78,7 @@ func pinnedFlows(t testing.TB, n *node) int {
 	if err := syscall.Stat(filepath.Join("/run/netns", n.ns), &st); err != nil {
 		t.Fatalf("netns %s: %v", n.ns, err)
 	}
-	p := fmt.Sprintf("/sys/fs/bpf/edgesbc/netns-%d/v1/flows", st.Ino)
+	p := bpf.PinnedFlowsPath(fmt.Sprintf("/sys/fs/bpf/edgesbc/netns-%d", st.Ino))
 	m, err := ebpf.LoadPinnedMap(p, &ebpf.LoadPinOptions{ReadOnly: true})
 	if os.IsNotExist(err) {
 		return 0
