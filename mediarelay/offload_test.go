@@ -411,9 +411,12 @@ func TestOffloadManyFlows(t *testing.T) {
 	const streams = 2500
 	var all []*Stream
 	peer := netip.MustParseAddr("127.0.0.2")
+	// Fixed ports, so on loopback addresses of their own: on 127.0.0.1 they
+	// collided with the ephemeral ports of tests running beside this one.
+	aAddr, bAddr := netip.MustParseAddr("127.0.0.41"), netip.MustParseAddr("127.0.0.43")
 	for i := range streams {
-		a := netip.AddrPortFrom(loopback, uint16(40000+4*i%20000))
-		b := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.3"), uint16(40000+4*i%20000))
+		a := netip.AddrPortFrom(aAddr, uint16(40000+4*i%20000))
+		b := netip.AddrPortFrom(bAddr, uint16(40000+4*i%20000))
 		s, err := r.NewStream(a, b)
 		if err != nil {
 			t.Fatalf("stream %d: %v", i, err)
