@@ -2,7 +2,6 @@ package test
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -243,57 +242,24 @@ func (l *srtpLoad) close() {
 		return
 	}
 	l.wg.Wait()
-	for _, s := range []*loadSide{&l.car, &l.ent} {
-		for _, fd := range s.fds {
-			unix.Close(fd)
-		}
-		if s.epfd >= 0 {
-			unix.Close(s.epfd)
-		}
-	}
+	l.car.close()
+	l.ent.close()
 }
 
 // receive counts packets of this window per stream, by SSRC.
 func (l *srtpLoad) receive(s *loadSide, parity int) {
 	defer l.wg.Done()
-	events := make([]unix.EpollEvent, 256)
-	bufs := make([][2048]byte, loadBatch)
-	iovs := make([]unix.Iovec, loadBatch)
-	hdrs := make([]unix.Mmsghdr, loadBatch)
-	for i := range hdrs {
-		iovs[i].Base = &bufs[i][0]
-		iovs[i].SetLen(len(bufs[i]))
-		hdrs[i].Hdr.Iov = &iovs[i]
-		hdrs[i].Hdr.SetIovlen(1)
-	}
-	for !l.stop.Load() {
-		n, err := unix.EpollWait(s.epfd, events, 100)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+	s.drain(&l.stop, func(b []byte) {
+		if len(b) < loadPktLen {
 			return
 		}
-		win := l.window.Load()
-		for k := 0; k < n; k++ {
-			got, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(events[k].Fd), uintptr(unsafe.Pointer(&hdrs[0])), loadBatch, unix.MSG_DONTWAIT, 0, 0)
-			if e != 0 {
-				continue
-			}
-			for j := 0; j < int(got); j++ {
-				b := bufs[j][:hdrs[j].Len]
-				if len(b) < loadPktLen {
-					continue
-				}
-				ssrc := binary.BigEndian.Uint32(b[8:])
-				st := int(ssrc & (1<<20 - 1))
-				if ssrc>>20 != win&0xfff || st >= len(l.recv) || st%2 != parity {
-					continue
-				}
-				l.recv[st].Add(1)
-			}
+		ssrc := binary.BigEndian.Uint32(b[8:])
+		st := int(ssrc & (1<<20 - 1))
+		if ssrc>>20 != l.window.Load()&0xfff || st >= len(l.recv) || st%2 != parity {
+			return
 		}
-		if n < len(events) {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+		l.recv[st].Add(1)
+	})
 }
 
 // sendSide paces streams from..from+n-1 of one side at rate pps each,

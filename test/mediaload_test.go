@@ -127,20 +127,23 @@ func (l *mediaLoad) close() {
 		return
 	}
 	l.wg.Wait()
-	for _, s := range []*loadSide{&l.car, &l.ent} {
-		for _, fd := range s.fds {
-			unix.Close(fd)
-		}
-		if s.epfd >= 0 {
-			unix.Close(s.epfd)
-		}
+	l.car.close()
+	l.ent.close()
+}
+
+// close closes the side's sockets and its epoll fd.
+func (s *loadSide) close() {
+	for _, fd := range s.fds {
+		unix.Close(fd)
+	}
+	if s.epfd >= 0 {
+		unix.Close(s.epfd)
 	}
 }
 
-// receive counts, per stream, the packets of the current window arriving
-// on side s (streams of the given parity only).
-func (l *mediaLoad) receive(s *loadSide, parity int) {
-	defer l.wg.Done()
+// drain reads side s's ready sockets in recvmmsg batches until stop is
+// set, handing each datagram to f (valid only during the call).
+func (s *loadSide) drain(stop *atomic.Bool, f func(pkt []byte)) {
 	events := make([]unix.EpollEvent, 256)
 	bufs := make([][2048]byte, loadBatch)
 	iovs := make([]unix.Iovec, loadBatch)
@@ -151,12 +154,11 @@ func (l *mediaLoad) receive(s *loadSide, parity int) {
 		hdrs[i].Hdr.Iov = &iovs[i]
 		hdrs[i].Hdr.SetIovlen(1)
 	}
-	for !l.stop.Load() {
+	for !stop.Load() {
 		n, err := unix.EpollWait(s.epfd, events, 100)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return
 		}
-		win := l.window.Load()
 		for k := 0; k < n; k++ {
 			fd := uintptr(events[k].Fd)
 			got, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&hdrs[0])), loadBatch, unix.MSG_DONTWAIT, 0, 0)
@@ -164,17 +166,7 @@ func (l *mediaLoad) receive(s *loadSide, parity int) {
 				continue
 			}
 			for j := 0; j < int(got); j++ {
-				b := bufs[j][:hdrs[j].Len]
-				if len(b) != loadPktLen || binary.BigEndian.Uint32(b[12:]) != win {
-					l.stray.Add(1)
-					continue
-				}
-				st := binary.BigEndian.Uint32(b[16:])
-				if int(st) >= len(l.recv) || int(st%2) != parity {
-					l.stray.Add(1)
-					continue
-				}
-				l.recv[st].Add(1)
+				f(bufs[j][:hdrs[j].Len])
 			}
 		}
 		// Let packets gather: fewer, fuller recvmmsg calls (a socket's
@@ -183,6 +175,24 @@ func (l *mediaLoad) receive(s *loadSide, parity int) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+}
+
+// receive counts, per stream, the packets of the current window arriving
+// on side s (streams of the given parity only).
+func (l *mediaLoad) receive(s *loadSide, parity int) {
+	defer l.wg.Done()
+	s.drain(&l.stop, func(b []byte) {
+		if len(b) != loadPktLen || binary.BigEndian.Uint32(b[12:]) != l.window.Load() {
+			l.stray.Add(1)
+			return
+		}
+		st := binary.BigEndian.Uint32(b[16:])
+		if int(st) >= len(l.recv) || int(st%2) != parity {
+			l.stray.Add(1)
+			return
+		}
+		l.recv[st].Add(1)
+	})
 }
 
 // sendSide paces the streams of the given parity of calls from..from+n-1
