@@ -73,9 +73,17 @@ routes:
 	if len(back) > 0 {
 		y += fmt.Sprintf("  - {name: out, from_realm: enterprise, to_realm: carrier, targets: %s, target_timeout: 400ms}\n", q(back))
 	}
+	return runSBC(t, y, cp, ep)
+}
+
+// runSBC starts an SBC on config y (debug log on stderr when SBC_TEST_LOG
+// is set) with its realms on loopback ports cp and ep, and closes it when
+// the test ends.
+func runSBC(t *testing.T, y string, cp, ep int) *testSBC {
+	t.Helper()
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, y)
 	}
 	var w io.Writer = io.Discard
 	if os.Getenv("SBC_TEST_LOG") != "" {

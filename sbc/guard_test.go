@@ -1,12 +1,8 @@
 package sbc_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgesbc/edgesbc/internal/testphone"
-	"github.com/edgesbc/edgesbc/sbc"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // startGuarded runs a loopback B2BUA (carrier -> enterprise targets) with
@@ -33,27 +27,7 @@ media: {enabled: false}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 400ms}
 %s`, cp, ep, strings.Join(targets, `","`), guard)
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w io.Writer = io.Discard
-	if os.Getenv("SBC_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	s, err := sbc.New(cfg, sbc.Options{Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return &testSBC{SBC: s, carrier: fmt.Sprintf("127.0.0.1:%d", cp), enterprise: fmt.Sprintf("127.0.0.1:%d", ep)}
+	return runSBC(t, y, cp, ep)
 }
 
 // gathered sums a metric family's series whose labels include all of want.

@@ -1,12 +1,9 @@
 package sbc_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -18,7 +15,6 @@ import (
 	"github.com/edgesbc/edgesbc/internal/testphone"
 	"github.com/edgesbc/edgesbc/internal/testpki"
 	"github.com/edgesbc/edgesbc/sbc"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 func freeTCPPort(t *testing.T) int {
@@ -93,29 +89,8 @@ routes:
 	if len(o.carrierTargets) > 0 {
 		y += fmt.Sprintf("  - {name: out, from_realm: enterprise, to_realm: carrier, targets: [\"%s\"], target_timeout: 1s}\n", strings.Join(o.carrierTargets, `","`))
 	}
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, y)
-	}
-	var w io.Writer = io.Discard
-	if os.Getenv("SBC_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	sb, err := sbc.New(cfg, sbc.Options{Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = sb.Close(ctx)
-	})
-	s.SBC = sb
-	s.carrier = fmt.Sprintf("127.0.0.1:%d", cp)
-	s.enterprise = fmt.Sprintf("127.0.0.1:%d", ep)
+	ts := runSBC(t, y, cp, ep)
+	s.SBC, s.carrier, s.enterprise = ts.SBC, ts.carrier, ts.enterprise
 	s.carrierTLS = fmt.Sprintf("127.0.0.1:%d", tp)
 	return s
 }

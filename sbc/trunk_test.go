@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -77,27 +76,7 @@ media: {enabled: false}
 		y += fmt.Sprintf("routes:\n  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q], target_timeout: 400ms}\n", pbx)
 	}
 	y += tail
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, y)
-	}
-	var w io.Writer = io.Discard
-	if os.Getenv("SBC_TEST_LOG") != "" {
-		w = os.Stderr
-	}
-	s, err := sbc.New(cfg, sbc.Options{Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
-	return &testSBC{SBC: s, carrier: fmt.Sprintf("127.0.0.1:%d", cp), enterprise: fmt.Sprintf("127.0.0.1:%d", ep)}
+	return runSBC(t, y, cp, ep)
 }
 
 func trunkInfo(t *testing.T, s *testSBC, name string) sbc.TrunkInfo {
