@@ -12,6 +12,8 @@ command -v ping    >/dev/null || need+=(iputils-ping)
 command -v svwar   >/dev/null || need+=(sipvicious)
 command -v baresip >/dev/null || need+=(baresip-core) # SRTP interop test (test/baresip_test.go)
 command -v nft     >/dev/null || need+=(nftables)
+command -v sysctl  >/dev/null || need+=(procps)
+command -v nsenter >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"
   exit 0
