@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // dnsServer is a small authoritative DNS server on loopback UDP answering

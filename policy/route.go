@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 // Decision is where a call goes: the realm it leaves through and the

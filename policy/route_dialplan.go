@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 // Call is what routing knows of a new call.

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 func mustTrunk(t *testing.T, c config.Trunk) *policy.Trunk {

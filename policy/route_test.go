@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 func testRoutes() []config.Route {

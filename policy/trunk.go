@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 // Resolver is the part of *net.Resolver a trunk needs to find its targets.

@@ -12,8 +12,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // The guard is the SBC's protection policy, in two stages.

@@ -13,7 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"golang.org/x/sys/unix"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/sbc/sipguard"
 	"github.com/edgesbc/edgesbc/topology"
 )

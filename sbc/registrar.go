@@ -9,8 +9,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // registrar is the SBC acting as registrar for a realm (RFC 3261 10.3):

@@ -16,10 +16,10 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // memStore is the in-memory stand-in for ha.Node: what the real store

@@ -16,8 +16,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // Options are the parts of an SBC that are not configuration.

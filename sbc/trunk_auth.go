@@ -10,8 +10,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc/config"
 	"github.com/edgesbc/edgesbc/topology"
 )
 

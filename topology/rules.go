@@ -7,7 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 // headerRule is one compiled realms[].headers.rules entry.

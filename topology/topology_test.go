@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/topology"
 	"github.com/emiago/sipgo/sip"
 )

@@ -13,8 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/edgesbc/edgesbc/bpf"
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/mediarelay"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // kernelPath is sbcd's kernel datapath: the BPF program on the media

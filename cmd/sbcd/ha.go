@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/ha"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // roleFlag: "sbc" (SIP, media and, with an ha section, Raft) or

@@ -10,9 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/ha"
 	"github.com/edgesbc/edgesbc/sbc"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 // haCalls ties the B2BUA's calls to the ha node: records go to the node's

@@ -17,10 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/configs"
 	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 func main() {

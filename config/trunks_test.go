@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 // trunkYAML is baseYAML plus two trunks, a dial plan and header rules.

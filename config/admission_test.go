@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 func TestTrunkAdmissionConfig(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/mediarelay"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 func withSRTP(t *testing.T, srtp string) string {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 func TestStateDir(t *testing.T) {

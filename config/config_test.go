@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 // baseYAML is a valid config that sets only what has no default. Bad-config

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/internal/testpki"
-	"github.com/edgesbc/edgesbc/sbc/config"
 )
 
 func TestTLSConfig(t *testing.T) {

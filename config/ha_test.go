@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/config"
 )
 
 const haYAML = `ha:
