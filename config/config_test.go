@@ -359,7 +359,7 @@ func TestLoad(t *testing.T) {
 func TestShippedConfigsLoad(t *testing.T) {
 	for _, name := range []string{"default.yaml", "lab.yaml"} {
 		t.Run(name, func(t *testing.T) {
-			c, err := config.Load(filepath.Join("..", "..", "configs", name))
+			c, err := config.Load(filepath.Join("..", "configs", name))
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}

@@ -85,7 +85,7 @@ func TestParseHAInvalid(t *testing.T) {
 }
 
 func TestParseWitness(t *testing.T) {
-	c, err := config.LoadWitness(filepath.Join("..", "..", "configs", "lab-ha-witness.yaml"))
+	c, err := config.LoadWitness(filepath.Join("..", "configs", "lab-ha-witness.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,7 +166,7 @@ func TestHeaderRulesConfig(t *testing.T) {
 }
 
 func TestTrunkExampleConfigLoads(t *testing.T) {
-	c, err := config.Load(filepath.Join("..", "..", "configs", "lab-trunks.yaml"))
+	c, err := config.Load(filepath.Join("..", "configs", "lab-trunks.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
