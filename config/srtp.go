@@ -2,11 +2,27 @@ package config
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/edgesbc/edgesbc/mediarelay"
 )
+
+// SRTPModes are the values of srtp.mode ("" reads as off).
+var SRTPModes = []string{"off", "optional", "required"}
+
+// SRTPSuites are the SDES crypto suites (RFC 4568, 6188, 7714) the config
+// accepts. config names them as strings so that it links no SRTP library;
+// mediarelay maps each to its profile, and its tests check that it supports
+// every name listed here.
+var SRTPSuites = []string{
+	"AES_CM_128_HMAC_SHA1_80",
+	"AES_CM_128_HMAC_SHA1_32",
+	"AES_256_CM_HMAC_SHA1_80",
+	"AES_256_CM_HMAC_SHA1_32",
+	"AEAD_AES_128_GCM",
+	"AEAD_AES_256_GCM",
+}
 
 // SRTP is a realm's media security (realms[].media.srtp), either a mode
 // alone or a mode with SDES crypto suites in preference order:
@@ -46,21 +62,15 @@ func (s *SRTP) UnmarshalYAML(n *yaml.Node) error {
 	return fmt.Errorf("line %d: srtp must be off, optional, required or {mode, suites}", n.Line)
 }
 
-// Policy converts to mediarelay's form; call after Validate.
-func (s SRTP) Policy() mediarelay.SRTPPolicy {
-	m, _ := mediarelay.ParseSRTPMode(s.Mode)
-	return mediarelay.SRTPPolicy{Mode: m, Suites: s.Suites}
-}
-
 func (s SRTP) validate(key string) error {
-	if _, err := mediarelay.ParseSRTPMode(s.Mode); err != nil {
-		return keyErr(key+".mode", "%v", err)
+	if s.Mode != "" && !slices.Contains(SRTPModes, s.Mode) {
+		return keyErr(key+".mode", "%q must be off, optional or required", s.Mode)
 	}
 	seen := map[string]bool{}
 	for j, name := range s.Suites {
 		k := fmt.Sprintf("%s.suites[%d]", key, j)
-		if !mediarelay.SuiteSupported(name) {
-			return keyErr(k, "%q is not a supported crypto suite (AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)", name)
+		if !slices.Contains(SRTPSuites, name) {
+			return keyErr(k, "%q is not a supported crypto suite (%s)", name, strings.Join(SRTPSuites, ", "))
 		}
 		if seen[name] {
 			return keyErr(k, "%q is listed twice", name)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/edgesbc/edgesbc/config"
-	"github.com/edgesbc/edgesbc/mediarelay"
 )
 
 func withSRTP(t *testing.T, srtp string) string {
@@ -17,21 +16,21 @@ func withSRTP(t *testing.T, srtp string) string {
 func TestSRTPConfig(t *testing.T) {
 	good := []struct {
 		yaml string
-		want mediarelay.SRTPPolicy
+		want config.SRTP
 	}{
-		{"off", mediarelay.SRTPPolicy{Mode: mediarelay.SRTPOff}},
-		{"optional", mediarelay.SRTPPolicy{Mode: mediarelay.SRTPOptional}},
-		{"required", mediarelay.SRTPPolicy{Mode: mediarelay.SRTPRequired}},
+		{"off", config.SRTP{Mode: "off"}},
+		{"optional", config.SRTP{Mode: "optional"}},
+		{"required", config.SRTP{Mode: "required"}},
 		{"{mode: required, suites: [AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80]}",
-			mediarelay.SRTPPolicy{Mode: mediarelay.SRTPRequired, Suites: []string{"AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"}}},
-		{"{suites: [AES_CM_128_HMAC_SHA1_32]}", mediarelay.SRTPPolicy{Mode: mediarelay.SRTPOff, Suites: []string{"AES_CM_128_HMAC_SHA1_32"}}},
+			config.SRTP{Mode: "required", Suites: []string{"AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"}}},
+		{"{suites: [AES_CM_128_HMAC_SHA1_32]}", config.SRTP{Suites: []string{"AES_CM_128_HMAC_SHA1_32"}}},
 	}
 	for _, g := range good {
 		c, err := config.Parse([]byte(withSRTP(t, g.yaml)))
 		if err != nil {
 			t.Fatalf("srtp: %s: %v", g.yaml, err)
 		}
-		if got := c.Realms[1].Media.SRTP.Policy(); !reflect.DeepEqual(got, g.want) {
+		if got := c.Realms[1].Media.SRTP; !reflect.DeepEqual(got, g.want) {
 			t.Fatalf("srtp: %s -> %+v, want %+v", g.yaml, got, g.want)
 		}
 	}
@@ -39,7 +38,7 @@ func TestSRTPConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := c.Realms[0].Media.SRTP.Policy(); p.Mode != mediarelay.SRTPOff {
+	if p := c.Realms[0].Media.SRTP; p.Mode != "" && p.Mode != "off" {
 		t.Fatalf("default %+v, want off", p)
 	}
 

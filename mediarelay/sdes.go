@@ -92,6 +92,23 @@ func SuiteSupported(name string) bool {
 	return ok
 }
 
+// NewSRTPPolicy converts a realm's SRTP setting as the config names it (a
+// mode and suite names) to mediarelay's form. It fails on a mode or suite
+// this package cannot serve, so that sbcd refuses to start rather than
+// drop a configured suite.
+func NewSRTPPolicy(mode string, suites []string) (SRTPPolicy, error) {
+	m, err := ParseSRTPMode(mode)
+	if err != nil {
+		return SRTPPolicy{}, err
+	}
+	for _, name := range suites {
+		if !SuiteSupported(name) {
+			return SRTPPolicy{}, fmt.Errorf("crypto suite %q is not supported", name)
+		}
+	}
+	return SRTPPolicy{Mode: m, Suites: suites}, nil
+}
+
 // Limits on a=crypto input.
 const (
 	maxCryptoTag   = 999999999 // 1*9DIGIT

@@ -69,7 +69,10 @@ func run(path string) error {
 	var afterRestore func() // runs after each restore of persisted calls
 	var fence func(string)  // drops every kernel flow (HA standby, fenced)
 	if cfg.Media.Anchored() {
-		ac := anchorConfig(cfg, log, reg)
+		ac, err := anchorConfig(cfg, log, reg)
+		if err != nil {
+			return err
+		}
 		kp, err := openDatapath(cfg, log, &ac.Relay) // datapath.go
 		if err != nil {
 			return err
@@ -132,16 +135,20 @@ func run(path string) error {
 
 // anchorConfig gives each realm its media address, port range, NAT
 // latching and codec list.
-func anchorConfig(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) mediarelay.AnchorConfig {
+func anchorConfig(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (mediarelay.AnchorConfig, error) {
 	ac := mediarelay.AnchorConfig{Timeout: cfg.Media.Timeout.Std(), Logger: log, Registerer: reg}
 	for _, r := range cfg.Realms {
 		lo, hi, _ := config.ParsePortRange(r.Media.Ports) // validated at load
+		srtp, err := mediarelay.NewSRTPPolicy(r.Media.SRTP.Mode, r.Media.SRTP.Suites)
+		if err != nil {
+			return ac, fmt.Errorf("realms %s media srtp: %w", r.Name, err)
+		}
 		ac.Realms = append(ac.Realms, mediarelay.RealmMedia{
 			Name: r.Name, Addr: r.MediaAddr(), MinPort: lo, MaxPort: hi, NAT: r.Media.NAT, Codecs: r.Media.Codecs,
-			SRTP: r.Media.SRTP.Policy(),
+			SRTP: srtp,
 		})
 	}
-	return ac
+	return ac, nil
 }
 
 func orDefault(p string) string {
