@@ -5,47 +5,24 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sort"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/edgesbc/edgesbc/mediarelay"
+	"github.com/edgesbc/edgesbc/api"
 )
 
-// LegInfo is one leg of a call as the admin API shows it.
-type LegInfo struct {
-	Realm  string `json:"realm"`
-	CallID string `json:"call_id"`
-	Peer   string `json:"peer"`
-}
-
-// CallInfo is a call as the admin API shows it.
-type CallInfo struct {
-	ID    string    `json:"id"`
-	State string    `json:"state"`
-	Route string    `json:"route"`
-	Start time.Time `json:"start"`
-	A     LegInfo   `json:"a"`
-	B     *LegInfo  `json:"b,omitempty"`
-	// MOS is the media quality estimate so far (0: no media seen).
-	MOS float64 `json:"mos"`
-	// Media is each stream's addresses, latched peers, packets and
-	// quality; only in /api/v1/calls/{id}.
-	Media *mediarelay.CallMedia `json:"media,omitempty"`
-}
-
 // Calls lists the active calls, oldest first.
-func (s *SBC) Calls() []CallInfo {
+func (s *SBC) Calls() []api.Call {
 	calls := s.calls.snapshot()
-	out := make([]CallInfo, 0, len(calls))
+	out := make([]api.Call, 0, len(calls))
 	for _, c := range calls {
 		c.mu.Lock()
-		ci := CallInfo{
+		ci := api.Call{
 			ID: c.ID, State: c.state.String(), Route: c.route, Start: c.Start,
-			A: LegInfo{Realm: c.a.realm.Name, CallID: c.a.d.CallID, Peer: c.a.peer},
+			A: api.Leg{Realm: c.a.realm.Name, CallID: c.a.d.CallID, Peer: c.a.peer},
 		}
 		if c.b != nil {
-			ci.B = &LegInfo{Realm: c.b.realm.Name, CallID: c.b.d.CallID, Peer: c.b.peer}
+			ci.B = &api.Leg{Realm: c.b.realm.Name, CallID: c.b.d.CallID, Peer: c.b.peer}
 		}
 		c.mu.Unlock()
 		if mi, ok := s.media.(mediaInfo); ok {
@@ -86,7 +63,8 @@ func (s *SBC) AdminHandler() http.Handler {
 			}
 			if mi, ok := s.media.(mediaInfo); ok {
 				if m, ok := mi.Media(id); ok {
-					ci.Media = &m
+					am := apiCallMedia(m)
+					ci.Media = &am
 				}
 			}
 			w.Header().Set("Content-Type", "application/json")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/mediarelay"
 )
 
@@ -14,23 +15,15 @@ type mediaFlows interface {
 	Path() string
 }
 
-// FlowsInfo is /api/v1/flows: the kernel path in use and every flow.
-type FlowsInfo struct {
-	// Datapath is "xdp" or "tc" when the kernel program is loaded, else
-	// "userspace"; "none" when media is not anchored.
-	Datapath string                `json:"datapath"`
-	Flows    []mediarelay.FlowInfo `json:"flows"`
-}
-
-// Flows lists the media flows.
-func (s *SBC) Flows() FlowsInfo {
+// Flows lists the media flows (/api/v1/flows).
+func (s *SBC) Flows() api.Flows {
 	mf, ok := s.media.(mediaFlows)
 	if !ok {
-		return FlowsInfo{Datapath: "none", Flows: []mediarelay.FlowInfo{}}
+		return api.Flows{Datapath: "none", Flows: []api.Flow{}}
 	}
-	out := FlowsInfo{Datapath: mf.Path(), Flows: mf.Flows()}
+	out := api.Flows{Datapath: mf.Path(), Flows: apiSlice(mf.Flows(), apiFlow)}
 	if out.Flows == nil {
-		out.Flows = []mediarelay.FlowInfo{}
+		out.Flows = []api.Flow{}
 	}
 	return out
 }

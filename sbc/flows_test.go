@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
@@ -38,7 +39,7 @@ func TestAdminFlows(t *testing.T) {
 		}
 		rec := httptest.NewRecorder()
 		s.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/flows", nil))
-		var fi sbc.FlowsInfo
+		var fi api.Flows
 		if err := json.Unmarshal(rec.Body.Bytes(), &fi); err != nil || rec.Code != 200 {
 			t.Fatalf("%d %s (%v)", rec.Code, rec.Body, err)
 		}

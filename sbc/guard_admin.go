@@ -6,14 +6,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/edgesbc/edgesbc/policy"
+	"github.com/edgesbc/edgesbc/api"
 )
-
-// RegistrationInfo is one registered contact as the admin API shows it.
-type RegistrationInfo struct {
-	Realm string `json:"realm"`
-	policy.Binding
-}
 
 // admin adds the guard's admin endpoints:
 //
@@ -23,7 +17,7 @@ type RegistrationInfo struct {
 //	GET    /api/v1/admission       admission keys, load and limits
 func (g *guard) admin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/bans", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, g.bans.List(time.Now()))
+		writeJSON(w, apiSlice(g.bans.List(time.Now()), apiBan))
 	})
 	mux.HandleFunc("DELETE /api/v1/bans/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		a, err := netip.ParseAddr(r.PathValue("addr"))
@@ -38,19 +32,19 @@ func (g *guard) admin(mux *http.ServeMux) {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /api/v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
-		out := []RegistrationInfo{}
+		out := []api.Registration{}
 		now := time.Now()
 		for _, rc := range g.s.cfg.Realms {
 			if reg := g.realms[rc.Name].registrar; reg != nil {
 				for _, b := range reg.loc.List(now) {
-					out = append(out, RegistrationInfo{Realm: rc.Name, Binding: b})
+					out = append(out, apiRegistration(rc.Name, b))
 				}
 			}
 		}
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET /api/v1/admission", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, g.adm.State())
+		writeJSON(w, apiSlice(g.adm.State(), apiAdmission))
 	})
 }
 

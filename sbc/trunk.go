@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/policy"
 )
 
@@ -141,27 +142,18 @@ func (ts *trunkSet) resolve(ctx context.Context, run *trunkRun) {
 	}
 }
 
-// TrunkInfo is a trunk as the admin API shows it.
-type TrunkInfo struct {
-	Name         string                `json:"name"`
-	Realm        string                `json:"realm"`
-	Up           bool                  `json:"up"`
-	Targets      []policy.TargetStatus `json:"targets"`
-	DNSError     string                `json:"dns_error,omitempty"`
-	Registration *RegInfo              `json:"registration,omitempty"`
-}
-
 // Trunks reports every trunk's targets and registration.
-func (s *SBC) Trunks() []TrunkInfo {
+func (s *SBC) Trunks() []api.Trunk {
 	if s.trunks == nil {
 		return nil
 	}
-	out := make([]TrunkInfo, 0, len(s.trunks.runs))
+	out := make([]api.Trunk, 0, len(s.trunks.runs))
 	for _, run := range s.trunks.runs {
-		ti := TrunkInfo{Name: run.t.Name, Realm: run.t.Realm, Up: run.t.Up()}
-		ti.Targets, ti.DNSError = run.t.Status()
+		ti := api.Trunk{Name: run.t.Name, Realm: run.t.Realm, Up: run.t.Up()}
+		targets, dnsErr := run.t.Status()
+		ti.Targets, ti.DNSError = apiSlice(targets, apiTrunkTarget), dnsErr
 		if run.reg != nil {
-			ri := run.reg.info()
+			ri := api.TrunkRegistration(run.reg.info())
 			ti.Registration = &ri
 		}
 		out = append(out, ti)
@@ -174,7 +166,7 @@ func (s *SBC) serveTrunks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	t := s.Trunks()
 	if t == nil {
-		t = []TrunkInfo{}
+		t = []api.Trunk{}
 	}
 	_ = json.NewEncoder(w).Encode(t)
 }

@@ -49,7 +49,8 @@ type registration struct {
 	granted         int
 }
 
-// RegInfo is a registration as the admin API shows it.
+// RegInfo is a registration's state; the admin API shows it as
+// api.TrunkRegistration.
 type RegInfo struct {
 	State     string    `json:"state"`
 	AOR       string    `json:"aor"`

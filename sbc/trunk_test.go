@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 
+	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/internal/testcarrier"
 	"github.com/edgesbc/edgesbc/internal/testphone"
@@ -79,7 +80,7 @@ media: {enabled: false}
 	return runSBC(t, y, cp, ep)
 }
 
-func trunkInfo(t *testing.T, s *testSBC, name string) sbc.TrunkInfo {
+func trunkInfo(t *testing.T, s *testSBC, name string) api.Trunk {
 	t.Helper()
 	for _, ti := range s.Trunks() {
 		if ti.Name == name {
@@ -87,7 +88,7 @@ func trunkInfo(t *testing.T, s *testSBC, name string) sbc.TrunkInfo {
 		}
 	}
 	t.Fatalf("no trunk %s in %+v", name, s.Trunks())
-	return sbc.TrunkInfo{}
+	return api.Trunk{}
 }
 
 // eventually polls cond until it holds or d passes.

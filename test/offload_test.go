@@ -15,22 +15,22 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 	"github.com/edgesbc/edgesbc/mediarelay"
-	"github.com/edgesbc/edgesbc/sbc"
 )
 
 // The kernel fast path end to end: sbcd in namespace sbc with
 // media.datapath auto (the lab's veths take the BPF program), real RTP
 // from Go phones in car and ent.
 
-func (s *sbcd) flows(t *testing.T) sbc.FlowsInfo {
+func (s *sbcd) flows(t *testing.T) api.Flows {
 	t.Helper()
 	b, err := s.get("/api/v1/flows")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fi sbc.FlowsInfo
+	var fi api.Flows
 	if err := json.Unmarshal(b, &fi); err != nil {
 		t.Fatalf("flows: %v\n%s", err, b)
 	}
@@ -38,8 +38,8 @@ func (s *sbcd) flows(t *testing.T) sbc.FlowsInfo {
 }
 
 // kernelFlows maps the SBC's local address of each kernel flow to it.
-func kernelFlows(fi sbc.FlowsInfo) map[string]mediarelay.FlowInfo {
-	out := map[string]mediarelay.FlowInfo{}
+func kernelFlows(fi api.Flows) map[string]api.Flow {
+	out := map[string]api.Flow{}
 	for _, f := range fi.Flows {
 		if f.Path != mediarelay.PathUserSpace {
 			out[f.Local] = f
@@ -49,7 +49,7 @@ func kernelFlows(fi sbc.FlowsInfo) map[string]mediarelay.FlowInfo {
 }
 
 // waitKernel waits until n flows are in the kernel.
-func (s *sbcd) waitKernel(t *testing.T, n int) map[string]mediarelay.FlowInfo {
+func (s *sbcd) waitKernel(t *testing.T, n int) map[string]api.Flow {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/internal/testcarrier"
-	"github.com/edgesbc/edgesbc/sbc"
 )
 
 func writeYAML(t *testing.T, y string) string {
@@ -24,17 +24,17 @@ func writeYAML(t *testing.T, y string) string {
 	return p
 }
 
-func (s *sbcd) trunks(t *testing.T) map[string]sbc.TrunkInfo {
+func (s *sbcd) trunks(t *testing.T) map[string]api.Trunk {
 	t.Helper()
 	b, err := s.get("/api/v1/trunks")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []sbc.TrunkInfo
+	var list []api.Trunk
 	if err := json.Unmarshal(b, &list); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]sbc.TrunkInfo{}
+	out := map[string]api.Trunk{}
 	for _, ti := range list {
 		out[ti.Name] = ti
 	}

@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc"
+	"github.com/edgesbc/edgesbc/api"
 )
 
 // flows prints /api/v1/flows as a table: one line per direction of RTP or
@@ -22,7 +22,7 @@ func flows(c *http.Client, admin string, asJSON bool) error {
 		_, err = os.Stdout.Write(b)
 		return err
 	}
-	var fi sbc.FlowsInfo
+	var fi api.Flows
 	if err := json.Unmarshal(b, &fi); err != nil {
 		return fmt.Errorf("decode flows: %w", err)
 	}
@@ -42,6 +42,6 @@ func flows(c *http.Client, admin string, asJSON bool) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", f.Local, f.Side, f.Kind, f.Path, f.Src, dst, f.Packets, f.Bytes, seen)
 	}
 	fmt.Fprintf(w, "%d flows (%d kernel %s, %d userspace); datapath %s\n", len(fi.Flows),
-		len(fi.Flows)-byPath["userspace"], fi.Datapath, byPath["userspace"], fi.Datapath)
+		len(fi.Flows)-byPath[api.PathUserSpace], fi.Datapath, byPath[api.PathUserSpace], fi.Datapath)
 	return w.Flush()
 }

@@ -8,8 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc"
+	"github.com/edgesbc/edgesbc/api"
 )
 
 const guardUsage = `  bans            banned sources (-json for the raw list)
@@ -49,7 +48,7 @@ func guardCommand(c *http.Client, admin, cmd string, args []string, asJSON bool)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	switch cmd {
 	case "bans":
-		var l []policy.Ban
+		var l []api.Ban
 		if err := json.Unmarshal(b, &l); err != nil {
 			return true, fmt.Errorf("decode bans: %w", err)
 		}
@@ -59,7 +58,7 @@ func guardCommand(c *http.Client, admin, cmd string, args []string, asJSON bool)
 		}
 		fmt.Fprintf(w, "%d banned\n", len(l))
 	case "registrations":
-		var l []sbc.RegistrationInfo
+		var l []api.Registration
 		if err := json.Unmarshal(b, &l); err != nil {
 			return true, fmt.Errorf("decode registrations: %w", err)
 		}
@@ -68,7 +67,7 @@ func guardCommand(c *http.Client, admin, cmd string, args []string, asJSON bool)
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d;%s\t%s\t%s\n", x.Realm, x.AOR, x.Contact, x.Host, x.Port, x.Transport, x.Source, time.Until(x.Expires).Round(time.Second))
 		}
 	case "admission":
-		var l []policy.AdmissionState
+		var l []api.Admission
 		if err := json.Unmarshal(b, &l); err != nil {
 			return true, fmt.Errorf("decode admission: %w", err)
 		}

@@ -7,7 +7,7 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/edgesbc/edgesbc/ha"
+	"github.com/edgesbc/edgesbc/api"
 )
 
 // haStatus prints /api/v1/ha: role, leader, indexes, lag and the voters.
@@ -20,7 +20,7 @@ func haStatus(c *http.Client, admin string, asJSON bool) error {
 		_, err = os.Stdout.Write(b)
 		return err
 	}
-	var s ha.Status
+	var s api.HA
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("decode ha status: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc"
+	"github.com/edgesbc/edgesbc/api"
 )
 
 const usage = `usage: sbcctl [-admin URL] COMMAND
@@ -103,7 +103,7 @@ func calls(c *http.Client, admin string, asJSON bool) error {
 		_, err = os.Stdout.Write(b)
 		return err
 	}
-	var list []sbc.CallInfo
+	var list []api.Call
 	if err := json.Unmarshal(b, &list); err != nil {
 		return fmt.Errorf("decode calls: %w", err)
 	}

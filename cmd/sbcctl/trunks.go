@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/edgesbc/edgesbc/sbc"
+	"github.com/edgesbc/edgesbc/api"
 )
 
 // trunks prints every trunk: its registration and each target's health.
@@ -22,14 +22,14 @@ func trunks(c *http.Client, admin string, asJSON bool) error {
 		_, err = os.Stdout.Write(b)
 		return err
 	}
-	var list []sbc.TrunkInfo
+	var list []api.Trunk
 	if err := json.Unmarshal(b, &list); err != nil {
 		return fmt.Errorf("decode trunks: %w", err)
 	}
 	return printTrunks(os.Stdout, list, time.Now())
 }
 
-func printTrunks(out io.Writer, list []sbc.TrunkInfo, now time.Time) error {
+func printTrunks(out io.Writer, list []api.Trunk, now time.Time) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TRUNK\tREALM\tSTATE\tREGISTRATION\tEXPIRES\tNEXT\tTARGET\tTARGET STATE\tLAST CODE\tPROBES\tFAILED")
 	for _, ti := range list {

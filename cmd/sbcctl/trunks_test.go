@@ -6,21 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgesbc/edgesbc/policy"
-	"github.com/edgesbc/edgesbc/sbc"
+	"github.com/edgesbc/edgesbc/api"
 )
 
 func TestPrintTrunks(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	list := []sbc.TrunkInfo{
+	list := []api.Trunk{
 		{Name: "a", Realm: "carrier", Up: true,
-			Targets: []policy.TargetStatus{
+			Targets: []api.TrunkTarget{
 				{Target: "203.0.113.10:5060;transport=udp", State: "up", LastCode: 200, Probes: 12},
 				{Target: "203.0.113.11:5060;transport=udp", State: "down", Probes: 12, Failures: 5},
 			},
-			Registration: &sbc.RegInfo{State: "registered", Expires: 600, Next: now.Add(5 * time.Minute)}},
+			Registration: &api.TrunkRegistration{State: "registered", Expires: 600, Next: now.Add(5 * time.Minute)}},
 		{Name: "b", Realm: "carrier", Up: false, DNSError: "SRV _sip._udp.b.example: timeout",
-			Registration: &sbc.RegInfo{State: "failed", LastCode: 403}},
+			Registration: &api.TrunkRegistration{State: "failed", LastCode: 403}},
 	}
 	var out bytes.Buffer
 	if err := printTrunks(&out, list, now); err != nil {

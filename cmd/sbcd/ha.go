@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/ha"
 )
@@ -127,9 +129,36 @@ func haAdmin(n *ha.Node, next http.Handler) http.Handler {
 		return next
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/ha", n)
+	mux.HandleFunc("/api/v1/ha", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(apiHA(n.Status()))
+	})
 	mux.Handle("/", next)
 	return mux
+}
+
+// apiHA is the node's status as the admin API's wire type. The peers
+// convert directly, so a field added to one side only fails to compile.
+func apiHA(s ha.Status) api.HA {
+	out := api.HA{
+		NodeID: s.NodeID, Role: s.Role, RaftState: s.RaftState, Witness: s.Witness,
+		Leader: s.Leader, LeaderAddr: s.LeaderAddr, Term: s.Term,
+		AppliedIndex: s.AppliedIndex, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex,
+		SnapshotIndex: s.SnapshotIndex, LagEntries: s.LagEntries, LastContactMS: s.LastContactMS,
+		Records: s.Records, RoleChanges: s.RoleChanges, Since: s.Since,
+	}
+	if s.Peers != nil {
+		out.Peers = make([]api.HAPeer, len(s.Peers))
+		for i, p := range s.Peers {
+			out.Peers[i] = api.HAPeer(p)
+		}
+	}
+	return out
 }
 
 // serveAdmin serves h on addr until the returned stop is called.
