@@ -20,6 +20,23 @@ const layoutVersion = 2 // v2: flow_action carries the expected source
 
 const bpffsRoot = "/sys/fs/bpf"
 
+// PinRoot holds one pin directory per sbcd instance: several SBC nodes
+// share one machine in the HA lab, and every network namespace sees the
+// same bpffs.
+const PinRoot = bpffsRoot + "/edgesbc"
+
+// NetnsPinDir is the pin directory of the sbcd running in the network
+// namespace at nsPath (/proc/self/ns/net for this process,
+// /run/netns/NAME for a named one): PinRoot/netns-<inode>, one SBC node
+// per namespace. sbcd, the lab tests and tools all find pins this way.
+func NetnsPinDir(nsPath string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(nsPath, &st); err != nil {
+		return "", fmt.Errorf("network namespace %s: %w", nsPath, err)
+	}
+	return filepath.Join(PinRoot, fmt.Sprintf("netns-%d", st.Ino)), nil
+}
+
 func layoutDir(pinDir string) string {
 	return filepath.Join(pinDir, fmt.Sprintf("v%d", layoutVersion))
 }

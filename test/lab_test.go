@@ -225,13 +225,13 @@ func (s *sbcd) stop() {
 }
 
 // sbcPinDir is where sbcd in namespace sbc pins its BPF state (one
-// directory per network namespace, named by its inode: cmd/sbcd).
+// directory per network namespace, named by its inode: bpf.NetnsPinDir).
 func sbcPinDir() string {
-	var st syscall.Stat_t
-	if err := syscall.Stat("/var/run/netns/sbc", &st); err != nil {
+	d, err := bpf.NetnsPinDir("/var/run/netns/sbc")
+	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("/sys/fs/bpf/edgesbc/netns-%d", st.Ino)
+	return d
 }
 
 // removeSBCPins unpins sbcd's BPF state in namespace sbc: its links (which

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -23,11 +20,6 @@ type kernelPath struct {
 	dp  *bpf.Datapath
 	log *slog.Logger
 }
-
-// pinRoot is where each sbcd instance pins its maps and links, in a
-// directory of its own (several SBC nodes share one machine in the HA lab,
-// and every network namespace sees the same bpffs).
-const pinRoot = "/sys/fs/bpf/edgesbc"
 
 // openDatapath loads the kernel fast path as media.datapath asks and puts
 // it into the relay's config. With auto, anything that keeps it from
@@ -184,13 +176,9 @@ func vipIface(cfg *config.Config, addr netip.Addr) (string, bool) {
 // pinDir is this instance's pin directory: one per network namespace (one
 // SBC node per namespace), named by the namespace's inode.
 func pinDir() (string, error) {
-	ns, err := os.Readlink("/proc/self/ns/net")
+	d, err := bpf.NetnsPinDir("/proc/self/ns/net")
 	if err != nil {
-		return "", fmt.Errorf("%w: network namespace: %v", bpf.ErrUnsupported, err)
+		return "", fmt.Errorf("%w: %v", bpf.ErrUnsupported, err)
 	}
-	id := strings.Trim(strings.TrimPrefix(ns, "net:"), "[]")
-	if id == "" || strings.ContainsAny(id, "/.") {
-		return "", errors.New("unexpected network namespace name " + ns)
-	}
-	return filepath.Join(pinRoot, "netns-"+id), nil
+	return d, nil
 }

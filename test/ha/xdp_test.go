@@ -2,13 +2,11 @@ package ha_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"github.com/edgesbc/edgesbc/bpf"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -69,16 +67,16 @@ func waitKernelFlows(t testing.TB, n *node, want int, d time.Duration) (string, 
 }
 
 // pinnedFlows counts the entries of the flows map a node's sbcd pinned
-// (/sys/fs/bpf/edgesbc/netns-<inode>/ + bpf.PinnedFlowsPath), read
+// (bpf.NetnsPinDir + bpf.PinnedFlowsPath), read
 // straight from bpffs: what the kernel program would forward, whatever
 // the process says.
 func pinnedFlows(t testing.TB, n *node) int {
 	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join("/run/netns", n.ns), &st); err != nil {
-		t.Fatalf("netns %s: %v", n.ns, err)
+	dir, err := bpf.NetnsPinDir(filepath.Join("/run/netns", n.ns))
+	if err != nil {
+		t.Fatal(err)
 	}
-	p := bpf.PinnedFlowsPath(fmt.Sprintf("/sys/fs/bpf/edgesbc/netns-%d", st.Ino))
+	p := bpf.PinnedFlowsPath(dir)
 	m, err := ebpf.LoadPinnedMap(p, &ebpf.LoadPinOptions{ReadOnly: true})
 	if os.IsNotExist(err) {
 		return 0
