@@ -66,13 +66,22 @@ type HeaderRule struct {
 	Methods []string `yaml:"methods"`
 }
 
-// ProtectedHeaders may not be touched by header rules: the B2BUA and the
-// transaction layer own them.
+// ProtectedHeaders are the B2BUA's own (lower case; compact forms too):
+// each names a host, a dialog, a hop or a credential of one side, so the
+// SBC writes its own (or none). topology never copies them across, and
+// header rules may not touch them. This is the one list of them.
 var ProtectedHeaders = map[string]bool{
 	"via": true, "v": true, "from": true, "f": true, "to": true, "t": true,
 	"call-id": true, "i": true, "cseq": true, "contact": true, "m": true,
 	"route": true, "record-route": true, "max-forwards": true,
 	"content-length": true, "l": true, "content-type": true, "c": true,
+	// realms[].user_agent writes these.
+	"user-agent": true, "server": true,
+	// The registrar's and PRACK's own.
+	"path": true, "service-route": true, "rack": true, "warning": true,
+	// Digest credentials and challenges belong to one hop.
+	"authorization": true, "proxy-authorization": true, "www-authenticate": true,
+	"proxy-authenticate": true, "authentication-info": true,
 }
 
 var weekdays = map[string]time.Weekday{

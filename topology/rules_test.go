@@ -109,3 +109,26 @@ func TestHeaderRulesRefuseProtected(t *testing.T) {
 		}
 	}
 }
+
+// One list: a header the filter never copies across (the SBC writes its
+// own) is one no rule may touch, and the other way round.
+func TestProtectedHeadersOneList(t *testing.T) {
+	for h := range config.ProtectedHeaders {
+		allow := topology.NewHeaderFilter("allow", []string{h})
+		deny := topology.NewHeaderFilter("deny", nil)
+		if allow.Pass(h) || deny.Pass(h) {
+			t.Errorf("%s is protected but crosses the filter", h)
+		}
+		if err := topology.NewHeaderFilter("allow", nil).SetRules([]config.HeaderRule{{Action: "remove", Header: h}}); err == nil {
+			t.Errorf("%s is protected but a rule on it is accepted", h)
+		}
+	}
+	for _, h := range []string{"P-Asserted-Identity", "Subject", "s", "X-Internal", "Privacy"} {
+		if !topology.NewHeaderFilter("allow", []string{h}).Pass(h) {
+			t.Errorf("%s allowed by name does not cross", h)
+		}
+		if err := topology.NewHeaderFilter("allow", nil).SetRules([]config.HeaderRule{{Action: "remove", Header: h}}); err != nil {
+			t.Errorf("rule on %s: %v", h, err)
+		}
+	}
+}

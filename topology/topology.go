@@ -10,19 +10,9 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
-)
 
-// rebuilt are never copied across: the SBC writes its own (or none), since
-// each of them names a host, a dialog or a hop of the other side.
-var rebuilt = map[string]bool{
-	"via": true, "route": true, "record-route": true, "contact": true,
-	"call-id": true, "from": true, "to": true, "cseq": true,
-	"max-forwards": true, "content-length": true, "content-type": true,
-	"user-agent": true, "server": true, "path": true, "service-route": true,
-	"warning": true, "rack": true, "authorization": true,
-	"proxy-authorization": true, "www-authenticate": true,
-	"proxy-authenticate": true, "authentication-info": true,
-}
+	"github.com/edgesbc/edgesbc/config"
+)
 
 // compact maps RFC 3261 compact header names to their long forms, so a
 // policy written with long names also matches compact ones.
@@ -61,7 +51,7 @@ func canonical(name string) string {
 // Pass reports whether a header with this name may be copied across.
 func (f *HeaderFilter) Pass(name string) bool {
 	n := canonical(name)
-	if rebuilt[n] {
+	if config.ProtectedHeaders[n] { // the SBC writes its own (or none)
 		return false
 	}
 	return f.names[n] == f.allow
