@@ -495,7 +495,7 @@ func (s *Stream) flows() []FlowInfo {
 		for _, isRTCP := range kinds {
 			key := FlowKey{s.local[from]}
 			src := s.local[to]
-			fi := FlowInfo{Side: sideName(from), Kind: "rtp", Path: PathUserSpace}
+			fi := FlowInfo{Side: from.Name(), Kind: "rtp", Path: PathUserSpace}
 			var d *fwdDest
 			if isRTCP {
 				key, src, fi.Kind = FlowKey{rtcpAddr(key.Dst)}, rtcpAddr(src), "rtcp"
@@ -533,13 +533,6 @@ func (s *Stream) flows() []FlowInfo {
 		}
 	}
 	return out
-}
-
-func sideName(s Side) string {
-	if s == SideA {
-		return "a"
-	}
-	return "b"
 }
 
 // OwnedFlows are the flows the relay's streams should have in the kernel:

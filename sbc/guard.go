@@ -412,8 +412,7 @@ func (g *guard) admission(next handler) handler {
 		}
 		if rej != nil {
 			g.reject(r.Name, "admission_"+rej.Reason)
-			secs := int((rej.RetryAfter + time.Second - 1) / time.Second)
-			g.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(max(secs, 1))))
+			g.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(rej.RetryAfter))
 			return
 		}
 		next(r, req, tx)

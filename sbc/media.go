@@ -14,12 +14,8 @@ const (
 	SideB = mediarelay.SideB
 )
 
-func sideName(s Side) string {
-	if s == SideA {
-		return "a"
-	}
-	return "b"
-}
+// sideName is mediarelay's one spelling of a side ("a", "b").
+var sideName = Side.Name
 
 // MediaHook sees every SDP body that crosses the SBC. mediarelay's Anchor
 // implements it to put the SBC's own addresses in the SDP and relay the

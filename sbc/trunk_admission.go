@@ -1,7 +1,6 @@
 package sbc
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
@@ -128,10 +127,4 @@ func (h *trunkHold) refuse(r *Realm, req *sip.Request, tx sip.ServerTransaction)
 	h.s.reply(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", h.c.a.d.LocalTag, retryAfter(rej.RetryAfter))
 	h.s.end(h.c, "trunks_full")
 	return true
-}
-
-// retryAfter is a Retry-After header of d, in whole seconds (at least 1).
-func retryAfter(d time.Duration) sip.Header {
-	secs := int((d + time.Second - 1) / time.Second)
-	return sip.NewHeader("Retry-After", strconv.Itoa(max(secs, 1)))
 }

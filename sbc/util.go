@@ -3,7 +3,9 @@ package sbc
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -103,4 +105,11 @@ func unsupportedRequire(req *sip.Request) string {
 // buildLocalResponse is a response the SBC itself gives (not relayed).
 func buildLocalResponse(r *Realm, req *sip.Request, status int, reason, localTag string) *sip.Response {
 	return topology.BuildResponse(req, status, reason, localTag, false, r.local(req.Transport()), nil, nil, nil, "")
+}
+
+// retryAfter is a Retry-After header of d rounded up to whole seconds (at
+// least 1): the one rounding for every 503 the SBC sends with a wait.
+func retryAfter(d time.Duration) sip.Header {
+	secs := int((d + time.Second - 1) / time.Second)
+	return sip.NewHeader("Retry-After", strconv.Itoa(max(secs, 1)))
 }
