@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,17 +13,9 @@ import (
 // flows prints /api/v1/flows as a table: one line per direction of RTP or
 // RTCP of each stream, with the path forwarding it.
 func flows(c *http.Client, admin string, asJSON bool) error {
-	b, err := get(c, admin+"/api/v1/flows")
-	if err != nil {
+	fi, raw, err := fetch[api.Flows](c, admin+"/api/v1/flows", "flows", asJSON)
+	if err != nil || raw {
 		return err
-	}
-	if asJSON {
-		_, err = os.Stdout.Write(b)
-		return err
-	}
-	var fi api.Flows
-	if err := json.Unmarshal(b, &fi); err != nil {
-		return fmt.Errorf("decode flows: %w", err)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "LOCAL\tSIDE\tKIND\tPATH\tSRC\tDST\tPACKETS\tBYTES\tLAST SEEN")

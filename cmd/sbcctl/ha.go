@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,17 +11,9 @@ import (
 
 // haStatus prints /api/v1/ha: role, leader, indexes, lag and the voters.
 func haStatus(c *http.Client, admin string, asJSON bool) error {
-	b, err := get(c, admin+"/api/v1/ha")
-	if err != nil {
+	s, raw, err := fetch[api.HA](c, admin+"/api/v1/ha", "ha status", asJSON)
+	if err != nil || raw {
 		return err
-	}
-	if asJSON {
-		_, err = os.Stdout.Write(b)
-		return err
-	}
-	var s api.HA
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("decode ha status: %w", err)
 	}
 	leader := s.Leader
 	if leader == "" {

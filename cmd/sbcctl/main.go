@@ -94,18 +94,27 @@ func get(c *http.Client, url string) ([]byte, error) {
 	return b, nil
 }
 
-func calls(c *http.Client, admin string, asJSON bool) error {
-	b, err := get(c, admin+"/api/v1/calls")
+// fetch gets url and decodes it as a T; with asJSON it prints the body
+// as it came instead (raw is then true and v empty).
+func fetch[T any](c *http.Client, url, what string, asJSON bool) (v T, raw bool, err error) {
+	b, err := get(c, url)
 	if err != nil {
-		return err
+		return v, false, err
 	}
 	if asJSON {
 		_, err = os.Stdout.Write(b)
-		return err
+		return v, true, err
 	}
-	var list []api.Call
-	if err := json.Unmarshal(b, &list); err != nil {
-		return fmt.Errorf("decode calls: %w", err)
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, false, fmt.Errorf("decode %s: %w", what, err)
+	}
+	return v, false, nil
+}
+
+func calls(c *http.Client, admin string, asJSON bool) error {
+	list, raw, err := fetch[[]api.Call](c, admin+"/api/v1/calls", "calls", asJSON)
+	if err != nil || raw {
+		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tSTATE\tAGE\tROUTE\tMOS\tA REALM\tA PEER\tA CALL-ID\tB REALM\tB PEER\tB CALL-ID")

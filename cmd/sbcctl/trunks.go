@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,17 +13,9 @@ import (
 
 // trunks prints every trunk: its registration and each target's health.
 func trunks(c *http.Client, admin string, asJSON bool) error {
-	b, err := get(c, admin+"/api/v1/trunks")
-	if err != nil {
+	list, raw, err := fetch[[]api.Trunk](c, admin+"/api/v1/trunks", "trunks", asJSON)
+	if err != nil || raw {
 		return err
-	}
-	if asJSON {
-		_, err = os.Stdout.Write(b)
-		return err
-	}
-	var list []api.Trunk
-	if err := json.Unmarshal(b, &list); err != nil {
-		return fmt.Errorf("decode trunks: %w", err)
 	}
 	return printTrunks(os.Stdout, list, time.Now())
 }
