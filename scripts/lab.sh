@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The EdgeSBC netns lab. Addresses are fixed by DESIGN.md ("The netns
-# lab"); tests and benchmarks rely on them, so change them only there first.
+# The EdgeSBC netns lab. Addresses are fixed by docs/architecture.md ("The
+# netns lab"); tests and benchmarks rely on them, so change them there first.
 #
 #   lab.sh up        car <-> sbc <-> ent   (single SBC node)
 #   lab.sh down      delete every lab namespace (also the HA ones)
