@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,8 @@ type AnchorConfig struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Relay      Config // the relay's own settings (Logger and Registerer filled in)
+
+	watchEvery time.Duration // how often the media timeout is checked (1s; tests shorten it)
 }
 
 // CallRef names a call and the realm of each of its legs.
@@ -39,6 +42,21 @@ type CallRef struct {
 	ID     string
 	Realms [2]string // realm of leg A, leg B
 }
+
+// Lock order in mediarelay: a lock on the left may be held while taking
+// one on its right, never the reverse.
+//
+//	anchored.op -> Anchor.mu -> anchored.mu -> Stream.off.mu -> sideState.mu
+//	  -> Relay.mu -> worker.mu -> Pool.mu, latchNotes.mu, offloader locks
+//
+// Waits on a relay worker (NewStream, Stream.Close, Relay.Close,
+// Heartbeat) are made holding at most anchored.op: a worker runs a batch
+// holding one sideState.mu and takes nothing else but leaf locks
+// (latchNotes.mu, metrics), so it can never wait for a goroutine that
+// waits for it. Callbacks out of a worker (a latch, an SRTP index moving)
+// only mark the call in latchNotes; the anchor's own goroutine tells
+// OnChange's f. Goroutines that walk the calls (the media-timeout watch,
+// Close) copy them out of Anchor.mu before taking any call's lock.
 
 // Anchor puts every call's media through the SBC: it rewrites each SDP
 // offer and answer to the SBC's own address and ports in the realm it goes
@@ -48,15 +66,18 @@ type Anchor struct {
 	relay   *Relay
 	realms  map[string]*realmFace
 	timeout time.Duration
+	every   time.Duration // media-timeout check interval
 	log     *slog.Logger
 
-	mu        sync.Mutex
+	mu        sync.Mutex // guards calls and onTimeout; never held across a call's lock wait
 	calls     map[string]*anchored
 	onTimeout func(callID string)
-	onChange  func(callID string) // restore.go
+
+	onChange atomic.Pointer[func(callID string)] // restore.go; read by the notes goroutine
+	notes    latchNotes
 
 	stop chan struct{}
-	done chan struct{}
+	done chan struct{} // closed when watch and the notes goroutine are gone
 
 	exhausted *prometheus.CounterVec
 }
@@ -69,6 +90,13 @@ type realmFace struct {
 // anchored is one call's media: per leg, the SBC's ports and SDP origin;
 // per media line, a relay stream.
 type anchored struct {
+	// op serializes what changes the call's media: offer, answer, end.
+	// It is the one lock that may be held while waiting for a relay
+	// worker (NewStream, Stream.Close): nothing a worker runs takes it.
+	op sync.Mutex
+	// mu guards the fields below. It is held only for short work and never
+	// across a wait on a worker, so the watch, State and Media, which take
+	// it, never queue behind a worker.
 	mu      sync.Mutex
 	ref     CallRef
 	legs    [2]legMedia
@@ -123,7 +151,15 @@ func NewAnchor(cfg AnchorConfig) (*Anchor, error) {
 	if a.timeout <= 0 {
 		a.timeout = 30 * time.Second
 	}
-	go a.watch()
+	a.every = cfg.watchEvery
+	if a.every <= 0 {
+		a.every = time.Second
+	}
+	a.notes.wake = make(chan struct{}, 1)
+	watched, told := make(chan struct{}), make(chan struct{})
+	go func() { a.watch(); close(watched) }()
+	go func() { a.tell(); close(told) }()
+	go func() { <-watched; <-told; close(a.done) }()
 	return a, nil
 }
 
@@ -179,6 +215,9 @@ func (a *Anchor) Answer(ref CallRef, from Side, sdp []byte) ([]byte, error) {
 	return a.rewrite(ref, from, sdp, true)
 }
 
+// errCallEnded: an offer or answer for a call whose media has ended.
+var errCallEnded = errors.New("media: call already ended")
+
 // rewrite is the same for offers and answers: learn where leg from's media
 // is, make sure both legs have ports and a stream per media line, and write
 // the SDP the other leg sees.
@@ -191,30 +230,40 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]by
 	if err != nil {
 		return nil, err
 	}
+	c.op.Lock()
+	defer c.op.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.ended {
-		return nil, errors.New("media: call already ended")
+		c.mu.Unlock()
+		return nil, errCallEnded
 	}
-	to := from.other()
 	var sec secPlan
 	if answer {
 		sec, err = a.secureAnswer(c, sess, from)
 	} else {
 		sec, err = a.secureOffer(c, sess, from)
 	}
+	c.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	// New streams first, without mu: NewStream waits for the workers.
+	for i, m := range sess.Media {
+		if m.Port != 0 && (sec.reject == nil || !sec.reject[i]) {
+			if err := a.ensureStream(c, i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	to := from.other()
 	for i, m := range sess.Media {
 		if m.Port == 0 || (sec.reject != nil && sec.reject[i]) {
 			if i < len(c.streams) && c.streams[i] != nil {
 				c.streams[i].SetRemote(from, netip.AddrPort{}, netip.AddrPort{}, false)
 			}
 			continue
-		}
-		if err := a.ensureStream(c, i); err != nil {
-			return nil, err
 		}
 		st := c.streams[i]
 		rtp := netip.AddrPortFrom(m.Addr, uint16(m.Port))
@@ -254,7 +303,11 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]by
 }
 
 // ensureStream gives media line i ports on both legs and a relay stream.
+// Called with c.op held and c.mu not: it takes c.mu itself around the
+// call's fields and waits for the workers in NewStream without it.
 func (a *Anchor) ensureStream(c *anchored, i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for len(c.streams) <= i {
 		c.streams = append(c.streams, nil)
 	}
@@ -277,7 +330,11 @@ func (a *Anchor) ensureStream(c *anchored, i int) error {
 		}
 		local[s] = netip.AddrPortFrom(l.face.cfg.Addr, uint16(l.ports[i]))
 	}
+	// The ports are the call's now (End frees them, and End waits for
+	// c.op), so the stream may be built without mu.
+	c.mu.Unlock()
 	st, err := a.relay.NewStream(local[SideA], local[SideB])
+	c.mu.Lock()
 	if err != nil {
 		return fmt.Errorf("media stream %v <-> %v: %w", local[SideA], local[SideB], err)
 	}
@@ -334,10 +391,15 @@ func (a *Anchor) End(callID string) {
 	if !ok {
 		return
 	}
+	c.op.Lock() // an offer in NewStream finishes first
+	defer c.op.Unlock()
 	info := a.info(c) // before the streams close
 	c.mu.Lock()
 	c.ended = true
-	for _, st := range c.streams {
+	streams := c.streams
+	c.mu.Unlock()
+	// Close waits for the workers: with op held only, as the lock order says.
+	for _, st := range streams {
 		if st != nil {
 			st.Close()
 		}
@@ -349,7 +411,6 @@ func (a *Anchor) End(callID string) {
 			}
 		}
 	}
-	c.mu.Unlock()
 	if len(info.Streams) > 0 {
 		a.log.Info("call media", "call", callID, "mos", info.MOS, "streams", len(info.Streams),
 			"packets_a", info.packets(SideA), "packets_b", info.packets(SideB), "lost", info.lost())
@@ -358,8 +419,7 @@ func (a *Anchor) End(callID string) {
 
 // watch ends calls whose media stayed silent for the timeout.
 func (a *Anchor) watch() {
-	defer close(a.done)
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(a.every)
 	defer t.Stop()
 	for {
 		select {
@@ -367,20 +427,22 @@ func (a *Anchor) watch() {
 			return
 		case <-t.C:
 		}
+		// Copy the calls out first: a call's lock is never waited for
+		// under Anchor.mu.
 		a.mu.Lock()
 		f := a.onTimeout
-		var idle []string
-		for id, c := range a.calls {
-			if c.silentFor(a.timeout) {
-				idle = append(idle, id)
-			}
+		calls := make([]*anchored, 0, len(a.calls))
+		for _, c := range a.calls {
+			calls = append(calls, c)
 		}
 		a.mu.Unlock()
 		if f == nil {
 			continue
 		}
-		for _, id := range idle {
-			f(id)
+		for _, c := range calls {
+			if c.silentFor(a.timeout) {
+				f(c.ref.ID)
+			}
 		}
 	}
 }

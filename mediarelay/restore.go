@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 )
 
 // The HA side of the anchor: a call's media as plain data (State), and the
@@ -53,22 +54,65 @@ type CallState struct {
 var ErrRestore = errors.New("media restore")
 
 // OnChange sets what to tell when a call's media state changes outside an
-// offer or answer: a stream latched a source. f runs on a relay worker and
-// must not block.
+// offer or answer: a stream latched a source, or an SRTP index moved. f
+// runs on the anchor's own goroutine, after the fact and at most once per
+// call for a burst of changes; it may take locks and write records.
 func (a *Anchor) OnChange(f func(callID string)) {
-	a.mu.Lock()
-	a.onChange = f
-	a.mu.Unlock()
+	a.onChange.Store(&f)
 }
 
-// latchHook is the per-stream callback that forwards to OnChange's f.
+// latchHook is the per-stream callback: it runs on a relay worker with a
+// side's lock held, so it only marks the call (latchNotes) and returns.
 func (a *Anchor) latchHook(callID string) func() {
-	return func() {
-		a.mu.Lock()
-		f := a.onChange
-		a.mu.Unlock()
-		if f != nil {
-			f(callID)
+	return func() { a.notes.mark(callID) }
+}
+
+// latchNotes hands changes from relay workers to the anchor's goroutine
+// without anything a worker could wait on: mu is a leaf held only to add
+// to or swap the set, and wake never blocks. No change is lost: a marked
+// call stays in the set until tell has taken it.
+type latchNotes struct {
+	mu      sync.Mutex
+	pending map[string]struct{}
+	wake    chan struct{} // capacity 1
+}
+
+func (n *latchNotes) mark(callID string) {
+	n.mu.Lock()
+	if n.pending == nil {
+		n.pending = make(map[string]struct{})
+	}
+	n.pending[callID] = struct{}{}
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default: // a wake-up is already queued; it will see this call
+	}
+}
+
+func (n *latchNotes) take() map[string]struct{} {
+	n.mu.Lock()
+	p := n.pending
+	n.pending = nil
+	n.mu.Unlock()
+	return p
+}
+
+// tell runs OnChange's f for every marked call until the anchor closes.
+func (a *Anchor) tell() {
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-a.notes.wake:
+		}
+		ids := a.notes.take()
+		f := a.onChange.Load()
+		if f == nil {
+			continue
+		}
+		for id := range ids {
+			(*f)(id)
 		}
 	}
 }

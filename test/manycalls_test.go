@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ type autoAnswer struct {
 	done  chan struct{}
 	// sdp for each call's INVITE, by Call-ID: the SBC's side of leg B.
 	offers chan mediarelay.Media
+	byes   atomic.Int64 // BYE requests answered (retransmissions too)
 }
 
 func startAutoAnswer(conn *net.UDPConn, media []netip.AddrPort) *autoAnswer {
@@ -86,6 +88,7 @@ func (a *autoAnswer) run() {
 				}
 			}
 		case sip.BYE:
+			a.byes.Add(1)
 		default:
 			continue // ACK
 		}

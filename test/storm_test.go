@@ -1,0 +1,279 @@
+package test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/internal/testphone"
+	"github.com/edgesbc/edgesbc/mediarelay"
+)
+
+// Calls set up concurrently, at a steady rate, while the streams of the
+// calls before them are latching their first packets: the load that hung
+// sbcd (every call's media stopped, new calls unanswered, SIGTERM stuck)
+// when a relay worker's latch callback, the media-timeout watch and an
+// offer waiting for the workers locked each other. Judged at the ends: each
+// caller gets its 200 and its BYE's 200, the PBX sees every BYE, and each
+// direction's RTP arrives. Then sbcd must stop on SIGTERM in time.
+//
+// CI runs a functional size on both datapaths; SBC_STORM_CALLS,
+// SBC_STORM_RATE (calls per second), SBC_STORM_HOLD and SBC_STORM_RUNS
+// make it the 250-500 call runs of the issue.
+func TestCallStormWithMedia(t *testing.T) {
+	needLab(t)
+	for _, dp := range []string{"userspace", "auto"} {
+		t.Run(dp, func(t *testing.T) {
+			runs := envInt("SBC_STORM_RUNS", 1)
+			for run := range runs {
+				r := callStorm(t, dp, envInt("SBC_STORM_CALLS", 120), envInt("SBC_STORM_RATE", 100),
+					time.Duration(envInt("SBC_STORM_HOLD", 2))*time.Second)
+				line := fmt.Sprintf("call storm %s run %d: %d/%d calls completed, RTP lost %d of %d (%.2f%%), SIGTERM took %v",
+					dp, run+1, r.completed, r.calls, r.lost, r.sent, 100*float64(r.lost)/float64(max(r.sent, 1)), r.stop.Round(time.Millisecond))
+				t.Log(line)
+				fmt.Println(line)
+			}
+		})
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+type stormResult struct {
+	calls, completed int
+	sent, lost       int
+	stop             time.Duration
+}
+
+func callStorm(t *testing.T, datapath string, calls, rate int, hold time.Duration) stormResult {
+	t.Helper()
+	y := fmt.Sprintf(`realms:
+  - {name: carrier, listen: "%s:5060", media: {ports: 30000-33999}}
+  - {name: enterprise, listen: "%s:5060", media: {ports: 40000-43999}}
+routes:
+  - {name: carrier-to-pbx, from_realm: carrier, to_realm: enterprise, targets: ["%s:5060"]}
+media: {timeout: 60s, datapath: %s}
+log: {level: warn}
+`, sbcExt, sbcInt, pbxHost, datapath)
+	cfg := filepath.Join(t.TempDir(), "sbc.yaml")
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startSBCD(t, cfg)
+
+	bEnds := make([]*testphone.RTPEnd, calls)
+	bAddrs := make([]netip.AddrPort, calls)
+	for i := range calls {
+		bEnds[i] = testphone.NewRTPEnd(t, nsSocket(t, "ent", pbxHost, 22000+2*i))
+		bAddrs[i] = bEnds[i].Addr()
+	}
+	pbxConn := nsSocket(t, "ent", pbxHost, 5060)
+	pbx := startAutoAnswer(pbxConn, bAddrs)
+	defer func() { pbxConn.Close(); <-pbx.done }()
+	packets := int(hold / (20 * time.Millisecond))
+
+	// The PBX's side of each call sends as soon as its INVITE arrived:
+	// the k-th offer belongs to the k-th media socket.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	defer close(stop)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for k := range calls {
+			select {
+			case m := <-pbx.offers:
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_ = bEnds[k].Send(netip.AddrPortFrom(m.Addr, uint16(m.Port)), uint32(0xB0000+k), 0, packets, 20*time.Millisecond)
+				}()
+			case <-stop:
+				return
+			}
+		}
+	}()
+
+	type callerEnd struct {
+		rtp *testphone.RTPEnd
+		sip *net.UDPConn
+	}
+	ends := make([]callerEnd, calls)
+	for i := range calls {
+		ends[i] = callerEnd{testphone.NewRTPEnd(t, nsSocket(t, "car", carrierHost, 20000+2*i)), nsSocket(t, "car", carrierHost, 0)}
+	}
+	var completed atomic.Int64
+	errs := make(chan error, calls)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	for i := range calls {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := stormCaller(ends[i].sip, ends[i].rtp, i, packets); err != nil {
+				errs <- err
+				return
+			}
+			completed.Add(1)
+		}()
+	}
+	tick.Stop()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(hold + 60*time.Second):
+		t.Errorf("calls still running %v after the last was placed: sbcd hung", hold+60*time.Second)
+	}
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 5 {
+			t.Error(err)
+		}
+	}
+
+	r := stormResult{calls: calls, completed: int(completed.Load())}
+	for i := range calls {
+		for _, c := range []struct {
+			end  *testphone.RTPEnd
+			ssrc uint32
+		}{{bEnds[i], uint32(0xA0000 + i)}, {ends[i].rtp, uint32(0xB0000 + i)}} {
+			r.sent += packets
+			r.lost += max(packets-len(c.end.Received(c.ssrc)), 0)
+		}
+	}
+	if r.completed != calls {
+		t.Errorf("%d of %d calls completed at the caller", r.completed, calls)
+	}
+	// The SBC answers a BYE on its own leg at once and sends its own on
+	// the other: wait for the last ones to reach the PBX.
+	for end := time.Now().Add(5 * time.Second); int(pbx.byes.Load()) < calls && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if byes := int(pbx.byes.Load()); byes < calls {
+		t.Errorf("the PBX saw %d BYEs for %d calls", byes, calls)
+	}
+	// Calls overlap their setups: a packet or two per stream may go
+	// before the far side's answer is known; more than 2% is a stall.
+	if r.lost*50 > r.sent {
+		t.Errorf("RTP lost: %d of %d packets", r.lost, r.sent)
+	}
+	// SIGTERM ends sbcd within its shutdown grace (10 s by default).
+	start := time.Now()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(12 * time.Second):
+		t.Errorf("sbcd still running 12 s after SIGTERM")
+	}
+	r.stop = time.Since(start)
+	s.stop()
+	return r
+}
+
+// stormCaller places one call from its own SIP socket, sends RTP for the
+// hold time, then hangs up. Everything is checked at this end.
+func stormCaller(sipConn *net.UDPConn, rtp *testphone.RTPEnd, i, packets int) error {
+	cid := fmt.Sprintf("storm-%d-%d", i, time.Now().UnixNano())
+	local := sipConn.LocalAddr().(*net.UDPAddr)
+	sbc := &net.UDPAddr{IP: net.ParseIP(sbcExt), Port: 5060}
+	sdp := offerSDP(carrierHost, int(rtp.Addr().Port()), "sendrecv", 1)
+	head := func(method string, cseq int, branch, extra string) string {
+		return fmt.Sprintf("%s sip:1000@%s:5060 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:caller@%s>;tag=c%d\r\nTo: <sip:1000@%s>%s\r\nCall-ID: %s\r\nCSeq: %d %s\r\nContact: <sip:caller@%s>\r\n",
+			method, sbcExt, local, branch, carrierHost, i, sbcExt, extra, cid, cseq, method, local)
+	}
+	invite := head("INVITE", 1, cid+"i", "") + fmt.Sprintf("Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", len(sdp), sdp)
+	ok, err := transact(sipConn, sbc, []byte(invite), sip.INVITE)
+	if err != nil {
+		return fmt.Errorf("call %d INVITE: %w", i, err)
+	}
+	if ok.StatusCode != 200 {
+		return fmt.Errorf("call %d answered %d", i, ok.StatusCode)
+	}
+	toTag, _ := ok.To().Params.Get("tag")
+	to := ";tag=" + toTag
+	ack := head("ACK", 1, cid+"a", to) + "Content-Length: 0\r\n\r\n"
+	if _, err := sipConn.WriteToUDP([]byte(ack), sbc); err != nil {
+		return err
+	}
+	sa, err := mediarelay.ParseSDP(ok.Body())
+	if err != nil || len(sa.Media) == 0 {
+		return fmt.Errorf("call %d: answer SDP: %v", i, err)
+	}
+	if err := rtp.Send(netip.AddrPortFrom(sa.Media[0].Addr, uint16(sa.Media[0].Port)), uint32(0xA0000+i), 0, packets, 20*time.Millisecond); err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond) // the last packets of the far side arrive
+	bye := head("BYE", 2, cid+"b", to) + "Content-Length: 0\r\n\r\n"
+	res, err := transact(sipConn, sbc, []byte(bye), sip.BYE)
+	if err != nil {
+		return fmt.Errorf("call %d BYE: %w", i, err)
+	}
+	if res.StatusCode != 200 {
+		return fmt.Errorf("call %d BYE answered %d", i, res.StatusCode)
+	}
+	return nil
+}
+
+// transact sends a request until a final response to it comes (UDP
+// retransmission at 500 ms, for 8 s) and returns that response.
+func transact(c *net.UDPConn, to *net.UDPAddr, req []byte, method sip.RequestMethod) (*sip.Response, error) {
+	p := sip.NewParser()
+	buf := make([]byte, 65535)
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.WriteToUDP(req, to); err != nil {
+			return nil, err
+		}
+		resend := time.Now().Add(500 * time.Millisecond)
+		for {
+			_ = c.SetReadDeadline(resend)
+			n, _, err := c.ReadFromUDP(buf)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break
+				}
+				return nil, err
+			}
+			m, err := p.ParseSIP(buf[:n])
+			if err != nil {
+				return nil, fmt.Errorf("unparsable answer: %w", err)
+			}
+			res, ok := m.(*sip.Response)
+			if !ok || res.CSeq().MethodName != method || res.StatusCode < 200 {
+				if !ok {
+					if r, isReq := m.(*sip.Request); isReq && r.Method == sip.BYE {
+						return nil, errors.New("the SBC hung up the call")
+					}
+				}
+				continue
+			}
+			return res, nil
+		}
+		if method == sip.INVITE && strings.Contains(string(req), "INVITE") {
+			// INVITE is retransmitted by the client transaction as well.
+			continue
+		}
+	}
+	return nil, errors.New("no final answer in 8 s")
+}
