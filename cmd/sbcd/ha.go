@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgesbc/edgesbc/ha"
 	"github.com/edgesbc/edgesbc/sbc/config"
+	"github.com/edgesbc/edgesbc/watchdog"
 )
 
 // roleFlag: "sbc" (SIP, media and, with an ha section, Raft) or
@@ -60,6 +61,9 @@ func runWitness(path string) error {
 		return err
 	}
 	log := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	watchdog.BoundShutdown(ctx, cfg.ShutdownGrace.Std(), os.Stderr)
 	reg := prometheus.NewRegistry()
 	n, err := openHA(cfg, log, reg, true)
 	if err != nil {
@@ -75,8 +79,6 @@ func runWitness(path string) error {
 	}
 	defer stopAdmin()
 	log.Info("sbcd witness running", "node", cfg.HA.NodeID, "admin", cfg.Admin.Listen)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	log.Info("witness shutting down")
 	return nil
