@@ -127,7 +127,9 @@ func (w *Watchdog) round() {
 			go func() { ch <- c.f(w.cfg.Bound) }()
 		}
 	}
-	deadline := time.NewTimer(w.cfg.Bound)
+	// A tenth more than the checks get, so that a check's own verdict
+	// (which names what is stuck) arrives before the generic one.
+	deadline := time.NewTimer(w.cfg.Bound + w.cfg.Bound/10)
 	defer deadline.Stop()
 	expired := false
 	for _, c := range w.checks {
