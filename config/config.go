@@ -31,6 +31,10 @@ type Config struct {
 	HA     *HA       `yaml:"ha"`
 	// StateDir keeps the calls across a restart of a single node (state.go).
 	StateDir string `yaml:"state_dir"`
+	// ShutdownGrace bounds SIGTERM to exit; Watchdog times the stall
+	// checks (lifecycle.go).
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	Watchdog      Watchdog `yaml:"watchdog"`
 
 	// Trunks and Routing: carrier trunks and the dial plan over them (trunks.go, routing.go).
 	Trunks  []Trunk `yaml:"trunks"`
@@ -254,6 +258,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.Guard.applyDefaults()
 	c.trunkDefaults()
+	c.lifecycleDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms when a realm names no policy:
@@ -351,6 +356,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateStateDir(); err != nil {
+		return err
+	}
+	if err := c.validateLifecycle(); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {

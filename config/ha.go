@@ -169,6 +169,9 @@ func ParseWitness(b []byte) (*Config, error) {
 	if err := c.validateHA(false); err != nil {
 		return nil, err
 	}
+	if err := c.validateLifecycle(); err != nil {
+		return nil, err
+	}
 	if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
 		return nil, keyErr("admin.listen", "%q is not ip:port (%v)", c.Admin.Listen, err)
 	}

@@ -127,6 +127,9 @@ type workerCmd struct {
 	socks [2]*relaySock
 	err   *error          // add: where a registration error goes
 	wg    *sync.WaitGroup // Done once applied
+	// fn, when set, is all the command is (heartbeat.go): the worker runs
+	// it between two batches, outside mu.
+	fn func()
 }
 
 // worker serves the sockets registered with its epoll instance.
@@ -140,8 +143,9 @@ type worker struct {
 
 	mu     sync.Mutex
 	cmds   []workerCmd
-	stop   bool // Relay.Close asked the worker to exit
-	exited bool // run returned: submit applies commands itself
+	stop   bool          // Relay.Close asked the worker to exit
+	exited bool          // run returned: submit applies commands itself
+	hb     chan struct{} // the queued heartbeat's ack, closed once run (heartbeat.go)
 
 	// Owned by the worker goroutine (by submit once exited).
 	socks  []*relaySock // by slot, the epoll data of each socket
@@ -310,21 +314,34 @@ func (w *worker) commands() bool {
 	var b [8]byte
 	_, _ = unix.Read(w.evfd, b[:]) // reset; every later submit writes again
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	var fns []func()
 	for i, c := range w.cmds {
-		w.apply(c, true)
+		if c.fn != nil {
+			fns = append(fns, c.fn)
+		} else {
+			w.apply(c, true)
+		}
 		w.cmds[i] = workerCmd{}
 	}
 	w.cmds = w.cmds[:0]
 	if w.stop {
 		w.exited = true
 	}
-	return w.exited
+	exited := w.exited
+	w.mu.Unlock()
+	for _, f := range fns {
+		f() // outside mu, so that a slow one holds up this worker only
+	}
+	return exited
 }
 
 // apply adds or removes a stream side's sockets. live: the worker still
 // runs and its epoll descriptor is open.
 func (w *worker) apply(c workerCmd, live bool) {
+	if c.fn != nil { // an exited worker (submit): no goroutine of its own to run it
+		go c.fn()
+		return
+	}
 	defer c.wg.Done()
 	for _, sk := range c.socks {
 		switch {

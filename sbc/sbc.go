@@ -48,6 +48,8 @@ type SBC struct {
 	guard   *guard
 	trunks  *trunkSet // trunk.go
 
+	handlers handlerRuns // progress.go: the watchdog's SIP check
+
 	store    CallStore   // nil: no HA, no persistence
 	rec      *recorder   // writes call records to store
 	standby  atomic.Bool // fenced: every packet dropped
@@ -193,6 +195,7 @@ func (s *SBC) register(r *Realm) {
 				return
 			}
 			s.metrics.reqIn(r.Name, string(req.Method))
+			defer s.handlers.track(req, tx)()
 			h(r, req, tx)
 		}
 	}
@@ -224,6 +227,7 @@ func (s *SBC) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status
 }
 
 func (s *SBC) respond(r *Realm, tx sip.ServerTransaction, res *sip.Response) {
+	s.handlers.answered(tx)
 	if err := tx.Respond(res); err != nil {
 		if !errors.Is(err, sip.ErrTransactionTerminated) {
 			r.log.Debug("respond failed", "status", res.StatusCode, "error", err)

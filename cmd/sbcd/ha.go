@@ -20,6 +20,7 @@ import (
 	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/ha"
+	"github.com/edgesbc/edgesbc/watchdog"
 )
 
 // roleFlag: "sbc" (SIP, media and, with an ha section, Raft) or
@@ -62,6 +63,9 @@ func runWitness(path string) error {
 		return err
 	}
 	log := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	watchdog.BoundShutdown(ctx, cfg.ShutdownGrace.Std(), os.Stderr)
 	reg := prometheus.NewRegistry()
 	n, err := openHA(cfg, log, reg, true)
 	if err != nil {
@@ -77,8 +81,6 @@ func runWitness(path string) error {
 	}
 	defer stopAdmin()
 	log.Info("sbcd witness running", "node", cfg.HA.NodeID, "admin", cfg.Admin.Listen)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	<-ctx.Done()
 	log.Info("witness shutting down")
 	return nil

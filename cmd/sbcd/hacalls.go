@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,9 @@ type haCalls struct {
 	// by a killed earlier run must not forward for VIPs the other node now
 	// holds) and on losing leadership, around ending the calls.
 	fence func(why string)
+	// healthy is the watchdog's verdict: a stalled node takes no
+	// leadership (Restore refuses) and gives it up (stalled).
+	healthy func() bool
 }
 
 // newHACalls opens the ha node when the config asks for one and sets the
@@ -83,6 +87,9 @@ func (h *haCalls) run(s *sbc.SBC) {
 		var restored, bad int
 		err := ha.Follow(ctx, h.node, h.vips, ha.Hooks{
 			Restore: func(context.Context) error {
+				if h.healthy != nil && !h.healthy() {
+					return errors.New("watchdog sees a stall: not taking over")
+				}
 				start = time.Now()
 				restored, bad = s.TakeOver() // a bad record is counted and skipped, not fatal
 				if h.afterRestore != nil {
@@ -105,6 +112,35 @@ func (h *haCalls) run(s *sbc.SBC) {
 			h.log.Error("following HA leadership stopped", "error", err)
 		}
 	}()
+}
+
+// setHealth gives the watchdog's verdict to Restore.
+func (h *haCalls) setHealth(f func() bool) {
+	if h != nil {
+		h.healthy = f
+	}
+}
+
+// stalled runs after every watchdog round that found a stall: a node of
+// an HA pair that is alive but stuck must not keep the VIPs, so that the
+// standby takes the calls. The VIPs go first, through netlink alone,
+// without waiting for Follow (its Stop may be stuck in the stalled SIP or
+// media code); then leadership is handed over. Restore refuses while the
+// stall lasts, and a node that leads again anyway hands over again on
+// the next round.
+func (h *haCalls) stalled(components []string) {
+	if h == nil || len(h.vips) == 0 {
+		return // a single node: nobody to hand the calls to
+	}
+	if err := ha.ReleaseVIPs(h.vips); err != nil {
+		h.log.Error("stalled: release VIPs", "error", err)
+	}
+	if h.node.IsLeader() {
+		h.log.Error("stalled: VIPs released, handing leadership over", "components", components)
+		if err := h.node.StepDown(); err != nil {
+			h.log.Error("stalled: step down", "error", err)
+		}
+	}
 }
 
 // admin adds /api/v1/ha to the SBC's admin API.

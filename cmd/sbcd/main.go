@@ -21,6 +21,7 @@ import (
 	"github.com/edgesbc/edgesbc/configs"
 	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
+	"github.com/edgesbc/edgesbc/watchdog"
 )
 
 func main() {
@@ -63,11 +64,17 @@ func run(path string) error {
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	// From here on a signal ends the process within the grace, whatever
+	// is stuck (exit 3 and a goroutine dump past it).
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	watchdog.BoundShutdown(ctx, cfg.ShutdownGrace.Std(), os.Stderr)
 
 	reg := prometheus.NewRegistry()
 	opt := sbc.Options{Logger: log, Registry: reg}
 	var afterRestore func() // runs after each restore of persisted calls
 	var fence func(string)  // drops every kernel flow (HA standby, fenced)
+	var anchor *mediarelay.Anchor
 	if cfg.Media.Anchored() {
 		ac, err := anchorConfig(cfg, log, reg)
 		if err != nil {
@@ -78,7 +85,7 @@ func run(path string) error {
 			return err
 		}
 		defer kp.Close()
-		anchor, err := mediarelay.NewAnchor(ac)
+		anchor, err = mediarelay.NewAnchor(ac)
 		if err != nil {
 			return err
 		}
@@ -109,12 +116,29 @@ func run(path string) error {
 		return err
 	}
 	hc.run(s)
+	wd, err := watchdog.New(watchdog.Config{
+		Interval: cfg.Watchdog.Interval.Std(), Bound: cfg.Watchdog.Bound.Std(),
+		Logger: log, Registerer: reg, Stalled: hc.stalled,
+	})
+	if err != nil {
+		return err
+	}
+	var shutdownHold watchdog.Hold // test hook: a shutdown that hangs
+	stalls := map[string]func(time.Duration) error{"shutdown": shutdownHold.Set}
+	if anchor != nil {
+		wd.Add("relay", anchor.Heartbeat)
+		stalls["relay"] = anchor.StallWorker
+	}
+	wd.Add("sip", s.CheckHandlers)
+	hc.setHealth(wd.Healthy)
+	go wd.Run(ctx)
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		_ = s.Close(context.Background())
 		return fmt.Errorf("admin API listen %s: %w", cfg.Admin.Listen, err)
 	}
-	admin := &http.Server{Handler: hc.admin(s.AdminHandler()), ReadHeaderTimeout: 5 * time.Second}
+	handler := watchdog.TestHooks(wd.Healthz(hc.admin(s.AdminHandler())), stalls) // hooks: EDGESBC_TEST_HOOKS=1 only
+	admin := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin API stopped", "error", err)
@@ -122,12 +146,13 @@ func run(path string) error {
 	}()
 	log.Info("sbcd running", "admin", cfg.Admin.Listen, "config", orDefault(path))
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	reloadTLSOnHUP(ctx, s, log)
 	<-ctx.Done()
 	log.Info("shutting down: ending calls")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdownHold.Wait()
+	// Half the grace for the calls to end; the rest is for the media,
+	// datapath and Raft to close before BoundShutdown cuts it short.
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.Std()/2)
 	defer cancel()
 	_ = admin.Shutdown(sctx)
 	return s.Close(sctx)
