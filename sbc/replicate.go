@@ -362,15 +362,6 @@ func (s *SBC) restoreCall(rec *callRecord) error {
 // Standby reports whether the SBC is fenced: it serves nothing.
 func (s *SBC) Standby() bool { return s.standby.Load() }
 
-// Activate makes this node the active one: restore every call from the
-// store (TakeOver), then serve SIP (Serve). With VIPs the caller takes
-// them between the two instead.
-func (s *SBC) Activate() (restored, bad int) {
-	restored, bad = s.TakeOver()
-	s.Serve()
-	return restored, bad
-}
-
 // TakeOver restores every call from the store into the call table and the
 // media relay (listeners and media sockets are bound with IP_FREEBIND, so
 // the VIPs need not be up yet); the SBC still serves no SIP.
@@ -452,7 +443,3 @@ func (r *Realm) listenUDP(freeBind bool) (*net.UDPConn, error) {
 func (r *Realm) listenTCP(freeBind bool) (net.Listener, error) {
 	return r.listenConfig(freeBind).Listen(context.Background(), "tcp", r.cfg.Listen)
 }
-
-// Fence stops serving at once (every packet dropped), before the VIPs go
-// and the calls are let go (Deactivate).
-func (s *SBC) Fence() { s.standby.Store(true) }

@@ -28,7 +28,7 @@ type Options struct {
 	// gather the media relay's metrics in the same place.
 	Registry *prometheus.Registry
 	// HA (replicate.go): Store keeps a record of every established call;
-	// Standby starts the SBC fenced, serving nothing until Activate;
+	// Standby starts the SBC fenced, serving nothing until Serve;
 	// FreeBind binds the SIP listeners with IP_FREEBIND (VIPs).
 	Store    CallStore
 	Standby  bool
