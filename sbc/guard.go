@@ -2,6 +2,7 @@ package sbc
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
@@ -142,17 +143,17 @@ func newGuard(s *SBC) *guard {
 		}
 		g.realms[rc.Name] = rg
 	}
-	go g.sweep()
 	return g
 }
 
-// sweep expires bans, bindings and idle counters once a second.
-func (g *guard) sweep() {
+// sweep expires bans, bindings and idle counters once a second until ctx
+// ends.
+func (g *guard) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-g.s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			g.bans.Expire(now)

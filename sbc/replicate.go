@@ -86,11 +86,15 @@ func newRecorder(s *SBC, store CallStore) *recorder {
 		return float64(len(r.pending))
 	})
 	s.metrics.Registry.MustRegister(r.puts, r.deletes, r.errs, r.restored, r.bad, r.latency, r.queued)
+	return r
+}
+
+// start runs the writers; close stops them.
+func (r *recorder) start() {
 	for range recordWriters {
 		r.wg.Add(1)
 		go r.writer()
 	}
-	return r
 }
 
 // mark queues a write of the call's record.

@@ -97,6 +97,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	for _, rc := range cfg.Realms {
 		r, err := newRealm(s, rc)
 		if err != nil {
+			s.cancel()
 			s.closeRealms()
 			return nil, err
 		}
@@ -105,9 +106,16 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.register(r)
 	}
 	if err := s.setupTrunks(); err != nil {
+		s.cancel()
 		s.closeRealms()
 		return nil, err
 	}
+	// Goroutines start only once nothing can fail: an error above leaves
+	// nothing running (TestNewFailureLeaksNothing).
+	if s.rec != nil {
+		s.rec.start()
+	}
+	go s.guard.sweep(s.ctx)
 	return s, nil
 }
 
