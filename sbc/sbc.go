@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,8 +61,6 @@ type SBC struct {
 	draining bool
 }
 
-var setTimersOnce sync.Once
-
 // New builds an SBC from a validated config. Nothing is bound until Start.
 func New(cfg *config.Config, opt Options) (*SBC, error) {
 	if opt.Logger == nil {
@@ -93,7 +90,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.guard = newGuard(s)
-	setTimersOnce.Do(func() { setLinger(cfg.SIP.TransactionLinger.Std()) })
+	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	for _, rc := range cfg.Realms {
 		r, err := newRealm(s, rc)
 		if err != nil {
@@ -117,19 +114,6 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	}
 	go s.guard.sweep(s.ctx)
 	return s, nil
-}
-
-// setLinger shortens how long finished transactions are kept to absorb
-// retransmissions (RFC 3261 timers D, J, L, M; I and K are T4). sipgo keeps
-// them as package variables, so this is process wide.
-func setLinger(d time.Duration) {
-	sip.Timer_D = d
-	sip.Timer_J = d
-	sip.Timer_L = d
-	sip.Timer_M = d
-	if d < sip.T4 {
-		sip.Timer_I, sip.Timer_K = d, d
-	}
 }
 
 // Start binds every realm's listeners and starts serving.
