@@ -46,6 +46,12 @@ type guard struct {
 	keysMu        sync.RWMutex
 	admissionKeys func(realm string, req *sip.Request) []string
 
+	// Per-request values the interceptors hand to what they wrap
+	// (sipgo_reqvalues.go): the wire length of a UDP request (rxLen) and
+	// the user its digest answer proved (authenticate, for the registrar).
+	rxLens   reqValue[int]
+	authUser reqValue[string]
+
 	rejected   *prometheus.CounterVec // by realm, reason
 	bansActive prometheus.Gauge
 	bansTotal  *prometheus.CounterVec // by reason
@@ -60,12 +66,6 @@ type realmGuard struct {
 	admissionKey string
 	retryAfter   time.Duration
 }
-
-// rxLenHeader carries a UDP request's size on the wire from the read
-// filter to the handlers (sipgo keeps no raw size). It is inserted right
-// after the request line, read and removed before any handler runs, so it
-// never leaves the SBC.
-const rxLenHeader = "X-Edgesbc-Rx-Len"
 
 func newGuard(s *SBC) *guard {
 	gc := s.cfg.Guard
@@ -227,27 +227,6 @@ func (g *guard) screen(r *Realm, p sip.TransportReadProps, data []byte) bool {
 	return false
 }
 
-// markLength inserts the rx length header into a UDP request from a
-// source that has not proved its address; data is returned unchanged
-// otherwise.
-func (g *guard) markLength(p sip.TransportReadProps, data []byte) []byte {
-	if bytes.HasPrefix(data, []byte("SIP/")) || g.known(addrOf(p.RemoteAddr)) {
-		return data
-	}
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		return data
-	}
-	n := strconv.Itoa(len(data))
-	out := make([]byte, 0, len(data)+len(rxLenHeader)+len(n)+4)
-	out = append(out, data[:nl+1]...)
-	out = append(out, rxLenHeader...)
-	out = append(out, ": "...)
-	out = append(out, n...)
-	out = append(out, "\r\n"...)
-	return append(out, data[nl+1:]...)
-}
-
 // malformed counts a malformed message against its source.
 func (g *guard) malformed(p sip.TransportReadProps) {
 	g.strike(addrOf(p.RemoteAddr), "malformed", g.cfg.Bans.Malformed)
@@ -282,26 +261,6 @@ func sourceOf(req *sip.Request) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-// rxLen takes the length header off every request before anything else
-// sees it, and keeps the value for the interceptors' answers.
-func (g *guard) rxLen(next handler) handler {
-	return func(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
-		h := req.GetHeader(rxLenHeader)
-		if h == nil {
-			next(r, req, tx)
-			return
-		}
-		if n, err := strconv.Atoi(h.Value()); err == nil && n > 0 {
-			rxLens.Store(req, n)
-			defer rxLens.Delete(req)
-		}
-		for h != nil && req.RemoveHeader(h.Name()) {
-			h = req.GetHeader(rxLenHeader)
-		}
-		next(r, req, tx)
-	}
 }
 
 // newRequest is an out-of-dialog INVITE or REGISTER, what an ACL guards.
@@ -349,9 +308,7 @@ func (g *guard) authenticate(next handler) handler {
 			switch {
 			case err == nil:
 				g.verified.add(src, now)
-				authUser.Store(req, user)
-				defer authUser.Delete(req)
-				next(r, req, tx)
+				g.authUser.with(req, user, func() { next(r, req, tx) })
 				return
 			case err == policy.ErrStaleNonce:
 				stale = true
@@ -380,10 +337,6 @@ func (g *guard) authenticate(next handler) handler {
 		g.answer(r, req, tx, code, reason, extra...)
 	}
 }
-
-// authUser holds the authenticated user of a request while its handler
-// runs (the registrar checks it against the AOR).
-var authUser sync.Map // *sip.Request -> string
 
 // admission admits new INVITEs under the realm's key (and any trunk keys)
 // or answers 503 with Retry-After. The ticket is held until the call ends.
@@ -453,7 +406,7 @@ func (g *guard) answer(r *Realm, req *sip.Request, tx sip.ServerTransaction, sta
 	}
 	src := sourceOf(req)
 	b := []byte(res.String())
-	if !g.mayAnswer(src.Addr(), rxLenOf(req), len(b)) {
+	if !g.mayAnswer(src.Addr(), g.rxLenOf(req), len(b)) {
 		g.reject(r.Name, "amplification")
 		return
 	}
@@ -471,17 +424,7 @@ func (g *guard) answerFits(r *Realm, req *sip.Request, status int, reason string
 	for _, h := range extra {
 		res.AppendHeader(h)
 	}
-	return g.mayAnswer(sourceOf(req).Addr(), rxLenOf(req), len(res.String()))
-}
-
-// rxLens remembers, per request, the wire length taken off by rxLen.
-var rxLens sync.Map // *sip.Request -> int
-
-func rxLenOf(req *sip.Request) int {
-	if v, ok := rxLens.Load(req); ok {
-		return v.(int)
-	}
-	return 0
+	return g.mayAnswer(sourceOf(req).Addr(), g.rxLenOf(req), len(res.String()))
 }
 
 // addrSet is a bounded set of addresses with expiry: the sources that

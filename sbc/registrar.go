@@ -42,7 +42,7 @@ func (g *guard) onRegister(r *Realm, req *sip.Request, tx sip.ServerTransaction)
 		return
 	}
 	aor := to.Address.User
-	if u, ok := authUser.Load(req); ok && u.(string) != aor {
+	if u, ok := g.authUser.get(req); ok && u != aor {
 		g.reject(r.Name, "auth_aor")
 		s.reply(r, req, tx, sip.StatusForbidden, "Forbidden", newTag())
 		return
