@@ -357,9 +357,8 @@ func (s *SBC) restoreCall(rec *callRecord) error {
 			return err
 		}
 	}
-	s.calls.add(c)
+	s.track(c)
 	s.calls.addLeg(c, SideB, c.b.d.CallID)
-	s.metrics.ActiveCalls.Inc()
 	return nil
 }
 
@@ -406,7 +405,7 @@ func (s *SBC) abandonAll(result string) int {
 		if cancel != nil {
 			cancel()
 		}
-		s.end(c, result)
+		c.end(result, "")
 	}
 	return len(calls)
 }

@@ -126,7 +126,7 @@ func (h *trunkHold) refuse(r *Realm, req *sip.Request, tx sip.ServerTransaction)
 		return false
 	}
 	h.s.reply(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", h.c.a.d.LocalTag, retryAfter(rej.RetryAfter))
-	h.s.end(h.c, "trunks_full")
+	h.c.end("trunks_full", "")
 	return true
 }
 
