@@ -3,6 +3,7 @@ package sbc
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -29,8 +30,10 @@ import (
 // Those answers go out statelessly (no retransmission) and, to a source
 // that has not proved its address, never larger than its request.
 type guard struct {
-	s   *SBC
-	cfg config.Guard
+	b2bua   guarded
+	metrics *Metrics
+	cfg     config.Guard
+	order   []string // realm names, in config order
 
 	bans     *policy.Bans
 	limiter  *policy.SourceLimiter
@@ -57,6 +60,21 @@ type guard struct {
 	bansTotal  *prometheus.CounterVec // by reason
 }
 
+// guarded is what the guard needs of the B2BUA it stands in front of
+// (the SBC; a test may fake it).
+type guarded interface {
+	// respond sends a response through its server transaction.
+	respond(r *Realm, tx sip.ServerTransaction, res *sip.Response)
+	// startedCall is the call whose leg A has this Call-ID, if any.
+	startedCall(callID string) (admittedCall, bool)
+}
+
+// admittedCall is what admission needs of a call it let in.
+type admittedCall interface {
+	Answered() bool
+	OnEnd(func())
+}
+
 type realmGuard struct {
 	acl          *policy.ACL
 	aclDrop      bool
@@ -67,10 +85,9 @@ type realmGuard struct {
 	retryAfter   time.Duration
 }
 
-func newGuard(s *SBC) *guard {
-	gc := s.cfg.Guard
+func newGuard(gc config.Guard, realms []config.Realm, b2bua guarded, m *Metrics, log *slog.Logger) *guard {
 	g := &guard{
-		s: s, cfg: gc,
+		b2bua: b2bua, metrics: m, cfg: gc,
 		bans:     policy.NewBans(gc.Bans.Max),
 		limiter:  policy.NewSourceLimiter(gc.Sources.Rate, gc.Sources.Burst, gc.Sources.MaxSources),
 		strikes:  policy.NewStrikes(gc.Bans.Window.Std(), gc.Sources.MaxSources),
@@ -100,13 +117,14 @@ func newGuard(s *SBC) *guard {
 		if added {
 			g.bansActive.Inc()
 			g.bansTotal.WithLabelValues(b.Reason).Inc()
-			s.log.Info("source banned", "addr", b.Addr, "reason", b.Reason, "until", b.Until.Format(time.RFC3339))
+			log.Info("source banned", "addr", b.Addr, "reason", b.Reason, "until", b.Until.Format(time.RFC3339))
 		} else {
 			g.bansActive.Dec()
 		}
 	}
-	s.metrics.Registry.MustRegister(g.rejected, g.bansActive, g.bansTotal, admissionCollector{g.adm})
-	for _, rc := range s.cfg.Realms {
+	m.Registry.MustRegister(g.rejected, g.bansActive, g.bansTotal, admissionCollector{g.adm})
+	for _, rc := range realms {
+		g.order = append(g.order, rc.Name)
 		rg := &realmGuard{}
 		if p := gc.RealmPolicy(rc.Name); p != nil {
 			if p.ACL != nil {
@@ -358,7 +376,7 @@ func (g *guard) admission(next handler) handler {
 		g.keysMu.RUnlock()
 		src := sourceOf(req).Addr()
 		cid := req.CallID().Value()
-		_, existed := g.s.calls.lookup(cid)
+		_, existed := g.b2bua.startedCall(cid)
 		var t *policy.Ticket
 		var rej *policy.Rejection
 		if len(keys) > 0 {
@@ -371,22 +389,18 @@ func (g *guard) admission(next handler) handler {
 			return
 		}
 		next(r, req, tx)
-		ref, ok := g.s.calls.lookup(cid)
-		if existed || !ok || ref.side != SideA {
+		c, ok := g.b2bua.startedCall(cid)
+		if existed || !ok {
 			t.Release()
 			return
 		}
-		c := ref.call
-		c.mu.Lock()
-		answered := !c.answered.IsZero()
-		c.mu.Unlock()
-		if answered {
+		if c.Answered() {
 			// The caller got our 2xx and ACKed (or the call went on):
 			// its address is real.
 			g.verified.add(src, time.Now())
 		}
 		if t != nil {
-			go func() { <-c.done; t.Release() }()
+			c.OnEnd(t.Release)
 		}
 	}
 }
@@ -401,7 +415,7 @@ func (g *guard) answer(r *Realm, req *sip.Request, tx sip.ServerTransaction, sta
 		res.AppendHeader(h)
 	}
 	if !strings.EqualFold(req.Transport(), "UDP") || r.udp == nil {
-		g.s.respond(r, tx, res)
+		g.b2bua.respond(r, tx, res)
 		return
 	}
 	src := sourceOf(req)
@@ -411,8 +425,18 @@ func (g *guard) answer(r *Realm, req *sip.Request, tx sip.ServerTransaction, sta
 		return
 	}
 	if _, err := r.udp.WriteToUDPAddrPort(b, src); err == nil {
-		g.s.metrics.resOut(r.Name, status)
+		g.metrics.resOut(r.Name, status)
 	}
+}
+
+// reply answers a request through its transaction (the registrar's
+// answers).
+func (g *guard) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status int, reason string, extra ...sip.Header) {
+	res := buildLocalResponse(r, req, status, reason, newTag())
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	g.b2bua.respond(r, tx, res)
 }
 
 // answerFits says whether answer would send this response.

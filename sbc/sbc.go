@@ -89,7 +89,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.guard = newGuard(s)
+	s.guard = newGuard(cfg.Guard, cfg.Realms, s, s.metrics, s.log)
 	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	for _, rc := range cfg.Realms {
 		r, err := newRealm(s, rc)
@@ -213,6 +213,16 @@ func (s *SBC) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status
 		res.AppendHeader(h)
 	}
 	s.respond(r, tx, res)
+}
+
+// startedCall is the call whose leg A has this Call-ID (the guard's
+// admission).
+func (s *SBC) startedCall(callID string) (admittedCall, bool) {
+	ref, ok := s.calls.lookup(callID)
+	if !ok || ref.side != SideA {
+		return nil, false
+	}
+	return ref.call, true
 }
 
 func (s *SBC) respond(r *Realm, tx sip.ServerTransaction, res *sip.Response) {

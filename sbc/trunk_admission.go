@@ -62,7 +62,7 @@ type trunkHold struct {
 	trunk    *policy.Trunk
 	ticket   *policy.Ticket
 	refused  *policy.Rejection // the soonest retry among the full trunks
-	watching bool              // a goroutine releases the ticket at call end
+	watching bool              // release is registered to run at call end
 	ended    bool
 }
 
@@ -98,10 +98,7 @@ func (h *trunkHold) admit(dec policy.Decision, i int) bool {
 	h.ticket, h.trunk = tk, t
 	if !h.watching {
 		h.watching = true
-		go func() {
-			<-h.c.done
-			h.release()
-		}()
+		h.c.OnEnd(h.release)
 	}
 	return true
 }
