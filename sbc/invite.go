@@ -116,7 +116,9 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.relayFinal(c, r, req, tx, last)
 		return
 	}
-	if hold.refuse(r, req, tx) {
+	if ra, full := hold.refusal(); full {
+		s.reply(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", c.a.d.LocalTag, ra)
+		c.end("trunks_full", "")
 		return
 	}
 	s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", c.a.d.LocalTag)
