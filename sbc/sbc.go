@@ -83,7 +83,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	s.store, s.freeBind = opt.Store, opt.FreeBind
 	s.standby.Store(opt.Standby)
 	if s.store != nil {
-		s.rec = newRecorder(s, s.store)
+		s.rec = newRecorder(s, s.store, s.metrics.Registry, s.log)
 		if h, ok := opt.Media.(mediaState); ok {
 			h.OnChange(s.onMediaChange)
 		}
