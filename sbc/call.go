@@ -27,7 +27,9 @@ func (s CallState) String() string {
 	return [...]string{"trying", "early", "answered", "confirmed", "ended"}[s]
 }
 
-// Leg is one dialog of a call, seen from the SBC's side of it.
+// Leg is one dialog of a call, seen from the SBC's side of it. side,
+// realm and local are set when the leg is made; the rest is guarded by
+// its call's mu.
 type Leg struct {
 	side  Side
 	realm *Realm
@@ -46,21 +48,33 @@ type Leg struct {
 }
 
 // Call is one B2BUA call: leg A toward the caller, leg B toward the callee.
-// mu guards everything below it; nothing is sent while it is held.
+// It owns its state and its transitions (the methods in this file); the
+// SBC drives it from the SIP handlers and does the sending.
+//
+// Lock rules: the fields above mu are set when the call is made and never
+// change, and are read without it. mu guards everything below it, the
+// legs' fields included. Nothing is sent, no hook runs, and neither the
+// media hook nor the call table is called while mu is held.
 type Call struct {
 	ID    string
 	Start time.Time
 	route string
 	media mediarelay.CallRef // the call as the media hook knows it
+	done  chan struct{}      // closed by end, exactly once
 
 	mu       sync.Mutex
 	state    CallState
 	a, b     *Leg
 	answered time.Time
-	result   string
-	// reinvite is set while an INVITE transaction is under way in either
-	// direction: a second one gets 491 (glare, RFC 3261 14.2).
+	// result is why the call ended (a metric label); reason the Reason
+	// header (RFC 3326) its BYEs carry, if any.
+	result, reason string
+	// inviteBusy is set while an offer (INVITE, or UPDATE with SDP) is
+	// under way in either direction: a second one gets 491 (glare, RFC
+	// 3261 14.2). offerIdle is closed when it clears (beginOffer,
+	// finishOffer); it is nil while no offer is under way.
 	inviteBusy bool
+	offerIdle  chan struct{}
 	// ackWait is closed, or fed, when the ACK the SBC waits for arrives on
 	// the leg named by ackLeg (initial answer or re-INVITE answer).
 	ackWait *ackWaiter
@@ -72,17 +86,193 @@ type Call struct {
 	byeB bool
 	// cancelSetup stops leg B's setup (CANCEL) when the call ends early.
 	cancelSetup func()
-	done        chan struct{} // closed when the call ends
 	// recorded: the call has a record in the HA store (replicate.go);
 	// abandoned: another node owns it now, so ending it here sends
 	// nothing and leaves the record alone.
 	recorded, abandoned bool
+	// onEnd runs once, in order, when the call ends (OnEnd).
+	onEnd []func()
 }
 
 type ackWaiter struct {
 	leg  Side
 	cseq uint32
 	ch   chan *sip.Request
+}
+
+// OnEnd registers f to run once when the call ends, after the hooks
+// registered before it, on the goroutine that ends the call; at once when
+// the call has ended already. f must not block.
+func (c *Call) OnEnd(f func()) {
+	c.mu.Lock()
+	if c.state != StateEnded {
+		c.onEnd = append(c.onEnd, f)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	f()
+}
+
+// end marks the call over with a result (and the Reason its BYEs carry),
+// exactly once: it says whether this call of it did, and then runs the
+// OnEnd hooks.
+func (c *Call) end(result, reason string) bool {
+	c.mu.Lock()
+	if c.state == StateEnded {
+		c.mu.Unlock()
+		return false
+	}
+	c.state = StateEnded
+	c.result, c.reason = result, reason
+	close(c.done)
+	hooks := c.onEnd
+	c.onEnd = nil
+	c.mu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
+	return true
+}
+
+// Result is why the call ended ("" while it has not).
+func (c *Call) Result() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.result
+}
+
+// Answered says whether the call got its 2xx.
+func (c *Call) Answered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.answered.IsZero()
+}
+
+// beginOfferLocked claims the call's one offer in progress. c.mu held.
+func (c *Call) beginOfferLocked() {
+	if !c.inviteBusy {
+		c.inviteBusy = true
+		c.offerIdle = make(chan struct{})
+	}
+	c.ackSeen = false
+}
+
+// finishOfferLocked releases it, waking whoever waits in
+// waitOfferLocked. c.mu held.
+func (c *Call) finishOfferLocked() {
+	if c.inviteBusy {
+		c.inviteBusy = false
+		close(c.offerIdle)
+		c.offerIdle = nil
+	}
+}
+
+// finishOffer is finishOfferLocked for a caller not holding c.mu.
+func (c *Call) finishOffer() {
+	c.mu.Lock()
+	c.finishOfferLocked()
+	c.mu.Unlock()
+}
+
+// waitOfferLocked waits up to d for the offer in progress to finish or
+// the call to end. c.mu is held on entry and on return, and released
+// while waiting.
+func (c *Call) waitOfferLocked(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for c.inviteBusy && c.state != StateEnded {
+		idle := c.offerIdle
+		c.mu.Unlock()
+		select {
+		case <-idle:
+		case <-c.done:
+		case <-t.C:
+			c.mu.Lock()
+			return
+		}
+		c.mu.Lock()
+	}
+}
+
+// nextCSeq takes the next CSeq for a request the SBC sends on leg l, and
+// the leg's dialog as of now to build it from.
+func (c *Call) nextCSeq(l *Leg) (uint32, topology.Dialog) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return l.nextCSeqLocked(), l.d
+}
+
+// nextCSeqLocked is nextCSeq with its call's mu held.
+func (l *Leg) nextCSeqLocked() uint32 {
+	l.cseq++
+	return l.cseq
+}
+
+// legByTags is the call's leg on side s when a request with that Call-ID,
+// To tag (ours) and From tag (the peer's) arrived in realm r belongs to
+// its dialog (RFC 3261 12.2.2). The peer's tag is checked once known: a
+// callee's BYE may overtake the 2xx that would have told it.
+func (c *Call) legByTags(s Side, r *Realm, callID, localTag, remoteTag string) (*Leg, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.leg(s)
+	if l == nil || l.realm != r || l.d.CallID != callID || l.d.LocalTag != localTag {
+		return nil, false
+	}
+	if l.d.RemoteTag != "" && l.d.RemoteTag != remoteTag {
+		return nil, false
+	}
+	return l, true
+}
+
+// learnDialog takes leg B's dialog state from a response that creates it:
+// the callee's tag, Contact and route set (RFC 3261 12.1.2).
+func (c *Call) learnDialog(b *Leg, res *sip.Response) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tag := toTag(res); tag != "" {
+		b.d.RemoteTag = tag
+	}
+	if u, ok := contactURI(res); ok {
+		b.d.Target = u
+	}
+	if rr := recordRoute(res, true); len(rr) > 0 || res.IsSuccess() {
+		b.d.RouteSet = rr
+	}
+}
+
+// awaitAckLocked registers the wait for the ACK to a 2xx sent on side s
+// for the INVITE of CSeq cseq. c.mu held.
+func (c *Call) awaitAckLocked(s Side, cseq uint32) *ackWaiter {
+	w := &ackWaiter{leg: s, cseq: cseq, ch: make(chan *sip.Request, 1)}
+	c.ackWait = w
+	return w
+}
+
+// takeAckWaiter drops w if it is still the call's wait (the ACK came
+// another way, or never).
+func (c *Call) takeAckWaiter(w *ackWaiter) {
+	c.mu.Lock()
+	if c.ackWait == w {
+		c.ackWait = nil
+	}
+	c.mu.Unlock()
+}
+
+// ackArrived hands an ACK that arrived on side s to whoever waits for it,
+// and says whether anyone did.
+func (c *Call) ackArrived(s Side, ack *sip.Request) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.ackWait
+	if w == nil || w.leg != s || ack.CSeq().SeqNo != w.cseq {
+		return false
+	}
+	c.ackWait = nil
+	c.ackSeen = true
+	w.ch <- ack
+	return true
 }
 
 func randUint16() uint16 {

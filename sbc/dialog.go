@@ -17,7 +17,7 @@ const callLinger = 8 * time.Second
 const maxRingTime = 3 * time.Minute
 
 // findLeg matches an in-dialog request to a call leg: its Call-ID, the
-// realm it arrived in, and the SBC's own tag in To.
+// realm it arrived in, and both tags (Call.legByTags).
 func (s *SBC) findLeg(r *Realm, req *sip.Request) (legRef, bool) {
 	cid := req.CallID()
 	if cid == nil {
@@ -27,11 +27,7 @@ func (s *SBC) findLeg(r *Realm, req *sip.Request) (legRef, bool) {
 	if !ok {
 		return legRef{}, false
 	}
-	c := ref.call
-	c.mu.Lock()
-	l := c.leg(ref.side)
-	ok = l != nil && l.realm == r && l.d.CallID == cid.Value() && toTag(req) == l.d.LocalTag
-	c.mu.Unlock()
+	_, ok = ref.call.legByTags(ref.side, r, cid.Value(), toTag(req), fromTag(req))
 	return ref, ok
 }
 
@@ -82,19 +78,15 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	case setup:
 	default:
-		s.hangup(c, "bye_"+sideName(ref.side), l)
+		s.hangup(c, "bye_"+sideName(ref.side), l, "")
 	}
 }
 
-// hangup ends a call and sends BYE on every established leg except from
-// (the leg whose BYE ended it). A call still being set up is cancelled
-// instead: its setup goroutine ends it.
-func (s *SBC) hangup(c *Call, result string, from *Leg) {
-	s.hangupWhy(c, result, from, "")
-}
-
-// hangupWhy is hangup with a Reason header (RFC 3326) on the BYEs.
-func (s *SBC) hangupWhy(c *Call, result string, from *Leg, reason string) {
+// hangup ends a call and sends BYE, with the Reason header (RFC 3326)
+// when one is given, on every established leg except from (the leg whose
+// BYE ended it). A call still being set up is cancelled instead: its
+// setup goroutine ends it.
+func (s *SBC) hangup(c *Call, result string, from *Leg, reason string) {
 	c.mu.Lock()
 	state, cancel, a, b := c.state, c.cancelSetup, c.a, c.b
 	c.mu.Unlock()
@@ -107,7 +99,7 @@ func (s *SBC) hangupWhy(c *Call, result string, from *Leg, reason string) {
 		}
 		return
 	}
-	if !s.end(c, result) {
+	if !c.end(result, reason) {
 		return
 	}
 	for _, l := range []*Leg{a, b} {
@@ -117,21 +109,23 @@ func (s *SBC) hangupWhy(c *Call, result string, from *Leg, reason string) {
 	}
 }
 
-// end marks a call over, exactly once, and releases what it held.
-func (s *SBC) end(c *Call, result string) bool {
+// track puts a call in the table, and has it release what it held there
+// when it ends.
+func (s *SBC) track(c *Call) {
+	c.OnEnd(func() { s.ended(c) })
+	s.calls.add(c)
+	s.metrics.ActiveCalls.Inc()
+}
+
+// ended releases what an ended call held: its place in the table (its
+// Call-IDs linger), its media and its record; and counts and logs it.
+func (s *SBC) ended(c *Call) {
 	c.mu.Lock()
-	if c.state == StateEnded {
-		c.mu.Unlock()
-		return false
-	}
-	c.state = StateEnded
-	c.result = result
-	close(c.done)
 	ids := []string{c.a.d.CallID}
 	if c.b != nil {
 		ids = append(ids, c.b.d.CallID)
 	}
-	answered := c.answered
+	answered, result := c.answered, c.result
 	c.mu.Unlock()
 
 	s.calls.removeActive(c)
@@ -145,14 +139,11 @@ func (s *SBC) end(c *Call, result string) bool {
 		attrs = append(attrs, "talk", time.Since(answered).Round(time.Millisecond))
 	}
 	c.a.realm.log.Info("call ended", attrs...)
-	return true
 }
 
 func (s *SBC) sendBye(c *Call, l *Leg, reason string) {
-	c.mu.Lock()
-	l.cseq++
-	bye := topology.BuildRequest(sip.BYE, l.d, l.cseq, 70, l.local, nil, nil, nil, "")
-	c.mu.Unlock()
+	seq, d := c.nextCSeq(l)
+	bye := topology.BuildRequest(sip.BYE, d, seq, 70, l.local, nil, nil, nil, "")
 	if reason != "" {
 		bye.AppendHeader(sip.NewHeader("Reason", reason))
 	}
@@ -168,7 +159,7 @@ func (s *SBC) onMediaTimeout(callID string) {
 		return
 	}
 	c.a.realm.log.Info("media timeout, ending call", "call", c.ID)
-	s.hangupWhy(c, "media_timeout", nil, `Q.850;cause=102;text="media timeout"`)
+	s.hangup(c, "media_timeout", nil, `Q.850;cause=102;text="media timeout"`)
 }
 
 // onInDialog relays a request inside a call (re-INVITE, UPDATE, INFO,
@@ -190,12 +181,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		// The last INVITE is only waiting for its ACK, which the peer sent
 		// before this request but which reaches us on another goroutine:
 		// give it up to T1 before calling this glare.
-		deadline := time.Now().Add(sip.T1)
-		for c.inviteBusy && c.state != StateEnded && time.Now().Before(deadline) {
-			c.mu.Unlock()
-			time.Sleep(2 * time.Millisecond)
-			c.mu.Lock()
-		}
+		c.waitOfferLocked(sip.T1)
 	}
 	x, y := c.leg(ref.side), c.other(ref.side)
 	switch {
@@ -218,22 +204,18 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if isInvite || offers {
-		c.inviteBusy = true
-		c.ackSeen = false
+		c.beginOfferLocked()
 	}
 	if isInvite || req.Method == sip.UPDATE {
 		if u, ok := contactURI(req); ok {
 			x.d.Target = u // target refresh
 		}
 	}
-	y.cseq++
-	seq, d := y.cseq, y.d
+	seq, d := y.nextCSeqLocked(), y.d
 	c.mu.Unlock()
 	release := func() {
 		if isInvite || offers {
-			c.mu.Lock()
-			c.inviteBusy = false
-			c.mu.Unlock()
+			c.finishOffer()
 		}
 	}
 
@@ -262,7 +244,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		release()
 		s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", "")
 		// RFC 3261 12.2.1.2: a dialog whose peer does not answer is over.
-		s.hangup(c, "timeout_in_dialog", nil)
+		s.hangup(c, "timeout_in_dialog", nil, "")
 		return
 	}
 
@@ -293,16 +275,15 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		release()
 		s.respond(r, tx, back)
 		if res.StatusCode == sip.StatusCallTransactionDoesNotExists {
-			s.hangup(c, "peer_lost_dialog", nil)
+			s.hangup(c, "peer_lost_dialog", nil, "")
 		}
 		return
 	}
 
 	// A re-INVITE's 2xx: ACK the far leg (with the answer if the offer came
 	// late), and retransmit the 2xx to the near leg until its ACK.
-	w := &ackWaiter{leg: ref.side, cseq: req.CSeq().SeqNo, ch: make(chan *sip.Request, 1)}
 	c.mu.Lock()
-	c.ackWait = w
+	w := c.awaitAckLocked(ref.side, req.CSeq().SeqNo)
 	c.mu.Unlock()
 	if offers {
 		s.ackLeg(c, y, seq, nil)

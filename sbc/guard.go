@@ -2,9 +2,10 @@ package sbc
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +29,10 @@ import (
 // Those answers go out statelessly (no retransmission) and, to a source
 // that has not proved its address, never larger than its request.
 type guard struct {
-	s   *SBC
-	cfg config.Guard
+	b2bua   guarded
+	metrics *Metrics
+	cfg     config.Guard
+	order   []string // realm names, in config order
 
 	bans     *policy.Bans
 	limiter  *policy.SourceLimiter
@@ -45,9 +48,30 @@ type guard struct {
 	keysMu        sync.RWMutex
 	admissionKeys func(realm string, req *sip.Request) []string
 
+	// Per-request values the interceptors hand to what they wrap
+	// (sipgo_reqvalues.go): the wire length of a UDP request (rxLen) and
+	// the user its digest answer proved (authenticate, for the registrar).
+	rxLens   reqValue[int]
+	authUser reqValue[string]
+
 	rejected   *prometheus.CounterVec // by realm, reason
 	bansActive prometheus.Gauge
 	bansTotal  *prometheus.CounterVec // by reason
+}
+
+// guarded is what the guard needs of the B2BUA it stands in front of
+// (the SBC; a test may fake it).
+type guarded interface {
+	// respond sends a response through its server transaction.
+	respond(r *Realm, tx sip.ServerTransaction, res *sip.Response)
+	// startedCall is the call whose leg A has this Call-ID, if any.
+	startedCall(callID string) (admittedCall, bool)
+}
+
+// admittedCall is what admission needs of a call it let in.
+type admittedCall interface {
+	Answered() bool
+	OnEnd(func())
 }
 
 type realmGuard struct {
@@ -60,16 +84,9 @@ type realmGuard struct {
 	retryAfter   time.Duration
 }
 
-// rxLenHeader carries a UDP request's size on the wire from the read
-// filter to the handlers (sipgo keeps no raw size). It is inserted right
-// after the request line, read and removed before any handler runs, so it
-// never leaves the SBC.
-const rxLenHeader = "X-Edgesbc-Rx-Len"
-
-func newGuard(s *SBC) *guard {
-	gc := s.cfg.Guard
+func newGuard(gc config.Guard, realms []config.Realm, b2bua guarded, m *Metrics, log *slog.Logger) *guard {
 	g := &guard{
-		s: s, cfg: gc,
+		b2bua: b2bua, metrics: m, cfg: gc,
 		bans:     policy.NewBans(gc.Bans.Max),
 		limiter:  policy.NewSourceLimiter(gc.Sources.Rate, gc.Sources.Burst, gc.Sources.MaxSources),
 		strikes:  policy.NewStrikes(gc.Bans.Window.Std(), gc.Sources.MaxSources),
@@ -99,13 +116,14 @@ func newGuard(s *SBC) *guard {
 		if added {
 			g.bansActive.Inc()
 			g.bansTotal.WithLabelValues(b.Reason).Inc()
-			s.log.Info("source banned", "addr", b.Addr, "reason", b.Reason, "until", b.Until.Format(time.RFC3339))
+			log.Info("source banned", "addr", b.Addr, "reason", b.Reason, "until", b.Until.Format(time.RFC3339))
 		} else {
 			g.bansActive.Dec()
 		}
 	}
-	s.metrics.Registry.MustRegister(g.rejected, g.bansActive, g.bansTotal, admissionCollector{g.adm})
-	for _, rc := range s.cfg.Realms {
+	m.Registry.MustRegister(g.rejected, g.bansActive, g.bansTotal, admissionCollector{g.adm})
+	for _, rc := range realms {
+		g.order = append(g.order, rc.Name)
 		rg := &realmGuard{}
 		if p := gc.RealmPolicy(rc.Name); p != nil {
 			if p.ACL != nil {
@@ -142,17 +160,17 @@ func newGuard(s *SBC) *guard {
 		}
 		g.realms[rc.Name] = rg
 	}
-	go g.sweep()
 	return g
 }
 
-// sweep expires bans, bindings and idle counters once a second.
-func (g *guard) sweep() {
+// sweep expires bans, bindings and idle counters once a second until ctx
+// ends.
+func (g *guard) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-g.s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			g.bans.Expire(now)
@@ -226,27 +244,6 @@ func (g *guard) screen(r *Realm, p sip.TransportReadProps, data []byte) bool {
 	return false
 }
 
-// markLength inserts the rx length header into a UDP request from a
-// source that has not proved its address; data is returned unchanged
-// otherwise.
-func (g *guard) markLength(p sip.TransportReadProps, data []byte) []byte {
-	if bytes.HasPrefix(data, []byte("SIP/")) || g.known(addrOf(p.RemoteAddr)) {
-		return data
-	}
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		return data
-	}
-	n := strconv.Itoa(len(data))
-	out := make([]byte, 0, len(data)+len(rxLenHeader)+len(n)+4)
-	out = append(out, data[:nl+1]...)
-	out = append(out, rxLenHeader...)
-	out = append(out, ": "...)
-	out = append(out, n...)
-	out = append(out, "\r\n"...)
-	return append(out, data[nl+1:]...)
-}
-
 // malformed counts a malformed message against its source.
 func (g *guard) malformed(p sip.TransportReadProps) {
 	g.strike(addrOf(p.RemoteAddr), "malformed", g.cfg.Bans.Malformed)
@@ -281,26 +278,6 @@ func sourceOf(req *sip.Request) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-// rxLen takes the length header off every request before anything else
-// sees it, and keeps the value for the interceptors' answers.
-func (g *guard) rxLen(next handler) handler {
-	return func(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
-		h := req.GetHeader(rxLenHeader)
-		if h == nil {
-			next(r, req, tx)
-			return
-		}
-		if n, err := strconv.Atoi(h.Value()); err == nil && n > 0 {
-			rxLens.Store(req, n)
-			defer rxLens.Delete(req)
-		}
-		for h != nil && req.RemoveHeader(h.Name()) {
-			h = req.GetHeader(rxLenHeader)
-		}
-		next(r, req, tx)
-	}
 }
 
 // newRequest is an out-of-dialog INVITE or REGISTER, what an ACL guards.
@@ -348,9 +325,7 @@ func (g *guard) authenticate(next handler) handler {
 			switch {
 			case err == nil:
 				g.verified.add(src, now)
-				authUser.Store(req, user)
-				defer authUser.Delete(req)
-				next(r, req, tx)
+				g.authUser.with(req, user, func() { next(r, req, tx) })
 				return
 			case err == policy.ErrStaleNonce:
 				stale = true
@@ -380,10 +355,6 @@ func (g *guard) authenticate(next handler) handler {
 	}
 }
 
-// authUser holds the authenticated user of a request while its handler
-// runs (the registrar checks it against the AOR).
-var authUser sync.Map // *sip.Request -> string
-
 // admission admits new INVITEs under the realm's key (and any trunk keys)
 // or answers 503 with Retry-After. The ticket is held until the call ends.
 func (g *guard) admission(next handler) handler {
@@ -404,7 +375,7 @@ func (g *guard) admission(next handler) handler {
 		g.keysMu.RUnlock()
 		src := sourceOf(req).Addr()
 		cid := req.CallID().Value()
-		_, existed := g.s.calls.lookup(cid)
+		_, existed := g.b2bua.startedCall(cid)
 		var t *policy.Ticket
 		var rej *policy.Rejection
 		if len(keys) > 0 {
@@ -416,22 +387,18 @@ func (g *guard) admission(next handler) handler {
 			return
 		}
 		next(r, req, tx)
-		ref, ok := g.s.calls.lookup(cid)
-		if existed || !ok || ref.side != SideA {
+		c, ok := g.b2bua.startedCall(cid)
+		if existed || !ok {
 			t.Release()
 			return
 		}
-		c := ref.call
-		c.mu.Lock()
-		answered := !c.answered.IsZero()
-		c.mu.Unlock()
-		if answered {
+		if c.Answered() {
 			// The caller got our 2xx and ACKed (or the call went on):
 			// its address is real.
 			g.verified.add(src, time.Now())
 		}
 		if t != nil {
-			go func() { <-c.done; t.Release() }()
+			c.OnEnd(t.Release)
 		}
 	}
 }
@@ -446,18 +413,28 @@ func (g *guard) answer(r *Realm, req *sip.Request, tx sip.ServerTransaction, sta
 		res.AppendHeader(h)
 	}
 	if !strings.EqualFold(req.Transport(), "UDP") || r.udp == nil {
-		g.s.respond(r, tx, res)
+		g.b2bua.respond(r, tx, res)
 		return
 	}
 	src := sourceOf(req)
 	b := []byte(res.String())
-	if !g.mayAnswer(src.Addr(), rxLenOf(req), len(b)) {
+	if !g.mayAnswer(src.Addr(), g.rxLenOf(req), len(b)) {
 		g.reject(r.Name, "amplification")
 		return
 	}
 	if _, err := r.udp.WriteToUDPAddrPort(b, src); err == nil {
-		g.s.metrics.resOut(r.Name, status)
+		g.metrics.resOut(r.Name, status)
 	}
+}
+
+// reply answers a request through its transaction (the registrar's
+// answers).
+func (g *guard) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status int, reason string, extra ...sip.Header) {
+	res := buildLocalResponse(r, req, status, reason, newTag())
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	g.b2bua.respond(r, tx, res)
 }
 
 // answerFits says whether answer would send this response.
@@ -469,17 +446,7 @@ func (g *guard) answerFits(r *Realm, req *sip.Request, status int, reason string
 	for _, h := range extra {
 		res.AppendHeader(h)
 	}
-	return g.mayAnswer(sourceOf(req).Addr(), rxLenOf(req), len(res.String()))
-}
-
-// rxLens remembers, per request, the wire length taken off by rxLen.
-var rxLens sync.Map // *sip.Request -> int
-
-func rxLenOf(req *sip.Request) int {
-	if v, ok := rxLens.Load(req); ok {
-		return v.(int)
-	}
-	return 0
+	return g.mayAnswer(sourceOf(req).Addr(), g.rxLenOf(req), len(res.String()))
 }
 
 // addrSet is a bounded set of addresses with expiry: the sources that

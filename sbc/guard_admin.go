@@ -34,10 +34,10 @@ func (g *guard) admin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
 		out := []api.Registration{}
 		now := time.Now()
-		for _, rc := range g.s.cfg.Realms {
-			if reg := g.realms[rc.Name].registrar; reg != nil {
+		for _, name := range g.order {
+			if reg := g.realms[name].registrar; reg != nil {
 				for _, b := range reg.loc.List(now) {
-					out = append(out, apiRegistration(rc.Name, b))
+					out = append(out, apiRegistration(name, b))
 				}
 			}
 		}

@@ -82,7 +82,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 			r.log.Info("offer refused", "call", c.ID, "error", err)
 			code, reason := mediaRefusal(err)
 			s.reply(r, req, tx, code, reason, c.a.d.LocalTag)
-			s.end(c, "media_"+strconv.Itoa(code))
+			c.end("media_"+strconv.Itoa(code), "")
 			return
 		}
 	}
@@ -102,7 +102,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 			// sipgo has already answered the CANCEL and sent 487 when the
 			// caller cancelled; a BYE or shutdown gets it here.
 			s.reply(r, req, tx, sip.StatusRequestTerminated, "Request Terminated", c.a.d.LocalTag)
-			s.end(c, "cancelled")
+			c.end("cancelled", "")
 			return
 		case outcomeFinal:
 			s.relayFinal(c, r, req, tx, o.res)
@@ -116,11 +116,13 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.relayFinal(c, r, req, tx, last)
 		return
 	}
-	if hold.refuse(r, req, tx) {
+	if ra, full := hold.refusal(); full {
+		s.reply(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", c.a.d.LocalTag, ra)
+		c.end("trunks_full", "")
 		return
 	}
 	s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", c.a.d.LocalTag)
-	s.end(c, "timeout")
+	c.end("timeout", "")
 }
 
 // mediaRefusal maps a media hook error to the answer leg A gets.
@@ -163,10 +165,10 @@ func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call 
 		a.d.Target = from.Address
 	}
 	// inviteBusy until confirmed: a re-INVITE during setup gets 491.
-	c := &Call{ID: newCallID(), Start: time.Now(), route: route, a: a, done: make(chan struct{}), inviteBusy: true}
+	c := &Call{ID: newCallID(), Start: time.Now(), route: route, a: a, done: make(chan struct{})}
+	c.beginOfferLocked() // not yet shared: no lock needed
 	c.media = mediarelay.CallRef{ID: c.ID, Realms: [2]string{r.Name, outRealm}}
-	s.calls.add(c)
-	s.metrics.ActiveCalls.Inc()
+	s.track(c)
 	return c
 }
 
@@ -250,7 +252,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 					s.relayProvisional(c, b, req, txA, res)
 				}
 			case res.IsSuccess():
-				s.learnDialog(c, b, res)
+				c.learnDialog(b, res)
 				if cancelled {
 					// The callee answered as the caller gave up: ACK and
 					// hang up the leg B dialog that now exists.
@@ -305,7 +307,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 			cancelled = true
 			// The caller is gone: the call is over for everyone but leg B,
 			// which is cleaned up below without holding the call open.
-			s.end(c, "cancelled")
+			c.end("cancelled", "")
 			if provisional {
 				cancelSent = true
 				s.sendCancel(out, inv)
@@ -336,25 +338,9 @@ func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *L
 	return b
 }
 
-// learnDialog takes leg B's dialog state from a response that creates it:
-// the callee's tag, Contact and route set (RFC 3261 12.1.2).
-func (s *SBC) learnDialog(c *Call, b *Leg, res *sip.Response) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if tag := toTag(res); tag != "" {
-		b.d.RemoteTag = tag
-	}
-	if u, ok := contactURI(res); ok {
-		b.d.Target = u
-	}
-	if rr := recordRoute(res, true); len(rr) > 0 || res.IsSuccess() {
-		b.d.RouteSet = rr
-	}
-}
-
 func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.ServerTransaction, res *sip.Response) {
 	if toTag(res) != "" {
-		s.learnDialog(c, b, res)
+		c.learnDialog(b, res)
 	}
 	body := res.Body()
 	if len(body) > 0 && isSDP(res) {
@@ -378,7 +364,7 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 func (s *SBC) relayFinal(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
 	s.respond(r, tx, out)
-	s.end(c, resultOf(res.StatusCode))
+	c.end(resultOf(res.StatusCode), "")
 }
 
 func resultOf(code int) string {
@@ -421,8 +407,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	}
 	c.state = StateAnswered
 	c.answered = time.Now()
-	w := &ackWaiter{leg: SideA, cseq: req.CSeq().SeqNo, ch: make(chan *sip.Request, 1)}
-	c.ackWait = w
+	w := c.awaitAckLocked(SideA, req.CSeq().SeqNo)
 	a, b := c.a, c.b
 	c.mu.Unlock()
 
@@ -435,12 +420,12 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	byeB := c.byeB
 	if c.state == StateAnswered {
 		c.state = StateConfirmed
-		c.inviteBusy = false
+		c.finishOfferLocked()
 	}
 	c.mu.Unlock()
 	s.changed(c)
 	if byeB {
-		s.hangup(c, "bye_b", b)
+		s.hangup(c, "bye_b", b, "")
 	}
 }
 
@@ -453,7 +438,7 @@ func (s *SBC) ackThrough(c *Call, r *Realm, tx sip.ServerTransaction, res *sip.R
 	if ack == nil {
 		if c.State() != StateEnded {
 			r.log.Info("no ACK for 2xx, ending call", "call", c.ID)
-			s.hangup(c, "no_ack", nil)
+			s.hangup(c, "no_ack", nil, "")
 		}
 		return false
 	}
@@ -484,7 +469,7 @@ func (s *SBC) awaitAck(c *Call, r *Realm, tx sip.ServerTransaction, res *sip.Res
 	for {
 		select {
 		case ack := <-tx.Acks():
-			s.takeAckWaiter(c, w)
+			c.takeAckWaiter(w)
 			return ack
 		case ack := <-w.ch:
 			return ack
@@ -497,7 +482,7 @@ func (s *SBC) awaitAck(c *Call, r *Realm, tx sip.ServerTransaction, res *sip.Res
 			interval = min(2*interval, sip.T2)
 			retransmit.Reset(interval)
 		case <-deadline.C:
-			s.takeAckWaiter(c, w)
+			c.takeAckWaiter(w)
 			return nil
 		case <-c.done:
 			return nil
@@ -505,30 +490,11 @@ func (s *SBC) awaitAck(c *Call, r *Realm, tx sip.ServerTransaction, res *sip.Res
 	}
 }
 
-func (s *SBC) takeAckWaiter(c *Call, w *ackWaiter) {
-	c.mu.Lock()
-	if c.ackWait == w {
-		c.ackWait = nil
-	}
-	c.mu.Unlock()
-}
-
 // onAck routes an ACK for a 2xx to whoever waits for it; any other ACK
 // (retransmitted, or for a call that is gone) is absorbed and counted.
 func (s *SBC) onAck(r *Realm, req *sip.Request, _ sip.ServerTransaction) {
-	ref, ok := s.findLeg(r, req)
-	if ok {
-		c := ref.call
-		c.mu.Lock()
-		w := c.ackWait
-		if w != nil && w.leg == ref.side && req.CSeq().SeqNo == w.cseq {
-			c.ackWait = nil
-			c.ackSeen = true
-			w.ch <- req
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
+	if ref, ok := s.findLeg(r, req); ok && ref.call.ackArrived(ref.side, req) {
+		return
 	}
 	s.metrics.DroppedStray.WithLabelValues(r.Name, "ack").Inc()
 }

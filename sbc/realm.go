@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -33,11 +32,8 @@ type Realm struct {
 
 	udp   *net.UDPConn
 	tcp   net.Listener
-	laddr sip.Addr // the UDP listener, which leg requests are sent from
-	// ready is closed once sipgo has the UDP listener in its connection
-	// pool. Until then a request "from the listener" would make sipgo bind
-	// a second socket on the same port and fail.
-	ready chan struct{}
+	laddr sip.Addr      // the UDP listener, which leg requests are sent from
+	ready chan struct{} // sipgo_ready.go
 
 	tls *realmTLS // nil without a tls block (tls.go)
 }
@@ -115,20 +111,12 @@ func (r *Realm) listen(readBuffer int, freeBind bool) error {
 
 func (r *Realm) serve() {
 	if r.udp != nil {
+		conn := newReadyConn(r.udp, r.ready)
 		go func() {
-			if err := r.srv.ServeUDP(r.udp); err != nil && !errors.Is(err, net.ErrClosed) {
+			defer conn.setReady() // even when sipgo stops at once: never block senders
+			if err := r.srv.ServeUDP(conn); err != nil && !errors.Is(err, net.ErrClosed) {
 				r.log.Error("UDP listener stopped", "error", err)
 			}
-		}()
-		go func() {
-			addr := r.udp.LocalAddr().String()
-			for i := 0; i < 1000; i++ {
-				if c, err := r.ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
-			close(r.ready)
 		}()
 	} else {
 		close(r.ready)

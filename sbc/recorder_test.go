@@ -45,7 +45,8 @@ func (s *slowStore) Range(f func(string, []byte) bool) {}
 func TestRecorderEndsInOrder(t *testing.T) {
 	store := &slowStore{m: map[string][]byte{}}
 	s := &SBC{log: slog.New(slog.DiscardHandler), metrics: newMetrics(nil), media: PassThroughMedia{}, calls: newCallTable()}
-	s.rec = newRecorder(s, store)
+	s.rec = newRecorder(s, store, s.metrics.Registry, s.log)
+	s.rec.start()
 	realm := &Realm{Name: "carrier"}
 	leg := func(side Side, id string) *Leg {
 		return &Leg{side: side, realm: realm, local: topology.Local{Transport: "UDP"}, d: topology.Dialog{CallID: id, LocalTag: "l", RemoteTag: "r", Target: sip.Uri{Scheme: "sip", Host: "192.0.2.10"}}}

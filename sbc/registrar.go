@@ -35,16 +35,15 @@ func (g *guard) registerHandlers(r *Realm, wrap func(func(*Realm, *sip.Request, 
 
 func (g *guard) onRegister(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	reg := g.realms[r.Name].registrar
-	s := g.s
 	to := req.To()
 	if to == nil || to.Address.User == "" {
-		s.reply(r, req, tx, sip.StatusBadRequest, "Missing AOR", newTag())
+		g.reply(r, req, tx, sip.StatusBadRequest, "Missing AOR")
 		return
 	}
 	aor := to.Address.User
-	if u, ok := authUser.Load(req); ok && u.(string) != aor {
+	if u, ok := g.authUser.get(req); ok && u != aor {
 		g.reject(r.Name, "auth_aor")
-		s.reply(r, req, tx, sip.StatusForbidden, "Forbidden", newTag())
+		g.reply(r, req, tx, sip.StatusForbidden, "Forbidden")
 		return
 	}
 	now := time.Now()
@@ -52,7 +51,7 @@ func (g *guard) onRegister(r *Realm, req *sip.Request, tx sip.ServerTransaction)
 	if h := req.GetHeader("Expires"); h != nil {
 		n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
 		if err != nil || n < 0 {
-			s.reply(r, req, tx, sip.StatusBadRequest, "Bad Expires", newTag())
+			g.reply(r, req, tx, sip.StatusBadRequest, "Bad Expires")
 			return
 		}
 		defExp = n
@@ -64,7 +63,7 @@ func (g *guard) onRegister(r *Realm, req *sip.Request, tx sip.ServerTransaction)
 	for _, h := range contacts {
 		if strings.TrimSpace(h.Value()) == "*" {
 			if len(contacts) != 1 || defExp != 0 {
-				s.reply(r, req, tx, sip.StatusBadRequest, "Bad Wildcard Contact", newTag())
+				g.reply(r, req, tx, sip.StatusBadRequest, "Bad Wildcard Contact")
 				return
 			}
 			reg.loc.RemoveAll(aor)
@@ -73,20 +72,20 @@ func (g *guard) onRegister(r *Realm, req *sip.Request, tx sip.ServerTransaction)
 		}
 	}
 	if len(contacts) > 10 {
-		s.reply(r, req, tx, sip.StatusForbidden, "Too Many Contacts", newTag())
+		g.reply(r, req, tx, sip.StatusForbidden, "Too Many Contacts")
 		return
 	}
 	for _, h := range contacts {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok || c.Address.Host == "" {
-			s.reply(r, req, tx, sip.StatusBadRequest, "Bad Contact", newTag())
+			g.reply(r, req, tx, sip.StatusBadRequest, "Bad Contact")
 			return
 		}
 		exp := defExp
 		if v, ok := c.Params.Get("expires"); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				s.reply(r, req, tx, sip.StatusBadRequest, "Bad Contact Expires", newTag())
+				g.reply(r, req, tx, sip.StatusBadRequest, "Bad Contact Expires")
 				return
 			}
 			exp = n
@@ -95,7 +94,7 @@ func (g *guard) onRegister(r *Realm, req *sip.Request, tx sip.ServerTransaction)
 			exp = int(reg.cfg.DefaultExpires.Std() / time.Second)
 		}
 		if minE := int(reg.cfg.MinExpires.Std() / time.Second); exp > 0 && exp < minE {
-			s.reply(r, req, tx, sip.StatusIntervalToBrief, "Interval Too Brief", newTag(), sip.NewHeader("Min-Expires", strconv.Itoa(minE)))
+			g.reply(r, req, tx, sip.StatusIntervalToBrief, "Interval Too Brief", sip.NewHeader("Min-Expires", strconv.Itoa(minE)))
 			return
 		}
 		exp = min(exp, int(reg.cfg.MaxExpires.Std()/time.Second))
@@ -103,7 +102,7 @@ func (g *guard) onRegister(r *Realm, req *sip.Request, tx sip.ServerTransaction)
 		b.Expires, b.CallID, b.CSeq = now.Add(time.Duration(exp)*time.Second), callID, cseq
 		if err := reg.loc.Update(b, now); err != nil {
 			g.reject(r.Name, "registrar_full")
-			s.reply(r, req, tx, sip.StatusServiceUnavailable, "Registrar Full", newTag(), sip.NewHeader("Retry-After", "60"))
+			g.reply(r, req, tx, sip.StatusServiceUnavailable, "Registrar Full", sip.NewHeader("Retry-After", "60"))
 			return
 		}
 	}
@@ -143,7 +142,7 @@ func (g *guard) registered(r *Realm, req *sip.Request, tx sip.ServerTransaction,
 		extra = append(extra, sip.NewHeader("Contact", fmt.Sprintf("<%s>;expires=%d", b.Contact, secs)))
 	}
 	extra = append(extra, sip.NewHeader("Date", now.UTC().Format(http1123)))
-	g.s.reply(r, req, tx, sip.StatusOK, "OK", newTag(), extra...)
+	g.reply(r, req, tx, sip.StatusOK, "OK", extra...)
 }
 
 const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"

@@ -3,6 +3,7 @@ package sbc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -44,8 +45,9 @@ const recordWriters = 256
 // never written by two writers at once, so its Put and Delete reach the
 // store in order.
 type recorder struct {
-	s     *SBC
+	src   recordSource
 	store CallStore
+	log   *slog.Logger
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -62,13 +64,19 @@ type recorder struct {
 	latency             prometheus.Histogram
 }
 
+// recordSource is what the recorder needs of the B2BUA: a call's record
+// as of now, false when the call is not (or no longer) established.
+type recordSource interface {
+	snapshotCall(c *Call) (*callRecord, bool)
+}
+
 type recOp struct {
 	call *Call // nil: delete
 	at   time.Time
 }
 
-func newRecorder(s *SBC, store CallStore) *recorder {
-	r := &recorder{s: s, store: store, pending: map[string]recOp{}, inflight: map[string]bool{}}
+func newRecorder(src recordSource, store CallStore, reg prometheus.Registerer, log *slog.Logger) *recorder {
+	r := &recorder{src: src, store: store, log: log, pending: map[string]recOp{}, inflight: map[string]bool{}}
 	r.cond = sync.NewCond(&r.mu)
 	r.idle = sync.NewCond(&r.mu)
 	r.puts = prometheus.NewCounter(prometheus.CounterOpts{Name: "sbc_ha_record_writes_total", Help: "Call records written to the HA store."})
@@ -85,12 +93,16 @@ func newRecorder(s *SBC, store CallStore) *recorder {
 		defer r.mu.Unlock()
 		return float64(len(r.pending))
 	})
-	s.metrics.Registry.MustRegister(r.puts, r.deletes, r.errs, r.restored, r.bad, r.latency, r.queued)
+	reg.MustRegister(r.puts, r.deletes, r.errs, r.restored, r.bad, r.latency, r.queued)
+	return r
+}
+
+// start runs the writers; close stops them.
+func (r *recorder) start() {
 	for range recordWriters {
 		r.wg.Add(1)
 		go r.writer()
 	}
-	return r
 }
 
 // mark queues a write of the call's record.
@@ -159,7 +171,7 @@ func (r *recorder) apply(id string, op recOp) {
 			r.deletes.Inc()
 		}
 	} else {
-		rec, ok := r.s.snapshotCall(op.call)
+		rec, ok := r.src.snapshotCall(op.call)
 		if !ok {
 			// Ended meanwhile: its deletion is queued, or was dropped as
 			// final before this write (then this write must not happen).
@@ -171,7 +183,7 @@ func (r *recorder) apply(id string, op recOp) {
 	}
 	if err != nil {
 		r.errs.Inc()
-		r.s.log.Debug("call record not written", "call", id, "error", err)
+		r.log.Debug("call record not written", "call", id, "error", err)
 		return
 	}
 	r.latency.Observe(time.Since(op.at).Seconds())
@@ -353,23 +365,13 @@ func (s *SBC) restoreCall(rec *callRecord) error {
 			return err
 		}
 	}
-	s.calls.add(c)
+	s.track(c)
 	s.calls.addLeg(c, SideB, c.b.d.CallID)
-	s.metrics.ActiveCalls.Inc()
 	return nil
 }
 
 // Standby reports whether the SBC is fenced: it serves nothing.
 func (s *SBC) Standby() bool { return s.standby.Load() }
-
-// Activate makes this node the active one: restore every call from the
-// store (TakeOver), then serve SIP (Serve). With VIPs the caller takes
-// them between the two instead.
-func (s *SBC) Activate() (restored, bad int) {
-	restored, bad = s.TakeOver()
-	s.Serve()
-	return restored, bad
-}
 
 // TakeOver restores every call from the store into the call table and the
 // media relay (listeners and media sockets are bound with IP_FREEBIND, so
@@ -411,7 +413,7 @@ func (s *SBC) abandonAll(result string) int {
 		if cancel != nil {
 			cancel()
 		}
-		s.end(c, result)
+		c.end(result, "")
 	}
 	return len(calls)
 }
@@ -452,7 +454,3 @@ func (r *Realm) listenUDP(freeBind bool) (*net.UDPConn, error) {
 func (r *Realm) listenTCP(freeBind bool) (net.Listener, error) {
 	return r.listenConfig(freeBind).Listen(context.Background(), "tcp", r.cfg.Listen)
 }
-
-// Fence stops serving at once (every packet dropped), before the VIPs go
-// and the calls are let go (Deactivate).
-func (s *SBC) Fence() { s.standby.Store(true) }

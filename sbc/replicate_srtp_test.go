@@ -106,7 +106,7 @@ func TestTakeoverRestoresSRTPCall(t *testing.T) {
 	n1.Deactivate()
 	n1.close()
 	n2 := startHANodeWith(t, cp, ep, callee.Addr, store, true, req, &logs)
-	if restored, bad := n2.Activate(); restored != 1 || bad != 0 {
+	if restored, bad := activate(n2); restored != 1 || bad != 0 {
 		t.Fatalf("restored %d calls, %d bad records", restored, bad)
 	}
 	// Same SSRCs, sequence going on past the wrap: the carrier phone's

@@ -86,6 +86,14 @@ type haNode struct {
 	once   sync.Once
 }
 
+// activate makes n the active node as sbcd's HA follower does (ha.Follow
+// hooks in cmd/sbcd/hacalls.go): restore the calls, then serve SIP.
+func activate(n *haNode) (restored, bad int) {
+	restored, bad = n.TakeOver()
+	n.Serve()
+	return restored, bad
+}
+
 func startHANode(t *testing.T, cp, ep int, pbx string, store sbc.CallStore, standby bool) *haNode {
 	t.Helper()
 	return startHANodeWith(t, cp, ep, pbx, store, standby, mediarelay.SRTPPolicy{}, nil)
@@ -253,7 +261,7 @@ func TestTakeoverRestoresCall(t *testing.T) {
 	n1.close()
 
 	n2 := startHANode(t, cp, ep, callee.Addr, store, true)
-	if restored, bad := n2.Activate(); restored != 1 || bad != 0 {
+	if restored, bad := activate(n2); restored != 1 || bad != 0 {
 		t.Fatalf("restored %d calls, %d bad records", restored, bad)
 	}
 	if calls := n2.Calls(); len(calls) != 1 || calls[0].ID != id || calls[0].State != "confirmed" {

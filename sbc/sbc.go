@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +27,7 @@ type Options struct {
 	// gather the media relay's metrics in the same place.
 	Registry *prometheus.Registry
 	// HA (replicate.go): Store keeps a record of every established call;
-	// Standby starts the SBC fenced, serving nothing until Activate;
+	// Standby starts the SBC fenced, serving nothing until Serve;
 	// FreeBind binds the SIP listeners with IP_FREEBIND (VIPs).
 	Store    CallStore
 	Standby  bool
@@ -64,8 +63,6 @@ type SBC struct {
 	draining bool
 }
 
-var setTimersOnce sync.Once
-
 // New builds an SBC from a validated config. Nothing is bound until Start.
 func New(cfg *config.Config, opt Options) (*SBC, error) {
 	if opt.Logger == nil {
@@ -88,17 +85,18 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	s.store, s.freeBind = opt.Store, opt.FreeBind
 	s.standby.Store(opt.Standby)
 	if s.store != nil {
-		s.rec = newRecorder(s, s.store)
+		s.rec = newRecorder(s, s.store, s.metrics.Registry, s.log)
 		if h, ok := opt.Media.(mediaState); ok {
 			h.OnChange(s.onMediaChange)
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.guard = newGuard(s)
-	setTimersOnce.Do(func() { setLinger(cfg.SIP.TransactionLinger.Std()) })
+	s.guard = newGuard(cfg.Guard, cfg.Realms, s, s.metrics, s.log)
+	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	for _, rc := range cfg.Realms {
 		r, err := newRealm(s, rc)
 		if err != nil {
+			s.cancel()
 			s.closeRealms()
 			return nil, err
 		}
@@ -107,23 +105,17 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.register(r)
 	}
 	if err := s.setupTrunks(); err != nil {
+		s.cancel()
 		s.closeRealms()
 		return nil, err
 	}
-	return s, nil
-}
-
-// setLinger shortens how long finished transactions are kept to absorb
-// retransmissions (RFC 3261 timers D, J, L, M; I and K are T4). sipgo keeps
-// them as package variables, so this is process wide.
-func setLinger(d time.Duration) {
-	sip.Timer_D = d
-	sip.Timer_J = d
-	sip.Timer_L = d
-	sip.Timer_M = d
-	if d < sip.T4 {
-		sip.Timer_I, sip.Timer_K = d, d
+	// Goroutines start only once nothing can fail: an error above leaves
+	// nothing running (TestNewFailureLeaksNothing).
+	if s.rec != nil {
+		s.rec.start()
 	}
+	go s.guard.sweep(s.ctx)
+	return s, nil
 }
 
 // Start binds every realm's listeners and starts serving.
@@ -155,7 +147,7 @@ func (s *SBC) Close(ctx context.Context) error {
 		s.abandonAll("shutdown_kept")
 	}
 	for _, c := range s.calls.snapshot() {
-		s.hangup(c, "shutdown", nil)
+		s.hangup(c, "shutdown", nil, "")
 	}
 	s.drainMu.Lock()
 	s.draining = true
@@ -224,6 +216,16 @@ func (s *SBC) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status
 		res.AppendHeader(h)
 	}
 	s.respond(r, tx, res)
+}
+
+// startedCall is the call whose leg A has this Call-ID (the guard's
+// admission).
+func (s *SBC) startedCall(callID string) (admittedCall, bool) {
+	ref, ok := s.calls.lookup(callID)
+	if !ok || ref.side != SideA {
+		return nil, false
+	}
+	return ref.call, true
 }
 
 func (s *SBC) respond(r *Realm, tx sip.ServerTransaction, res *sip.Response) {

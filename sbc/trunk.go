@@ -20,7 +20,7 @@ const dnsRefresh = time.Minute
 // trunkSet runs the trunks: DNS, OPTIONS keepalive per target and
 // outbound registration. Routing reads the same policy.Trunk values.
 type trunkSet struct {
-	s        *SBC
+	metrics  *Metrics // SIP counters of keepalives and registrations
 	runs     []*trunkRun
 	resolver policy.Resolver
 	wg       sync.WaitGroup
@@ -44,7 +44,7 @@ type trunkRun struct {
 // setupTrunks builds the trunks of the config and hands them, with the
 // dial plan, to the router. Nothing is sent until startTrunks.
 func (s *SBC) setupTrunks() error {
-	ts := &trunkSet{s: s, resolver: policy.NewDNS()}
+	ts := &trunkSet{metrics: s.metrics, resolver: policy.NewDNS()}
 	ts.targetUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "sbc_trunk_target_up", Help: "1 when a trunk target answers OPTIONS (or is not probed), 0 when marked down.",
 	}, []string{"trunk", "target"})

@@ -54,18 +54,32 @@ func (s *SBC) setupTrunkAdmission(ts *trunkSet) {
 // trunkHold is one call's place on the trunk its leg B goes to: at most
 // one trunk at a time.
 type trunkHold struct {
-	s *SBC
-	c *Call
+	c       *Call
+	adm     trunkAdmitter
+	limited map[string]bool            // trunks with an admission policy
+	reject  func(realm, reason string) // counts a refusal (guard.reject)
 
 	mu       sync.Mutex
 	trunk    *policy.Trunk
 	ticket   *policy.Ticket
 	refused  *policy.Rejection // the soonest retry among the full trunks
-	watching bool              // a goroutine releases the ticket at call end
+	watching bool              // release is registered to run at call end
 	ended    bool
 }
 
-func (s *SBC) holdTrunks(c *Call) *trunkHold { return &trunkHold{s: s, c: c} }
+// trunkAdmitter is what a trunk hold needs of admission control
+// (policy.Admission): places under a trunk's key.
+type trunkAdmitter interface {
+	Admit(now time.Time, keys ...string) (*policy.Ticket, *policy.Rejection)
+}
+
+func (s *SBC) holdTrunks(c *Call) *trunkHold {
+	h := &trunkHold{c: c, adm: s.guard.adm, reject: s.guard.reject}
+	if s.trunks != nil {
+		h.limited = s.trunks.limited
+	}
+	return h
+}
 
 // admit says whether target i of dec may be tried: a plain target or an
 // unlimited trunk's always; a target of the trunk already held, yes; a
@@ -80,27 +94,24 @@ func (h *trunkHold) admit(dec policy.Decision, i int) bool {
 	}
 	h.ticket.Release()
 	h.ticket, h.trunk = nil, nil
-	if t == nil || h.s.trunks == nil || !h.s.trunks.limited[t.Name] {
+	if t == nil || !h.limited[t.Name] {
 		return true
 	}
 	if h.ended {
 		return false // the call is over; nothing would release a new place
 	}
-	tk, rej := h.s.Admission().Admit(time.Now(), trunkKey(t.Name))
+	tk, rej := h.adm.Admit(time.Now(), trunkKey(t.Name))
 	if rej != nil {
 		if h.refused == nil || rej.RetryAfter < h.refused.RetryAfter {
 			h.refused = rej
 		}
-		h.s.guard.reject(t.Realm, "trunk_admission_"+rej.Reason)
+		h.reject(t.Realm, "trunk_admission_"+rej.Reason)
 		return false
 	}
 	h.ticket, h.trunk = tk, t
 	if !h.watching {
 		h.watching = true
-		go func() {
-			<-h.c.done
-			h.release()
-		}()
+		h.c.OnEnd(h.release)
 	}
 	return true
 }
@@ -114,17 +125,14 @@ func (h *trunkHold) release() {
 	h.mu.Unlock()
 }
 
-// refuse answers leg A 503 with Retry-After when a trunk was skipped for
-// being full and no target gave an answer to relay; it says whether it
-// did (and ended the call).
-func (h *trunkHold) refuse(r *Realm, req *sip.Request, tx sip.ServerTransaction) bool {
+// refusal is the Retry-After for leg A's 503 when a trunk was skipped for
+// being full (and no target gave an answer to relay); false when none was.
+func (h *trunkHold) refusal() (sip.Header, bool) {
 	h.mu.Lock()
 	rej := h.refused
 	h.mu.Unlock()
 	if rej == nil {
-		return false
+		return nil, false
 	}
-	h.s.reply(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", h.c.a.d.LocalTag, retryAfter(rej.RetryAfter))
-	h.s.end(h.c, "trunks_full")
-	return true
+	return retryAfter(rej.RetryAfter), true
 }

@@ -106,11 +106,11 @@ func (ts *trunkSet) options1(ctx context.Context, run *trunkRun, tg config.Targe
 		return 0
 	}
 	defer tx.Terminate()
-	ts.s.metrics.reqOut(r.Name, "OPTIONS")
+	ts.metrics.reqOut(r.Name, "OPTIONS")
 	for {
 		select {
 		case res := <-tx.Responses():
-			ts.s.metrics.resIn(r.Name, res.StatusCode)
+			ts.metrics.resIn(r.Name, res.StatusCode)
 			if !res.IsProvisional() {
 				return res.StatusCode
 			}

@@ -265,11 +265,11 @@ func (g *registration) send(ctx context.Context, req *sip.Request) (*sip.Respons
 		return nil, fmt.Errorf("%w: send: %w", errRegister, err)
 	}
 	defer tx.Terminate()
-	g.ts.s.metrics.reqOut(r.Name, "REGISTER")
+	g.ts.metrics.reqOut(r.Name, "REGISTER")
 	for {
 		select {
 		case res := <-tx.Responses():
-			g.ts.s.metrics.resIn(r.Name, res.StatusCode)
+			g.ts.metrics.resIn(r.Name, res.StatusCode)
 			if !res.IsProvisional() {
 				return res, nil
 			}
