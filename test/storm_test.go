@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,14 +37,15 @@ func TestCallStormWithMedia(t *testing.T) {
 	needLab(t)
 	for _, dp := range []string{"userspace", "auto"} {
 		t.Run(dp, func(t *testing.T) {
-			runs := envInt("SBC_STORM_RUNS", 1)
-			for run := range runs {
-				r := callStorm(t, dp, envInt("SBC_STORM_CALLS", 120), envInt("SBC_STORM_RATE", 100),
-					time.Duration(envInt("SBC_STORM_HOLD", 2))*time.Second)
-				line := fmt.Sprintf("call storm %s run %d: %d/%d calls completed, RTP lost %d of %d (%.2f%%), SIGTERM took %v",
-					dp, run+1, r.completed, r.calls, r.lost, r.sent, 100*float64(r.lost)/float64(max(r.sent, 1)), r.stop.Round(time.Millisecond))
-				t.Log(line)
-				fmt.Println(line)
+			for run := range envInt("SBC_STORM_RUNS", 1) {
+				t.Run(fmt.Sprint("run", run+1), func(t *testing.T) {
+					r := callStorm(t, dp, envInt("SBC_STORM_CALLS", 120), envInt("SBC_STORM_RATE", 100),
+						time.Duration(envInt("SBC_STORM_HOLD", 2))*time.Second)
+					line := fmt.Sprintf("call storm %s run %d: %d/%d calls completed, RTP lost %d of %d (%.2f%%; %d before a stream's first packet arrived; socket buffer drops %v; relay dropped %d; kernel backlog drops %d), SIGTERM took %v",
+						dp, run+1, r.completed, r.calls, r.lost, r.sent, 100*float64(r.lost)/float64(max(r.sent, 1)), r.head, r.bufDrops, r.relayDropped, r.softnet, r.stop.Round(time.Millisecond))
+					t.Log(line)
+					fmt.Println(line)
+				})
 			}
 		})
 	}
@@ -59,6 +61,10 @@ func envInt(name string, def int) int {
 type stormResult struct {
 	calls, completed int
 	sent, lost       int
+	head             int               // of lost: sequence numbers before a stream's first arrival
+	bufDrops         map[string]uint64 // per namespace: datagrams a full socket buffer dropped
+	relayDropped     int               // datagrams the user-space relay received and dropped
+	softnet          uint64            // the kernel's backlog drops (netdev_max_backlog), machine-wide
 	stop             time.Duration
 }
 
@@ -119,6 +125,11 @@ log: {level: warn}
 	for i := range calls {
 		ends[i] = callerEnd{testphone.NewRTPEnd(t, nsSocket(t, "car", carrierHost, 20000+2*i)), nsSocket(t, "car", carrierHost, 0)}
 	}
+	udp0 := map[string]map[string]uint64{}
+	for _, ns := range []string{"car", "sbc", "ent"} {
+		udp0[ns] = udpStats(ns)
+	}
+	softnet0 := softnetDrops()
 	var completed atomic.Int64
 	errs := make(chan error, calls)
 	tick := time.NewTicker(time.Second / time.Duration(rate))
@@ -150,14 +161,32 @@ log: {level: warn}
 		}
 	}
 
-	r := stormResult{calls: calls, completed: int(completed.Load())}
+	r := stormResult{calls: calls, completed: int(completed.Load()), bufDrops: map[string]uint64{}}
+	r.softnet = softnetDrops() - softnet0
+	for ns, before := range udp0 {
+		r.bufDrops[ns] = udpStats(ns)["RcvbufErrors"] - before["RcvbufErrors"]
+	}
+	// Calls reach the PBX in any order, so the k-th media socket of the
+	// PBX may carry any caller's stream: find each stream where it arrived.
+	received := func(ends []*testphone.RTPEnd, ssrc uint32) []uint16 {
+		for _, e := range ends {
+			if got := e.Received(ssrc); len(got) > 0 {
+				return got
+			}
+		}
+		return nil
+	}
+	callerRTP := make([]*testphone.RTPEnd, calls)
+	for i := range ends {
+		callerRTP[i] = ends[i].rtp
+	}
 	for i := range calls {
-		for _, c := range []struct {
-			end  *testphone.RTPEnd
-			ssrc uint32
-		}{{bEnds[i], uint32(0xA0000 + i)}, {ends[i].rtp, uint32(0xB0000 + i)}} {
+		for _, got := range [][]uint16{received(bEnds, uint32(0xA0000+i)), received(callerRTP, uint32(0xB0000+i))} {
 			r.sent += packets
-			r.lost += max(packets-len(c.end.Received(c.ssrc)), 0)
+			r.lost += max(packets-len(got), 0)
+			if len(got) > 0 {
+				r.head += int(slices.Min(got))
+			}
 		}
 	}
 	if r.completed != calls {
@@ -171,11 +200,14 @@ log: {level: warn}
 	if byes := int(pbx.byes.Load()); byes < calls {
 		t.Errorf("the PBX saw %d BYEs for %d calls", byes, calls)
 	}
-	// Calls overlap their setups: a packet or two per stream may go
-	// before the far side's answer is known; more than 2% is a stall.
-	if r.lost*50 > r.sent {
-		t.Errorf("RTP lost: %d of %d packets", r.lost, r.sent)
+	// The only loss allowed is what the PBX sends before its own 200
+	// reached the SBC (the far side is not known yet: the relay drops it,
+	// counted). A stall loses everything after it (95% in the hang this
+	// test reproduces): more than 0.5% of other loss fails.
+	if other := r.lost - r.head; other*200 > r.sent {
+		t.Errorf("RTP lost: %d of %d packets, %d of them after the stream's first packet", r.lost, r.sent, other)
 	}
+	r.relayDropped = int(s.metric(t, "sbc_media_packets_total", `result="dropped"`))
 	// SIGTERM ends sbcd within its shutdown grace (10 s by default).
 	start := time.Now()
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
