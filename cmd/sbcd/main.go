@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/cmd/sbcd/internal/datapath"
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/configs"
 	"github.com/edgesbc/edgesbc/mediarelay"
@@ -80,7 +81,7 @@ func run(path string) error {
 		if err != nil {
 			return err
 		}
-		kp, err := openDatapath(cfg, log, &ac.Relay) // datapath.go
+		kp, err := datapath.Open(cfg, log, &ac.Relay)
 		if err != nil {
 			return err
 		}
@@ -91,10 +92,10 @@ func run(path string) error {
 		}
 		defer anchor.Close()
 		if cfg.Persistence() == nil {
-			kp.reconcile(anchor) // no calls to restore: every pinned flow is an orphan
+			kp.Reconcile(anchor) // no calls to restore: every pinned flow is an orphan
 		} else {
-			afterRestore = func() { kp.reconcile(anchor) }
-			fence = kp.fence
+			afterRestore = func() { kp.Reconcile(anchor) }
+			fence = kp.Fence
 		}
 		opt.Media = anchor
 	} else {
