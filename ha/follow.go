@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"errors"
+	"log/slog"
 )
 
 // Hooks are what an active node does around the VIPs. Each may be nil.
@@ -26,8 +27,36 @@ type Hooks struct {
 // process left them on the interface. It consumes Leadership(): nothing
 // else may read it.
 func Follow(ctx context.Context, n *Node, vips []VIP, h Hooks) error {
-	log := n.log.With("vips", len(vips))
-	if err := ReleaseVIPs(vips); err != nil {
+	return FollowLeader(ctx, n, VIPs(vips), n.log.With("vips", len(vips)), h)
+}
+
+// Leader is what the follow loop needs of the Raft node (*Node is one):
+// a caller's order around it can then be tested with a fake.
+type Leader interface {
+	// Leadership reports effective leadership changes; the loop is its
+	// only reader.
+	Leadership() <-chan bool
+	IsLeader() bool
+	// StepDown hands leadership to another voter.
+	StepDown() error
+}
+
+// VIPHolder takes and releases the service addresses: VIPs on a host, a
+// recorder in tests.
+type VIPHolder interface {
+	Take() error
+	Release() error
+}
+
+// VIPs is a VIPHolder through netlink (TakeVIPs, ReleaseVIPs).
+type VIPs []VIP
+
+func (vs VIPs) Take() error    { return TakeVIPs(vs) }
+func (vs VIPs) Release() error { return ReleaseVIPs(vs) }
+
+// FollowLeader is Follow over any Leader and VIPHolder, logging to log.
+func FollowLeader(ctx context.Context, n Leader, vips VIPHolder, log *slog.Logger, h Hooks) error {
+	if err := vips.Release(); err != nil {
 		return err
 	}
 	active := false
@@ -36,7 +65,7 @@ func Follow(ctx context.Context, n *Node, vips []VIP, h Hooks) error {
 			return
 		}
 		active = false
-		if err := ReleaseVIPs(vips); err != nil {
+		if err := vips.Release(); err != nil {
 			log.Error("release VIPs", "error", err)
 		}
 		if h.Stop != nil {
@@ -67,9 +96,9 @@ func Follow(ctx context.Context, n *Node, vips []VIP, h Hooks) error {
 			if !n.IsLeader() { // lost while restoring
 				continue
 			}
-			if err := TakeVIPs(vips); err != nil {
+			if err := vips.Take(); err != nil {
 				log.Error("take VIPs failed: handing leadership over", "error", err)
-				_ = ReleaseVIPs(vips)
+				_ = vips.Release()
 				_ = n.StepDown()
 				continue
 			}

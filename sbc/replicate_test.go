@@ -87,7 +87,7 @@ type haNode struct {
 }
 
 // activate makes n the active node as sbcd's HA follower does (ha.Follow
-// hooks in cmd/sbcd/hacalls.go): restore the calls, then serve SIP.
+// order in cmd/sbcd/internal/failover): restore the calls, then serve SIP.
 func activate(n *haNode) (restored, bad int) {
 	restored, bad = n.TakeOver()
 	n.Serve()

@@ -18,8 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgesbc/edgesbc/api"
+	"github.com/edgesbc/edgesbc/cmd/sbcd/internal/failover"
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/ha"
+	"github.com/edgesbc/edgesbc/sbc"
 	"github.com/edgesbc/edgesbc/watchdog"
 )
 
@@ -110,6 +112,49 @@ func openHA(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, wit
 		hc.Peers = append(hc.Peers, ha.Peer{ID: p.ID, Addr: p.Addr})
 	}
 	return ha.Open(hc)
+}
+
+// openStore opens the ha node when the config asks for one (an ha
+// section, or state_dir: nil node otherwise) and sets the SBC options for
+// it: the call store, starting fenced, and IP_FREEBIND for listeners on
+// VIPs that are not up yet. vips are the pair's VIPs (none on a node
+// alone).
+func openStore(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, opt *sbc.Options) (n *ha.Node, vips []ha.VIP, err error) {
+	p := cfg.Persistence()
+	if p == nil {
+		return nil, nil, nil
+	}
+	c := *cfg
+	c.HA = p
+	if err := os.MkdirAll(p.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("ha data dir: %w", err)
+	}
+	n, err = openHA(&c, log, reg, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	vips = haVIPs(&c)
+	opt.Store = n
+	opt.Standby = true
+	opt.FreeBind = len(vips) > 0
+	return n, vips, nil
+}
+
+// newFailover ties the B2BUA and the kernel datapath to the node: it
+// serves only while this node leads, and in a pair leading also means
+// holding the VIPs (failover.Failover). Nil node: nil, no HA.
+func newFailover(n *ha.Node, vips []ha.VIP, cfg *config.Config, log *slog.Logger, s *sbc.SBC, afterRestore func(), fence func(string)) (*failover.Failover, error) {
+	if n == nil {
+		return nil, nil
+	}
+	fc := failover.Config{
+		Leader: n, Calls: s, AfterRestore: afterRestore, Fence: fence, Log: log,
+		FollowLog: log.With("component", "ha", "node", cfg.Persistence().NodeID, "vips", len(vips)),
+	}
+	if len(vips) > 0 {
+		fc.VIPs = ha.VIPs(vips)
+	}
+	return failover.New(fc)
 }
 
 // haVIPs are the ha section's VIPs for ha.TakeVIPs / ha.ReleaseVIPs.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/cmd/sbcd/internal/datapath"
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/configs"
 	"github.com/edgesbc/edgesbc/mediarelay"
@@ -80,7 +81,7 @@ func run(path string) error {
 		if err != nil {
 			return err
 		}
-		kp, err := openDatapath(cfg, log, &ac.Relay) // datapath.go
+		kp, err := datapath.Open(cfg, log, &ac.Relay)
 		if err != nil {
 			return err
 		}
@@ -91,22 +92,21 @@ func run(path string) error {
 		}
 		defer anchor.Close()
 		if cfg.Persistence() == nil {
-			kp.reconcile(anchor) // no calls to restore: every pinned flow is an orphan
+			kp.Reconcile(anchor) // no calls to restore: every pinned flow is an orphan
 		} else {
-			afterRestore = func() { kp.reconcile(anchor) }
-			fence = kp.fence
+			afterRestore = func() { kp.Reconcile(anchor) }
+			fence = kp.Fence
 		}
 		opt.Media = anchor
 	} else {
 		log.Warn("media anchoring off: SDP passes untouched and media flows peer to peer")
 	}
-	hc, err := newHACalls(cfg, log, reg, &opt) // ha or state_dir: call records, fencing (hacalls.go)
+	node, vips, err := openStore(cfg, log, reg, &opt) // ha or state_dir: the call records (ha.go)
 	if err != nil {
 		return err
 	}
-	defer hc.close()
-	if hc != nil {
-		hc.afterRestore, hc.fence = afterRestore, fence
+	if node != nil {
+		defer node.Close() // after the failover below stopped
 	}
 	s, err := sbc.New(cfg, opt)
 	if err != nil {
@@ -115,10 +115,14 @@ func run(path string) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
-	hc.run(s)
+	fo, err := newFailover(node, vips, cfg, log, s, afterRestore, fence) // nil without HA
+	if err != nil {
+		return err
+	}
+	defer fo.Close() // after the SBC closed: its last records written
 	wd, err := watchdog.New(watchdog.Config{
 		Interval: cfg.Watchdog.Interval.Std(), Bound: cfg.Watchdog.Bound.Std(),
-		Logger: log, Registerer: reg, Stalled: hc.stalled,
+		Logger: log, Registerer: reg, Stalled: fo.Stalled,
 	})
 	if err != nil {
 		return err
@@ -130,14 +134,14 @@ func run(path string) error {
 		stalls["relay"] = anchor.StallWorker
 	}
 	wd.Add("sip", s.CheckHandlers)
-	hc.setHealth(wd.Healthy)
+	fo.Run(wd.Healthy) // follow HA leadership: restore, reprogram, VIPs, serve
 	go wd.Run(ctx)
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		_ = s.Close(context.Background())
 		return fmt.Errorf("admin API listen %s: %w", cfg.Admin.Listen, err)
 	}
-	handler := watchdog.TestHooks(wd.Healthz(hc.admin(s.AdminHandler())), stalls) // hooks: EDGESBC_TEST_HOOKS=1 only
+	handler := watchdog.TestHooks(wd.Healthz(haAdmin(node, s.AdminHandler())), stalls) // hooks: EDGESBC_TEST_HOOKS=1 only
 	admin := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,6 +1,8 @@
 // Package deptest holds the test that keeps the package graph the shape
 // DESIGN.md draws: cmd -> sbc -> {topology, policy, mediarelay, cdr, hep},
 // mediarelay -> bpf, and everything may import the leaves config and api.
+// sbcd's parts under cmd/sbcd/internal (the failover order, the kernel
+// datapath) have arrows of their own.
 // It reads the graph from `go list -deps -json`, so it checks what the
 // compiler links, not what a comment says.
 package deptest
@@ -38,6 +40,11 @@ var mustNotReach = map[string][]string{
 	"bpf":        {"sbc", "topology", "policy", "mediarelay", "ha"},  // forwards what it is told
 	"ha":         {"sbc", "topology", "policy", "mediarelay", "bpf"}, // knows no calls
 	"sbc":        {"ha"},                                             // knows no Raft: CallStore is its own interface
+	// sbcd's own parts: the failover order drives the calls and flows
+	// through interfaces it defines; the kernel datapath knows no calls
+	// and no Raft.
+	"cmd/sbcd/internal/failover": {"sbc", "mediarelay", "bpf", "topology", "policy"},
+	"cmd/sbcd/internal/datapath": {"sbc", "ha", "topology", "policy"},
 }
 
 // mustNotImport: direct imports only (sbc reaches bpf through mediarelay,
@@ -271,6 +278,10 @@ func TestPackageGraphRulesCatch(t *testing.T) {
 		{mod + "/cmd/sbcctl", mod + "/ha", "cmd/sbcctl must not link github.com/hashicorp/raft"},
 		{mod + "/internal/testphone", mod + "/sbc", "internal/testphone reaches sbc"},
 		{mod + "/bpf", mod + "/test", "nothing imports test"},
+		{mod + "/cmd/sbcd/internal/failover", mod + "/sbc", "cmd/sbcd/internal/failover must not reach sbc"},
+		{mod + "/cmd/sbcd/internal/failover", mod + "/mediarelay", "cmd/sbcd/internal/failover must not reach bpf: cmd/sbcd/internal/failover -> mediarelay -> bpf"},
+		{mod + "/cmd/sbcd/internal/datapath", mod + "/ha", "cmd/sbcd/internal/datapath must not reach ha"},
+		{mod + "/cmd/sbcd/internal/datapath", mod + "/sbc", "cmd/sbcd/internal/datapath must not reach sbc"},
 	} {
 		undo := add(c.from, c.to)
 		v := violations(g)
