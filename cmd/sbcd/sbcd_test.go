@@ -67,20 +67,33 @@ type sbcd struct {
 
 func freePort(t *testing.T, network string) int {
 	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return freePorts(t, network, 1)[0]
+}
+
+// freePorts is n distinct free ports: every socket stays open until all
+// are picked, so the kernel cannot hand the same ephemeral port out twice
+// (two realms on one port made sbcd refuse its config now and then).
+func freePorts(t *testing.T, network string, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		if network == "udp" {
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // startSBCD runs sbcd on a loopback config with extra appended; hooks
@@ -88,6 +101,7 @@ func freePort(t *testing.T, network string) int {
 func startSBCD(t *testing.T, extra string, hooks bool) *sbcd {
 	t.Helper()
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	sip := freePorts(t, "udp", 2)
 	y := fmt.Sprintf(`
 realms:
   - {name: carrier, listen: "127.0.0.1:%d", media: {ports: 40000-40999}}
@@ -96,7 +110,7 @@ routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["127.0.0.1:9"]}
 media: {datapath: userspace}
 admin: {listen: %q}
-`, freePort(t, "udp"), freePort(t, "udp"), admin) + extra
+`, sip[0], sip[1], admin) + extra
 	cfg := filepath.Join(t.TempDir(), "sbcd.yaml")
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
