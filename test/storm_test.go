@@ -3,6 +3,7 @@ package test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -52,6 +53,19 @@ func TestCallStormWithMedia(t *testing.T) {
 	}
 }
 
+// SIGTERM while 500 calls are up with RTP flowing both ways: sbcd (no
+// state_dir) ends every call with BYE on both legs and exits within its
+// shutdown grace (10 s by default). Judged at the ends: every caller gets
+// a BYE, the PBX sees one per call, and the process is gone in time.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	needLab(t)
+	calls := envInt("SBC_STORM_CALLS", 500)
+	start := time.Now()
+	r := callStorm(t, "userspace", calls, envInt("SBC_STORM_RATE", 250), 0)
+	t.Logf("SIGTERM with %d calls up and media flowing: sbcd exited after %v; %d/%d callers got a BYE (run %v)",
+		calls, r.stop.Round(time.Millisecond), r.completed, calls, time.Since(start).Round(time.Second))
+}
+
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -69,8 +83,15 @@ type stormResult struct {
 	stop             time.Duration
 }
 
+// callStorm places calls at rate, each holding hold with RTP both ways,
+// and hangs them up from the caller. With hold 0 the calls stay up with
+// RTP flowing until SIGTERM: sbcd must hang them all up itself.
 func callStorm(t *testing.T, datapath string, calls, rate int, hold time.Duration) stormResult {
 	t.Helper()
+	shutdown := hold == 0
+	if shutdown {
+		hold = 30 * time.Second // longer than any bound below: media flows through the SIGTERM
+	}
 	y := fmt.Sprintf(`realms:
   - {name: carrier, listen: "%s:5060", media: {ports: 30000-33999}}
   - {name: enterprise, listen: "%s:5060", media: {ports: 40000-43999}}
@@ -99,6 +120,9 @@ log: {level: warn}
 	// The PBX's side of each call sends as soon as its INVITE arrived:
 	// the k-th offer belongs to the k-th media socket.
 	var wg sync.WaitGroup
+	quit := make(chan struct{}) // shutdown mode: RTP stops
+	var quitOnce sync.Once
+	defer quitOnce.Do(func() { close(quit) })
 	stop := make(chan struct{})
 	defer close(stop)
 	wg.Add(1)
@@ -110,7 +134,7 @@ log: {level: warn}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_ = bEnds[k].Send(netip.AddrPortFrom(m.Addr, uint16(m.Port)), uint32(0xB0000+k), 0, packets, 20*time.Millisecond)
+					sendPaced(bEnds[k], net.UDPAddrFromAddrPort(netip.AddrPortFrom(m.Addr, uint16(m.Port))), uint32(0xB0000+k), packets, quit)
 				}()
 			case <-stop:
 				return
@@ -133,13 +157,20 @@ log: {level: warn}
 	softnet0 := softnetDrops()
 	var completed atomic.Int64
 	errs := make(chan error, calls)
+	answered := make(chan struct{}, calls)
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	for i := range calls {
 		<-tick.C
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := stormCaller(ends[i].sip, ends[i].rtp, i, packets); err != nil {
+			call := stormCaller
+			if shutdown {
+				call = func(c *net.UDPConn, e *testphone.RTPEnd, i, _ int) error {
+					return stormCallerUntilBye(c, e, i, answered, quit)
+				}
+			}
+			if err := call(ends[i].sip, ends[i].rtp, i, packets); err != nil {
 				errs <- err
 				return
 			}
@@ -147,6 +178,46 @@ log: {level: warn}
 		}()
 	}
 	tick.Stop()
+	if shutdown {
+		r := stormResult{calls: calls}
+		for range calls {
+			select {
+			case <-answered:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("not every call was answered in 30 s")
+			}
+		}
+		time.Sleep(time.Second) // a second of media on every call before the signal
+		start := time.Now()
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(12 * time.Second):
+			t.Errorf("sbcd still running 12 s after SIGTERM with %d calls up", calls)
+		}
+		r.stop = time.Since(start)
+		quitOnce.Do(func() { close(quit) })
+		wg.Wait()
+		close(errs)
+		n := 0
+		for err := range errs {
+			if n++; n <= 5 {
+				t.Error(err)
+			}
+		}
+		r.completed = calls - n
+		if n > 0 {
+			t.Errorf("%d of %d callers got no BYE from sbcd's shutdown", n, calls)
+		}
+		for end := time.Now().Add(5 * time.Second); int(pbx.byes.Load()) < calls && time.Now().Before(end); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if byes := int(pbx.byes.Load()); byes < calls {
+			t.Errorf("the PBX saw %d BYEs for %d calls", byes, calls)
+		}
+		s.stop()
+		return r
+	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	select {
@@ -265,6 +336,81 @@ func stormCaller(sipConn *net.UDPConn, rtp *testphone.RTPEnd, i, packets int) er
 		return fmt.Errorf("call %d BYE answered %d", i, res.StatusCode)
 	}
 	return nil
+}
+
+// stormCallerUntilBye places one call and sends RTP until quit; it
+// succeeds when the SBC hangs the call up (a BYE, answered 200).
+func stormCallerUntilBye(sipConn *net.UDPConn, rtp *testphone.RTPEnd, i int, answered chan<- struct{}, quit <-chan struct{}) error {
+	cid := fmt.Sprintf("term-%d-%d", i, time.Now().UnixNano())
+	local := sipConn.LocalAddr().(*net.UDPAddr)
+	sbc := &net.UDPAddr{IP: net.ParseIP(sbcExt), Port: 5060}
+	sdp := offerSDP(carrierHost, int(rtp.Addr().Port()), "sendrecv", 1)
+	invite := fmt.Sprintf("INVITE sip:1000@%s:5060 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%si\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:caller@%s>;tag=t%d\r\nTo: <sip:1000@%s>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@%s>\r\n"+
+		"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", sbcExt, local, cid, carrierHost, i, sbcExt, cid, local, len(sdp), sdp)
+	ok, err := transact(sipConn, sbc, []byte(invite), sip.INVITE)
+	if err != nil {
+		return fmt.Errorf("call %d INVITE: %w", i, err)
+	}
+	if ok.StatusCode != 200 {
+		return fmt.Errorf("call %d answered %d", i, ok.StatusCode)
+	}
+	toTag, _ := ok.To().Params.Get("tag")
+	ack := fmt.Sprintf("ACK sip:1000@%s:5060 SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%sa\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:caller@%s>;tag=t%d\r\nTo: <sip:1000@%s>;tag=%s\r\nCall-ID: %s\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+		sbcExt, local, cid, carrierHost, i, sbcExt, toTag, cid)
+	if _, err := sipConn.WriteToUDP([]byte(ack), sbc); err != nil {
+		return err
+	}
+	sa, err := mediarelay.ParseSDP(ok.Body())
+	if err != nil || len(sa.Media) == 0 {
+		return fmt.Errorf("call %d: answer SDP: %v", i, err)
+	}
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(sa.Media[0].Addr, uint16(sa.Media[0].Port)))
+	go sendPaced(rtp, to, uint32(0xA0000+i), math.MaxInt, quit)
+	answered <- struct{}{}
+	p := sip.NewParser()
+	buf := make([]byte, 65535)
+	_ = sipConn.SetReadDeadline(time.Now().Add(45 * time.Second))
+	for {
+		n, src, err := sipConn.ReadFromUDP(buf)
+		if err != nil {
+			return fmt.Errorf("call %d: no BYE from the SBC: %w", i, err)
+		}
+		m, err := p.ParseSIP(buf[:n])
+		if err != nil {
+			return fmt.Errorf("call %d: unparsable message: %w", i, err)
+		}
+		bye, isReq := m.(*sip.Request)
+		if !isReq || bye.Method != sip.BYE {
+			continue
+		}
+		var b strings.Builder
+		b.WriteString("SIP/2.0 200 OK\r\n")
+		for _, v := range bye.GetHeaders("Via") {
+			fmt.Fprintf(&b, "Via: %s\r\n", v.Value())
+		}
+		fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
+			bye.From().Value(), bye.To().Value(), bye.CallID().Value(), bye.CSeq().Value())
+		_, _ = sipConn.WriteToUDP([]byte(b.String()), src)
+		return nil
+	}
+}
+
+// sendPaced sends n packets of stream ssrc every 20 ms, or until quit.
+func sendPaced(e *testphone.RTPEnd, to *net.UDPAddr, ssrc uint32, n int, quit <-chan struct{}) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for seq := 0; seq < n; seq++ {
+		if err := e.SendOne(to, ssrc, uint16(seq)); err != nil {
+			return
+		}
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // transact sends a request until a final response to it comes (UDP
