@@ -82,6 +82,9 @@ var ProtectedHeaders = map[string]bool{
 	// Digest credentials and challenges belong to one hop.
 	"authorization": true, "proxy-authorization": true, "www-authenticate": true,
 	"proxy-authenticate": true, "authentication-info": true,
+	// The request's size on the wire, which sbc's read filter adds for its
+	// guard (sbc/sipgo_rxlen.go): it must never cross.
+	"x-edgesbc-rx-len": true,
 }
 
 var weekdays = map[string]time.Weekday{

@@ -13,9 +13,12 @@ import (
 // handler only the parsed request, with no raw size. The read filter, the
 // last place that sees the bytes, writes the size into the datagram as a
 // header right after the request line (markLength); the outermost
-// interceptor takes it off before anything else sees the request (rxLen),
-// so it never leaves the SBC, and keeps the number per request
-// (guard.rxLens).
+// interceptor reads it (rxLen) and keeps the number per request
+// (guard.rxLens). The header is left on the request, not removed: sipgo's
+// INVITE server transaction reads the request's headers from its own
+// timer goroutine (its 100 Trying after 200 ms), so a handler that edits
+// them races it. It never leaves the SBC: topology never copies it
+// (config.ProtectedHeaders), and local answers copy named headers only.
 
 // rxLenHeader carries the size from the read filter to the interceptors.
 const rxLenHeader = "X-Edgesbc-Rx-Len"
@@ -41,8 +44,9 @@ func (g *guard) markLength(p sip.TransportReadProps, data []byte) []byte {
 	return append(out, data[nl+1:]...)
 }
 
-// rxLen takes the length header off every request before anything else
-// sees it, and keeps the value for the interceptors' answers.
+// rxLen reads the length header of every request before anything else
+// runs, and keeps the value for the interceptors' answers. It only reads:
+// see above.
 func (g *guard) rxLen(next handler) handler {
 	return func(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		h := req.GetHeader(rxLenHeader)
@@ -51,9 +55,6 @@ func (g *guard) rxLen(next handler) handler {
 			return
 		}
 		n, err := strconv.Atoi(h.Value())
-		for h != nil && req.RemoveHeader(h.Name()) {
-			h = req.GetHeader(rxLenHeader)
-		}
 		if err != nil || n <= 0 {
 			next(r, req, tx)
 			return

@@ -132,3 +132,14 @@ func TestProtectedHeadersOneList(t *testing.T) {
 		}
 	}
 }
+
+// sbc's read filter adds X-Edgesbc-Rx-Len to requests from unverified
+// sources and leaves it on the request (removing it would race sipgo's
+// own timer goroutine): no filter may ever copy it across.
+func TestRxLenHeaderNeverCrosses(t *testing.T) {
+	for _, f := range []*topology.HeaderFilter{topology.NewHeaderFilter("deny", nil), topology.NewHeaderFilter("allow", []string{"X-Edgesbc-Rx-Len"})} {
+		if f.Pass("X-Edgesbc-Rx-Len") || f.Pass("x-edgesbc-rx-len") {
+			t.Error("the SBC's internal length header crosses the header filter")
+		}
+	}
+}
