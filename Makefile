@@ -21,13 +21,22 @@ deps:
 	$(GO) mod download
 
 # Every test: unit and loopback tests, then the netns lab end-to-end tests
-# (these need root; without it they skip and say so), then a short fuzz.
+# (these need root; without it they skip and say so, and under CI=true they
+# fail), then a short fuzz. The lab packages (and ha's multi-process raft
+# tests) run one package at a time (-p 1) so they never share the cores.
+# go test's JSON stream is kept in $(TESTJSON); testsummary prints what
+# plain go test would, then every FAIL and SKIP line and the package results.
 # Fuzz budgets are counts, not durations: a duration races Go 1.26's fuzz
 # coordinator under load and fails with "context deadline exceeded" and no
 # crasher (golang/go#75804, fixed in Go 1.27).
+TESTJSON  ?= .ci/out/test.json
+LAB_PKGS  := ./ha ./test ./test/ha
+UNIT_PKGS  = $(shell $(GO) list $(PKGS) | grep -v -e '/test$$' -e '/test/ha$$' -e '/edgesbc/ha$$')
 test: deps build
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	bash -o pipefail -c '{ $(GO) test -json -count=1 -timeout 20m $(UNIT_PKGS); u=$$?; \
+		$(GO) test -json -p 1 -count=1 -timeout 20m $(LAB_PKGS); l=$$?; exit $$((u|l)); } \
+		| $(GO) run ./internal/ci/testsummary -o $(TESTJSON)'
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 200000x ./sbc/sipguard
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 80000x -fuzzminimizetime 2000x ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzParseCrypto -fuzztime 60000x -fuzzminimizetime 2000x ./mediarelay

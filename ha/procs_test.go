@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/edgesbc/edgesbc/ha"
+	"github.com/edgesbc/edgesbc/internal/ci"
 )
 
 const (
@@ -445,17 +446,11 @@ func (c *cluster) sampleHolders(d time.Duration) (maxHolders, emptySamples, samp
 }
 
 func needPrivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, nftables, netlink)")
-	}
 	if testing.Short() {
 		t.Skip("-short: multi-process raft test skipped")
 	}
-	for _, tool := range []string{"ip", "nft", "ping", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (make deps)", tool)
-		}
-	}
+	ci.Root(t, "network namespaces, nftables, netlink")
+	ci.Require(t, "ip", "nft", "ping", "go")
 }
 
 type failover struct {

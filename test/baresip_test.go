@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
+	"github.com/edgesbc/edgesbc/internal/ci"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 )
 
@@ -61,9 +62,7 @@ module menu.so
 // sends (its decoded dump is not silence).
 func TestSRTPBaresipInterop(t *testing.T) {
 	needLab(t)
-	if _, err := exec.LookPath("baresip"); err != nil {
-		t.Skip("baresip not installed (scripts/deps.sh installs baresip-core)")
-	}
+	ci.Require(t, "baresip")
 	for _, c := range []struct{ mediaenc, carrierSRTP, proto string }{
 		{"srtp-mand", "required", "RTP/SAVP"},
 		{"srtp", "optional", "RTP/AVP"},
