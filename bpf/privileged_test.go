@@ -16,6 +16,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
 )
 
 // The privileged tests build, per test, three private namespaces
@@ -46,12 +48,10 @@ type topo struct {
 
 func requirePrivileged(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("privileged test: needs root to create network namespaces and attach BPF; CI runs as root")
-	}
 	if testing.Short() {
 		t.Skip("privileged test skipped in -short mode")
 	}
+	ci.Root(t, "privileged test: network namespaces and BPF attach")
 }
 
 // newTopo builds the three namespaces. hostGRO is the hosts' veths' GRO

@@ -33,6 +33,7 @@ import (
 
 	"github.com/edgesbc/edgesbc/ha"
 	"github.com/edgesbc/edgesbc/internal/ci"
+	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
 const (
@@ -451,6 +452,13 @@ func needPrivileged(t *testing.T) {
 	}
 	ci.Root(t, "network namespaces, nftables, netlink")
 	ci.Require(t, "ip", "nft", "ping", "go")
+	// Its namespaces are its own, but its timings (elections, leases) must
+	// not share the two cores with a lab package's sbcd processes.
+	unlock, err := labns.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
 }
 
 type failover struct {

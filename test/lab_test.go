@@ -78,6 +78,11 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer unlock()
+	// The restart and counter tests read sbcd's pins in /sys/fs/bpf.
+	if err := labns.MountBPFFS(); err != nil {
+		fmt.Println("FAIL:", err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "edgesbc-e2e")
 	if err != nil {
 		fmt.Println(err)

@@ -87,3 +87,26 @@ func HTTPClient(ns string, timeout time.Duration) *http.Client {
 	}}
 	return &http.Client{Transport: tr, Timeout: timeout}
 }
+
+// BPFFS is where sbcd pins its BPF state (cmd/sbcd) and tests read it.
+const BPFFS = "/sys/fs/bpf"
+
+// MountBPFFS makes sure a bpf filesystem is mounted at /sys/fs/bpf,
+// mounting one when it is not (a fresh container may have none), so that
+// a test reading pins never mistakes a missing bpffs for "no flows".
+func MountBPFFS() error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(BPFFS, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if err := os.MkdirAll(BPFFS, 0o700); err != nil {
+		return fmt.Errorf("bpffs: %w", err)
+	}
+	if err := unix.Mount("bpf", BPFFS, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("mount bpffs at %s: %w", BPFFS, err)
+	}
+	if err := unix.Statfs(BPFFS, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		return fmt.Errorf("bpffs at %s: still not a bpf filesystem after mounting (%v)", BPFFS, err)
+	}
+	return nil
+}

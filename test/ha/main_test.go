@@ -56,6 +56,11 @@ func runMain(m *testing.M) int {
 		}
 		defer unlock()
 	}
+	// The XDP failover tests count the flows sbcd pinned in /sys/fs/bpf.
+	if err := labns.MountBPFFS(); err != nil {
+		fmt.Println("FAIL:", err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "edgesbc-ha")
 	if err != nil {
 		fmt.Println(err)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/edgesbc/edgesbc/bpf"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -71,7 +70,8 @@ func waitKernelFlows(t testing.TB, n *node, want int, d time.Duration) (string, 
 // pinnedFlows counts the entries of the flows map a node's sbcd pinned
 // (/sys/fs/bpf/edgesbc/netns-<inode>/ + bpf.PinnedFlowsPath), read
 // straight from bpffs: what the kernel program would forward, whatever
-// the process says.
+// the process says. A missing map is a failure, not 0 flows: a running
+// node keeps its program and maps pinned (fencing empties the map).
 func pinnedFlows(t testing.TB, n *node) int {
 	t.Helper()
 	var st syscall.Stat_t
@@ -80,9 +80,6 @@ func pinnedFlows(t testing.TB, n *node) int {
 	}
 	p := bpf.PinnedFlowsPath(fmt.Sprintf("/sys/fs/bpf/edgesbc/netns-%d", st.Ino))
 	m, err := ebpf.LoadPinnedMap(p, &ebpf.LoadPinOptions{ReadOnly: true})
-	if os.IsNotExist(err) {
-		return 0
-	}
 	if err != nil {
 		t.Fatalf("node %s pinned flows %s: %v", n.name, p, err)
 	}
