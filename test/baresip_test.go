@@ -110,7 +110,7 @@ func baresipCall(t *testing.T, mediaenc, carrierSRTP, proto string) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	ext := startMediaCapture(t, "car", "car0", "udp portrange 30000-30999") // the SBC's carrier media ports
+	ext := startCaptureFilter(t, "car", "car0", "udp portrange 30000-30999") // the SBC's carrier media ports
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func baresipCall(t *testing.T, mediaenc, carrierSRTP, proto string) {
 		t.Fatalf("INVITE to the PBX is not RTP/AVP")
 	}
 	// Nothing of either side's audio crossed the carrier wire in the clear.
-	pkts := ext.payloads(t)
+	pkts := ext.stop(t)
 	if len(pkts) < 200 {
 		t.Fatalf("only %d RTP datagrams captured on the carrier wire", len(pkts))
 	}

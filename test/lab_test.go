@@ -149,21 +149,6 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// labConfig is configs/lab.yaml with its routes' targets replaced.
-func labConfig(t *testing.T, extra string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "configs", "lab.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	y := string(b) + extra
-	p := filepath.Join(t.TempDir(), "sbc.yaml")
-	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // startSBCD runs sbcd in namespace sbc on the given config file (the lab
 // config when empty) and waits until its admin API answers.
 func startSBCD(t *testing.T, cfg string) *sbcd {
