@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-ha bench-raft bench-tls fuzz vet fmt clean
+.PHONY: all build run test test-unit deps lab-up lab-down bench-load bench-sip bench-media bench-ha bench-raft bench-tls fuzz vet fmt clean
 
 all: build
 
@@ -22,7 +22,8 @@ deps:
 
 # Every test: unit and loopback tests, then the netns lab end-to-end tests
 # (these need root; without it they skip and say so, and under CI=true they
-# fail), then a short fuzz. The lab packages (and ha's multi-process raft
+# fail), then a short fuzz. staticcheck (a go tool in go.mod) runs with vet;
+# the unit packages run with the race detector. The lab packages (and ha's multi-process raft
 # tests) run one package at a time (-p 1) so they never share the cores.
 # go test's JSON stream is kept in $(TESTJSON); testsummary prints what
 # plain go test would, then every FAIL and SKIP line and the package results.
@@ -34,7 +35,8 @@ LAB_PKGS  := ./ha ./test ./test/ha
 UNIT_PKGS  = $(shell $(GO) list $(PKGS) | grep -v -e '/test$$' -e '/test/ha$$' -e '/edgesbc/ha$$')
 test: deps build
 	$(GO) vet $(PKGS)
-	bash -o pipefail -c '{ $(GO) test -json -count=1 -timeout 20m $(UNIT_PKGS); u=$$?; \
+	$(GO) tool staticcheck $(PKGS)
+	bash -o pipefail -c '{ $(GO) test -json -race -count=1 -timeout 20m $(UNIT_PKGS); u=$$?; \
 		$(GO) test -json -p 1 -count=1 -timeout 20m $(LAB_PKGS); l=$$?; exit $$((u|l)); } \
 		| $(GO) run ./internal/ci/testsummary -o $(TESTJSON)'
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 200000x ./sbc/sipguard
@@ -66,6 +68,12 @@ bench-sip: deps build
 bench-media: deps build
 	bash scripts/bench-deps.sh
 	SBC_BENCH_MEDIA=1 SBC_BENCH_WINDOW=5s SBC_BENCH_CALLS=500,1000 $(GO) test -count=1 -timeout 30m -run 'TestBenchMedia(SRTP|Paths)?$$' -v ./test
+
+# The lab's load tests at benchmark size: 1,500 SIPp calls at 100/s and
+# 500 calls with RTP both ways (50,000 pps through the relay); make test
+# runs them at functional size (tens of calls, seconds). Root.
+bench-load: deps build
+	SBC_BENCH_LOAD=1 $(GO) test -count=1 -timeout 20m -run 'TestLoadRunNoFailedCalls|TestManyConcurrentCallsWithRTP' -v ./test
 
 # Call setup on loopback with the caller on UDP, on a TLS trunk connection,
 # and on a new TLS connection per call, interleaved. About 20 s; no root.
