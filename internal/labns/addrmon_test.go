@@ -1,0 +1,81 @@
+package labns
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
+)
+
+func TestParseAddrEvent(t *testing.T) {
+	ev, ok := parseAddrEvent("a", "[2026-12-03T18:45:18.506423] Deleted 3: v0    inet 203.0.113.99/32 scope global v0")
+	if !ok || ev.Added || ev.Addr != "203.0.113.99" || ev.At.Nanosecond() != 506423000 {
+		t.Fatalf("%+v %v", ev, ok)
+	}
+	if ev, ok := parseAddrEvent("a", "[2026-12-03T18:45:18.402730] 3: v0    inet 203.0.113.99/32 scope global v0"); !ok || !ev.Added {
+		t.Fatalf("%+v %v", ev, ok)
+	}
+	if _, ok := parseAddrEvent("a", "       valid_lft forever preferred_lft forever"); ok {
+		t.Fatal("continuation line parsed")
+	}
+}
+
+// TestOverlaps: a handover that adds on b before deleting on a is an
+// overlap of exactly that interval; one in order is none.
+func TestOverlaps(t *testing.T) {
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	m := &AddrMonitor{initial: map[string]map[string]bool{"a": {"203.0.113.1": true, "10.0.0.1": true}, "b": {"10.0.0.2": true}}}
+	bad := []AddrEvent{{at(10), "b", "203.0.113.1", true}, {at(13), "a", "203.0.113.1", false}}
+	o := m.Overlaps(bad, "203.0.113.1")
+	if len(o) != 1 || o[0].To.Sub(o[0].From) != 3*time.Millisecond || len(o[0].Holders) != 2 {
+		t.Fatalf("overlaps %+v", o)
+	}
+	good := []AddrEvent{{at(10), "a", "203.0.113.1", false}, {at(11), "b", "203.0.113.1", true}}
+	if o := m.Overlaps(good, "203.0.113.1"); len(o) != 0 {
+		t.Fatalf("overlaps %+v", o)
+	}
+}
+
+// TestPrivilegedMonitorAddrs: in two scratch namespaces, an address added
+// in b before it is deleted in a shows as one overlap.
+func TestPrivilegedMonitorAddrs(t *testing.T) {
+	ci.Root(t, "network namespaces")
+	ci.Require(t, "ip")
+	var nss []string
+	for _, n := range []string{"a", "b"} {
+		ns := fmt.Sprintf("labns-mon-%d-%s", os.Getpid(), n)
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		_ = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+		nss = append(nss, ns)
+	}
+	ip := func(args ...string) {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	ip("-n", nss[0], "addr", "add", "192.0.2.77/32", "dev", "lo")
+	m, err := MonitorAddrs(nss...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip("-n", nss[1], "addr", "add", "192.0.2.77/32", "dev", "lo")
+	ip("-n", nss[0], "addr", "del", "192.0.2.77/32", "dev", "lo")
+	for deadline := time.Now().Add(5 * time.Second); m.count() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d address events seen, want 2", m.count())
+		}
+	}
+	ev := m.Stop()
+	o := m.Overlaps(ev, "192.0.2.77")
+	if len(o) != 1 || o[0].To.IsZero() {
+		t.Fatalf("events %+v: overlaps %+v, want one that ended", ev, o)
+	}
+	t.Logf("overlap of %v seen", o[0].To.Sub(o[0].From))
+}
