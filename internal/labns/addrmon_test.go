@@ -2,6 +2,7 @@ package labns
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"testing"
@@ -78,4 +79,31 @@ func TestPrivilegedMonitorAddrs(t *testing.T) {
 		t.Fatalf("events %+v: overlaps %+v, want one that ended", ev, o)
 	}
 	t.Logf("overlap of %v seen", o[0].To.Sub(o[0].From))
+}
+
+// TestPrivilegedUDPListening: a socket bound in a scratch namespace is
+// seen there, and is gone once closed.
+func TestPrivilegedUDPListening(t *testing.T) {
+	ci.Root(t, "network namespaces")
+	ns := fmt.Sprintf("labns-udp-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	_ = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
+	lo := netip.MustParseAddr("127.0.0.1")
+	c, err := UDP(ns, "127.0.0.1", 5071)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := UDPListening(ns, lo, 5071); !ok || err != nil {
+		t.Fatalf("bound socket not seen: %v %v", ok, err)
+	}
+	if ok, _ := UDPListening(ns, lo, 5072); ok {
+		t.Fatal("port 5072 seen bound")
+	}
+	c.Close()
+	if ok, _ := UDPListening(ns, lo, 5071); ok {
+		t.Fatal("closed socket still seen")
+	}
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -109,4 +111,30 @@ func MountBPFFS() error {
 		return fmt.Errorf("bpffs at %s: still not a bpf filesystem after mounting (%v)", BPFFS, err)
 	}
 	return nil
+}
+
+// UDPListening reports whether a UDP socket is bound to ip:port in ns
+// (read from the namespace's /proc/net/udp: no packet sent, no tool run).
+func UDPListening(ns string, ip netip.Addr, port int) (bool, error) {
+	var b []byte
+	err := Do(ns, func() error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/udp")
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	a4 := ip.As4()
+	// /proc/net/udp writes the address as the host-order hex of the
+	// network-order word: little-endian machines reverse the bytes.
+	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", a4[3], a4[2], a4[1], a4[0], port)
+	wild := fmt.Sprintf("00000000:%04X", port)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 2 && (f[1] == want || f[1] == wild) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
