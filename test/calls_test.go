@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
 // writeLabConfig writes a lab config whose carrier->PBX route tries the
@@ -29,17 +32,35 @@ routes:
 	return p
 }
 
+// waitUDPListen waits (up to 10 s) until a socket is bound to ip:port in
+// namespace ns: a callee is ready before its caller starts.
+func waitUDPListen(t *testing.T, ns, ip string, port int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ok, err := labns.UDPListening(ns, netip.MustParseAddr(ip), port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s:%d in %s after 10 s", ip, port, ns)
+		}
+	}
+}
+
 // pair runs a SIPp callee and caller for n calls and requires both to
 // finish cleanly. fromCarrier picks the direction.
 func pair(t *testing.T, fromCarrier bool, uas, uac string, n int, rate int, extra ...string) time.Duration {
 	t.Helper()
-	calleeNS, callerNS, callee, caller, sbcAddr := "ent", "car", pbxArgs, carrierArgs, sbcExt
+	calleeNS, callerNS, callee, caller, sbcAddr, calleeHost := "ent", "car", pbxArgs, carrierArgs, sbcExt, pbxHost
 	if !fromCarrier {
-		calleeNS, callerNS, callee, caller, sbcAddr = "car", "ent", carrierArgs, pbxArgs, sbcInt
+		calleeNS, callerNS, callee, caller, sbcAddr, calleeHost = "car", "ent", carrierArgs, pbxArgs, sbcInt, carrierHost
 	}
 	m := fmt.Sprint(n)
 	srv := startSIPp(t, calleeNS, uas, callee("-m", m)...)
-	time.Sleep(300 * time.Millisecond)
+	waitUDPListen(t, calleeNS, calleeHost, 5060)
 	start := time.Now()
 	cl := startSIPp(t, callerNS, uac, append(caller(sbcAddr+":5060", "-m", m, "-r", fmt.Sprint(rate), "-s", "1000"), extra...)...)
 	limit := 30*time.Second + time.Duration(n/rate)*time.Second

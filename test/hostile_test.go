@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +69,68 @@ func exchangeTrying(t *testing.T, c *net.UDPConn, b []byte, d time.Duration) (fi
 		}
 		return line, trying
 	}
+}
+
+// topViaUDP reports whether a message's first Via names UDP.
+func topViaUDP(b []byte) bool {
+	for _, l := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(l, ":")
+		if n := strings.ToLower(strings.TrimSpace(name)); ok && (n == "via" || n == "v") {
+			return strings.HasPrefix(strings.ToUpper(strings.TrimSpace(v)), "SIP/2.0/UDP")
+		}
+	}
+	return false
+}
+
+// inviteSink is a silent PBX: it keeps the Call-IDs of the INVITEs it
+// receives (retransmissions counted once).
+type inviteSink struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	ids  map[string]bool
+	done chan struct{}
+}
+
+func newInviteSink(t *testing.T, conn *net.UDPConn) *inviteSink {
+	k := &inviteSink{conn: conn, ids: map[string]bool{}, done: make(chan struct{})}
+	go func() {
+		defer close(k.done)
+		buf := make([]byte, 65535)
+		for {
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			if bytes.HasPrefix(buf[:n], []byte("INVITE ")) {
+				k.mu.Lock()
+				k.ids[callID(buf[:n])] = true
+				k.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(k.close)
+	return k
+}
+
+func (k *inviteSink) count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.ids)
+}
+
+// waitMore waits up to d for more than n distinct INVITEs.
+func (k *inviteSink) waitMore(n int, d time.Duration) bool {
+	for deadline := time.Now().Add(d); k.count() <= n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+func (k *inviteSink) close() {
+	_ = k.conn.Close()
+	<-k.done
 }
 
 // callID is a message's Call-ID (long or compact form), "" when none.
@@ -167,6 +230,9 @@ func TestRFC4475TortureMessages(t *testing.T) {
 	defer index.Close()
 	s := startSBCD(t, "")
 	c := carrierSocket(t, 5098)
+	// Where the lab routes calls: a PBX that answers nothing and records
+	// the Call-ID of every INVITE the SBC sends it.
+	pbx := newInviteSink(t, nsSocket(t, "ent", pbxHost, 5060))
 
 	sc := bufio.NewScanner(index)
 	sc.Scan() // header
@@ -183,6 +249,7 @@ func TestRFC4475TortureMessages(t *testing.T) {
 		}
 		n++
 		t.Run(file, func(t *testing.T) {
+			routed := pbx.count()
 			got, trying := exchangeTrying(t, c, data, 300*time.Millisecond)
 			isResponse := bytes.HasPrefix(data, []byte("SIP/2.0"))
 			switch verdict {
@@ -205,8 +272,13 @@ func TestRFC4475TortureMessages(t *testing.T) {
 				// its 100 Trying must come back; any other request gets a
 				// final answer.
 				if strings.HasPrefix(string(data), "INVITE") {
-					if !trying {
+					// Its 100 Trying goes where the top Via says: back to
+					// us when that is UDP (longreq.dat's says TCP).
+					if topViaUDP(data) && !trying {
 						t.Errorf("valid INVITE got no 100 Trying (final answer %q)", got)
+					}
+					if !pbx.waitMore(routed, 2*time.Second) {
+						t.Errorf("valid INVITE was not routed: no new INVITE reached the PBX (final answer %q)", got)
 					}
 				} else if !isResponse && got == "" {
 					t.Errorf("valid request got no answer")
@@ -232,7 +304,8 @@ func TestRFC4475TortureMessages(t *testing.T) {
 		t.Error("no torture message counted as malformed")
 	}
 	// The valid torture INVITEs were routed to the PBX address, where no one
-	// listened: let them fail over and end before a real PBX starts there.
+	// answered: let them time out and end before a real PBX starts there.
 	s.waitIdle(t)
+	pbx.close()
 	pair(t, true, "uas.xml", "uac.xml", 2, 5)
 }

@@ -146,17 +146,17 @@ func (m *AddrMonitor) Stop() []AddrEvent {
 	return ev
 }
 
-// Overlap is a time when more than one namespace held one of the watched
-// addresses.
-type Overlap struct {
+// Span is a stretch of time in which the same namespaces held one of the
+// watched addresses. From is zero for the span the monitor started in,
+// To is zero for the one still going at the last event.
+type Span struct {
 	From, To time.Time
 	Holders  []string
 }
 
-// Overlaps replays the events over the namespaces' starting addresses and
-// returns every interval in which two or more namespaces held any of addrs
-// (To is zero when it had not ended by the last event).
-func (m *AddrMonitor) Overlaps(events []AddrEvent, addrs ...string) []Overlap {
+// Timeline replays the events over the namespaces' starting addresses and
+// returns who held any of addrs, span by span.
+func (m *AddrMonitor) Timeline(events []AddrEvent, addrs ...string) []Span {
 	watched := map[string]bool{}
 	for _, a := range addrs {
 		watched[a] = true
@@ -173,7 +173,7 @@ func (m *AddrMonitor) Overlaps(events []AddrEvent, addrs ...string) []Overlap {
 	}
 	m.mu.Unlock()
 	holders := func() []string {
-		var h []string
+		h := []string{}
 		for ns, set := range held {
 			if len(set) > 0 {
 				h = append(h, ns)
@@ -182,11 +182,7 @@ func (m *AddrMonitor) Overlaps(events []AddrEvent, addrs ...string) []Overlap {
 		sort.Strings(h)
 		return h
 	}
-	var out []Overlap
-	var cur *Overlap
-	if h := holders(); len(h) > 1 {
-		cur = &Overlap{Holders: h}
-	}
+	out := []Span{{Holders: holders()}}
 	for _, ev := range events {
 		if !watched[ev.Addr] {
 			continue
@@ -200,17 +196,33 @@ func (m *AddrMonitor) Overlaps(events []AddrEvent, addrs ...string) []Overlap {
 			delete(held[ev.NS], ev.Addr)
 		}
 		h := holders()
-		switch {
-		case len(h) > 1 && cur == nil:
-			cur = &Overlap{From: ev.At, Holders: h}
-		case len(h) <= 1 && cur != nil:
+		if cur := &out[len(out)-1]; strings.Join(h, ",") != strings.Join(cur.Holders, ",") {
 			cur.To = ev.At
-			out = append(out, *cur)
-			cur = nil
+			out = append(out, Span{From: ev.At, Holders: h})
 		}
 	}
-	if cur != nil {
-		out = append(out, *cur)
-	}
 	return out
+}
+
+// Overlaps is every span of the timeline in which two or more namespaces
+// held one of addrs.
+func (m *AddrMonitor) Overlaps(events []AddrEvent, addrs ...string) []Span {
+	var o []Span
+	for _, sp := range m.Timeline(events, addrs...) {
+		if len(sp.Holders) > 1 {
+			o = append(o, sp)
+		}
+	}
+	return o
+}
+
+// Empty is every span in which no namespace held any of addrs.
+func (m *AddrMonitor) Empty(events []AddrEvent, addrs ...string) []Span {
+	var o []Span
+	for _, sp := range m.Timeline(events, addrs...) {
+		if len(sp.Holders) == 0 {
+			o = append(o, sp)
+		}
+	}
+	return o
 }

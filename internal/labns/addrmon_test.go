@@ -39,6 +39,13 @@ func TestOverlaps(t *testing.T) {
 	if o := m.Overlaps(good, "203.0.113.1"); len(o) != 0 {
 		t.Fatalf("overlaps %+v", o)
 	}
+	// The same handover leaves 1 ms with no holder at all.
+	if e := m.Empty(good, "203.0.113.1"); len(e) != 1 || e[0].To.Sub(e[0].From) != time.Millisecond {
+		t.Fatalf("empty spans %+v", e)
+	}
+	if e := m.Empty(bad, "203.0.113.1"); len(e) != 0 {
+		t.Fatalf("empty spans %+v", e)
+	}
 }
 
 // TestPrivilegedMonitorAddrs: in two scratch namespaces, an address added
