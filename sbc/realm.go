@@ -115,20 +115,26 @@ func (r *Realm) listen(readBuffer int, freeBind bool) error {
 
 func (r *Realm) serve() {
 	if r.udp != nil {
+		served := make(chan struct{}) // closed when ServeUDP returns (Close)
 		go func() {
+			defer close(served)
 			if err := r.srv.ServeUDP(r.udp); err != nil && !errors.Is(err, net.ErrClosed) {
 				r.log.Error("UDP listener stopped", "error", err)
 			}
 		}()
 		go func() {
+			defer close(r.ready)
 			addr := r.udp.LocalAddr().String()
 			for i := 0; i < 1000; i++ {
 				if c, err := r.ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
-					break
+					return
 				}
-				time.Sleep(time.Millisecond)
+				select {
+				case <-served: // closed before it was ever ready: stop polling
+					return
+				case <-time.After(time.Millisecond):
+				}
 			}
-			close(r.ready)
 		}()
 	} else {
 		close(r.ready)
