@@ -299,7 +299,9 @@ func TestOffloadSurvivesRestart(t *testing.T) {
 	wg.Go(func() { _ = aRTP.Send(c.aTo, 0xA2, 1, 400, 20*time.Millisecond) })
 	wg.Go(func() { _ = bRTP.Send(c.bTo, 0xB2, 1, 400, 20*time.Millisecond) })
 	defer wg.Wait()
-	time.Sleep(time.Second)
+	// kill -9 once the call's record is committed to state_dir (not after
+	// a guessed second): a restored call is then the contract.
+	s.waitRecords(t, 1)
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -355,6 +357,24 @@ func withStateDir(t *testing.T, cfg string) string {
 		t.Fatalf("sbcd -check-config rejects state_dir: %v\n%s", err, out)
 	}
 	return p
+}
+
+// waitRecords waits up to 10 s until sbcd's store (state_dir or ha)
+// holds want committed call records (GET /api/v1/ha).
+func (s *sbcd) waitRecords(t *testing.T, want int) {
+	t.Helper()
+	var st struct {
+		Records int `json:"records"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := s.get("/api/v1/ha")
+		if err == nil && json.Unmarshal(b, &st) == nil && st.Records == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sbcd: %d call records (%v), want %d: %s", st.Records, err, want, b)
+		}
+	}
 }
 
 // waitLog waits up to 10 s for a line of sbcd's log.
