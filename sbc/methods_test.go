@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -47,4 +48,45 @@ func TestMethodNotAllowed(t *testing.T) {
 	if s.ActiveCalls() != 0 {
 		t.Error("a rejected request left a call behind")
 	}
+}
+
+// TestMergedRequest: the same INVITE (Call-ID, From tag, CSeq) arriving
+// again by another path (a new Via branch) while the first is in progress
+// is a merged request: 482 for the copy (RFC 3261 8.2.2.2), the callee
+// sees one INVITE, and the first call completes.
+func TestMergedRequest(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "merged-1", testphone.TestSDP)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 180, "Ringing", "callee1", "")
+	caller.ExpectResponse(180, sip.INVITE, wait)
+	caller.Send(s.carrier, fmt.Sprintf(`INVITE sip:1000@%s SIP/2.0
+		Via: SIP/2.0/UDP %s;branch=z9hG4bK-merged-1-other-path;rport
+		Max-Forwards: 69
+		From: "Caller" <sip:alice@%s>;tag=ftmerged-1
+		To: <sip:1000@%s>
+		Call-ID: merged-1
+		CSeq: 1 INVITE
+		Contact: <sip:alice@%s>`, s.carrier, caller.Addr, caller.Addr, s.carrier, caller.Addr), testphone.TestSDP)
+	loop := caller.ExpectResponse(482, sip.INVITE, wait)
+	if b, _ := loop.Via().Params.Get("branch"); b != "z9hG4bK-merged-1-other-path" {
+		t.Errorf("482 for branch %q, want the copy's", b)
+	}
+	callee.Quiet(300*time.Millisecond, func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && r.Method == sip.INVITE
+	}, "a second INVITE for the merged copy")
+	callee.Answer(inv, 200, "OK", "callee1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	if b, _ := ok.Via().Params.Get("branch"); b != "z9hG4bK-merged-1-inv" {
+		t.Errorf("200 for branch %q, want the first INVITE's", b)
+	}
+	dA := testphone.CallerDialog(ok, s.carrier)
+	caller.Ack(dA, 1, "merged-1-ack")
+	callee.ExpectRequest(sip.ACK, wait)
+	caller.Request(dA, "BYE", 2, "merged-1-bye", "")
+	callee.Answer(callee.ExpectRequest(sip.BYE, wait), 200, "OK", "", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	s.waitIdle(t)
 }
