@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/edgesbc/edgesbc/internal/ci"
+	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
 // The privileged tests build, per test, three private namespaces
@@ -52,6 +53,11 @@ func requirePrivileged(t *testing.T) {
 		t.Skip("privileged test skipped in -short mode")
 	}
 	ci.Root(t, "privileged test: network namespaces and BPF attach")
+	// The tests pin under /sys/fs/bpf: a fresh machine may have no bpffs
+	// mounted there yet.
+	if err := labns.MountBPFFS(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // newTopo builds the three namespaces. hostGRO is the hosts' veths' GRO
