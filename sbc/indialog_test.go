@@ -1,6 +1,8 @@
 package sbc_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -94,4 +96,40 @@ func TestCrossingByes(t *testing.T) {
 	if n := s.calls("bye_a") + s.calls("bye_b"); n != 1 {
 		t.Errorf("the call was counted %v times as ended", n)
 	}
+}
+
+// TestLateOffer: an INVITE without SDP (late offer). The callee's 200
+// carries the offer, relayed to the caller; the caller's ACK carries the
+// answer, relayed to the callee in its ACK (RFC 3261 13.2.1).
+func TestLateOffer(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "late-offer", "")
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	if len(inv.Body()) != 0 {
+		t.Fatalf("INVITE without SDP relayed with a body:\n%s", inv.Body())
+	}
+	callee.Answer(inv, 200, "OK", "callee1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	if string(ok.Body()) != testphone.TestSDP {
+		t.Fatalf("the offer in the 200 did not reach the caller: %q", ok.Body())
+	}
+	answer := strings.Replace(testphone.TestSDP, "o=- 1 1", "o=- 2 2", 1)
+	dA := testphone.CallerDialog(ok, s.carrier)
+	caller.Send(dA.SBC, fmt.Sprintf(`ACK %s SIP/2.0
+		Via: SIP/2.0/UDP %s;branch=z9hG4bK-late-ack
+		Max-Forwards: 70
+		From: <%s>;tag=%s
+		To: <%s>;tag=%s
+		Call-ID: %s
+		CSeq: 1 ACK`, dA.Target, caller.Addr, dA.LocalURI, dA.LocalTag, dA.RemoteURI, dA.RemoteTag, dA.CallID), answer)
+	ack := callee.ExpectRequest(sip.ACK, wait)
+	if string(ack.Body()) != answer {
+		t.Fatalf("the answer in the ACK did not reach the callee: %q", ack.Body())
+	}
+	s.waitState(t, "confirmed")
+	caller.Request(dA, "BYE", 2, "late-bye", "")
+	callee.Answer(callee.ExpectRequest(sip.BYE, wait), 200, "OK", "", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	s.waitIdle(t)
 }
