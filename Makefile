@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-sip bench-media bench-ha bench-raft bench-tls fuzz vet fmt clean
+.PHONY: all build run test test-unit deps lab-up lab-down bench-load bench-sip bench-media bench-ha bench-raft bench-tls fuzz vet fmt clean
 
 all: build
 
@@ -21,13 +21,29 @@ deps:
 	$(GO) mod download
 
 # Every test: unit and loopback tests, then the netns lab end-to-end tests
-# (these need root; without it they skip and say so), then a short fuzz.
+# (these need root; without it they skip and say so, and under CI=true they
+# fail), then a short fuzz. staticcheck (a go tool in go.mod) runs with
+# vet; the unit packages run with the race detector (measured on 2 cores:
+# sbc ~50 s either way, mediarelay 7 -> 12 s, bpf 11 -> 14 s), ha's unit
+# tests too (-short: 13 s). The lab packages and ha in full (its
+# multi-process raft tests: 75 s, 154 s under -race) run one package at a
+# time (-p 1), without -race, so they never share the cores with each
+# other and their timings stay those of the machine.
+# go test's JSON stream is kept in $(TESTJSON); testsummary prints what
+# plain go test would, then every FAIL and SKIP line and the package results.
 # Fuzz budgets are counts, not durations: a duration races Go 1.26's fuzz
 # coordinator under load and fails with "context deadline exceeded" and no
 # crasher (golang/go#75804, fixed in Go 1.27).
+TESTJSON  ?= .ci/out/test.json
+LAB_PKGS  := ./ha ./test ./test/ha
+UNIT_PKGS  = $(shell $(GO) list $(PKGS) | grep -v -e '/test$$' -e '/test/ha$$' -e '/edgesbc/ha$$')
 test: deps build
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+	bash -o pipefail -c '{ $(GO) test -json -race -count=1 -timeout 20m $(UNIT_PKGS); u=$$?; \
+		$(GO) test -json -race -short -count=1 -timeout 10m ./ha; r=$$?; \
+		$(GO) test -json -p 1 -count=1 -timeout 20m $(LAB_PKGS); l=$$?; exit $$((u|r|l)); } \
+		| $(GO) run ./internal/ci/testsummary -o $(TESTJSON)'
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 200000x ./sbc/sipguard
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 80000x -fuzzminimizetime 2000x ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzParseCrypto -fuzztime 60000x -fuzzminimizetime 2000x ./mediarelay
@@ -57,6 +73,12 @@ bench-sip: deps build
 bench-media: deps build
 	bash scripts/bench-deps.sh
 	SBC_BENCH_MEDIA=1 SBC_BENCH_WINDOW=5s SBC_BENCH_CALLS=500,1000 $(GO) test -count=1 -timeout 30m -run 'TestBenchMedia(SRTP|Paths)?$$' -v ./test
+
+# The lab's load tests at benchmark size: 1,500 SIPp calls at 100/s and
+# 500 calls with RTP both ways (50,000 pps through the relay); make test
+# runs them at functional size (tens of calls, seconds). Root.
+bench-load: deps build
+	SBC_BENCH_LOAD=1 $(GO) test -count=1 -timeout 20m -run 'TestLoadRunNoFailedCalls|TestManyConcurrentCallsWithRTP' -v ./test
 
 # Call setup on loopback with the caller on UDP, on a TLS trunk connection,
 # and on a new TLS connection per call, interleaved. About 20 s; no root.

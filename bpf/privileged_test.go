@@ -16,6 +16,9 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
+	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
 // The privileged tests build, per test, three private namespaces
@@ -46,11 +49,14 @@ type topo struct {
 
 func requirePrivileged(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("privileged test: needs root to create network namespaces and attach BPF; CI runs as root")
-	}
 	if testing.Short() {
 		t.Skip("privileged test skipped in -short mode")
+	}
+	ci.Root(t, "privileged test: network namespaces and BPF attach")
+	// The tests pin under /sys/fs/bpf: a fresh machine may have no bpffs
+	// mounted there yet.
+	if err := labns.MountBPFFS(); err != nil {
+		t.Fatal(err)
 	}
 }
 

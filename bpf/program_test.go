@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
 )
 
 const (
@@ -19,9 +20,7 @@ const (
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_BPF, CAP_NET_ADMIN) to load BPF programs; CI runs as root")
-	}
+	ci.Root(t, "CAP_BPF, CAP_NET_ADMIN to load BPF programs")
 }
 
 // loadTestObjects loads the programs and maps without pinning.

@@ -85,7 +85,9 @@ func TestFollowOrder(t *testing.T) {
 	failRestore[L] = true
 	failMu.Unlock()
 	c.reconnect(L)
-	time.Sleep(300 * time.Millisecond) // L catches up
+	// L catches up: it has applied everything O (the leader) committed.
+	target := c.nodes[O].Status().CommitIndex
+	waitFor(t, L+" to apply O's log", 5*time.Second, func() bool { return c.nodes[L].Status().AppliedIndex >= target })
 	c.isolate(O)
 	waitFor(t, O+" to stop", 3*time.Second, last(O, "stop"))
 	waitFor(t, L+" restore to fail", 5*time.Second, last(L, "restore-failed"))

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
 )
 
 // TestPrivilegedResolver: in a network namespace of its own, a veth with
@@ -18,9 +19,7 @@ import (
 // after the refresh; an address with no neighbour, or out of an interface
 // the datapath does not serve, does not resolve.
 func TestPrivilegedResolver(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (a network namespace of its own)")
-	}
+	ci.Root(t, "a network namespace of its own")
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()

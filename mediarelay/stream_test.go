@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
 )
 
 // TestLatchNoHijack: after B latched, a third socket on B's IP is dropped,
@@ -285,7 +287,7 @@ func TestIdle(t *testing.T) {
 func TestRelayIPv6(t *testing.T) {
 	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
 	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+		ci.Skipf(t, "no IPv6 loopback: %v", err)
 	}
 	_ = c.Close()
 	r := newTestRelay(t, Config{})

@@ -1,6 +1,7 @@
 package sbc_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -37,6 +38,8 @@ func TestAdminFlows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// New starts the guard's sweep; Close stops it (goleak in TestMain).
+		t.Cleanup(func() { _ = s.Close(context.Background()) })
 		rec := httptest.NewRecorder()
 		s.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/flows", nil))
 		var fi api.Flows

@@ -46,7 +46,6 @@ type registration struct {
 	info_           RegInfo
 	target          int // next target index to try
 	lastTarget      config.Target
-	granted         int
 }
 
 // RegInfo is a registration's state; the admin API shows it as

@@ -18,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 
+	"github.com/edgesbc/edgesbc/internal/ci"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 )
 
@@ -61,9 +62,7 @@ module menu.so
 // sends (its decoded dump is not silence).
 func TestSRTPBaresipInterop(t *testing.T) {
 	needLab(t)
-	if _, err := exec.LookPath("baresip"); err != nil {
-		t.Skip("baresip not installed (scripts/deps.sh installs baresip-core)")
-	}
+	ci.Require(t, "baresip")
 	for _, c := range []struct{ mediaenc, carrierSRTP, proto string }{
 		{"srtp-mand", "required", "RTP/SAVP"},
 		{"srtp", "optional", "RTP/AVP"},
@@ -111,7 +110,7 @@ func baresipCall(t *testing.T, mediaenc, carrierSRTP, proto string) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	ext := startMediaCapture(t, "car", "car0", "udp portrange 30000-30999") // the SBC's carrier media ports
+	ext := startCaptureFilter(t, "car", "car0", "udp portrange 30000-30999") // the SBC's carrier media ports
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +161,7 @@ func baresipCall(t *testing.T, mediaenc, carrierSRTP, proto string) {
 		t.Fatalf("INVITE to the PBX is not RTP/AVP")
 	}
 	// Nothing of either side's audio crossed the carrier wire in the clear.
-	pkts := ext.payloads(t)
+	pkts := ext.stop(t)
 	if len(pkts) < 200 {
 		t.Fatalf("only %d RTP datagrams captured on the carrier wire", len(pkts))
 	}

@@ -63,15 +63,14 @@ func TestBenchMediaPaths(t *testing.T) {
 
 	load := newMediaLoad(t, total)
 	type row struct {
-		name          string
-		skipped       string
-		r50, r100     loadResult
-		u50, u100     usage
-		ns50          float64 // BPF program ns per packet at 50k pps
-		peak          float64
-		peakLog       []string
-		peakGenLimit  bool
-		peakLossFirst string
+		name         string
+		skipped      string
+		r50, r100    loadResult
+		u50, u100    usage
+		ns50         float64 // BPF program ns per packet at 50k pps
+		peak         float64
+		peakLog      []string
+		peakGenLimit bool
 	}
 	var rows []*row
 	for _, name := range paths {

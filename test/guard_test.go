@@ -17,6 +17,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/internal/ci"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 )
 
@@ -360,11 +361,7 @@ func TestLabFlood(t *testing.T) {
 // svwar enumerates no extension; the scanner's address is banned.
 func TestLabSipvicious(t *testing.T) {
 	needLab(t)
-	for _, tool := range []string{"svmap", "svwar"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (make deps installs sipvicious)", tool)
-		}
-	}
+	ci.Require(t, "svmap", "svwar")
 	s := startSBCD(t, guardConfig(t, `"`+pbxHost+`:5060"`, ""))
 	scanner := carAddrs(t, 30, 30)[0]
 	// svwar ignores -b for its source address: make the route to the SBC

@@ -270,9 +270,9 @@ func TestOffloadMediaTimeout(t *testing.T) {
 // whose RTP is in the kernel; media keeps arriving both ways while sbcd is
 // down (the program and its flows are pinned). On restart sbcd reconciles
 // the pinned flows with the calls it knows: with state_dir (persisted call
-// records, used when this sbcd supports them) the call is restored, its
-// flows are kept, media goes on, and BYE ends it and removes them; without
-// persistence they are orphans and go.
+// records) the call is restored, its flows are kept, media goes on, and BYE
+// ends it and removes them. (Orphan removal, flows of calls sbcd does not
+// know, is mediarelay's TestReconcileFlows.)
 //
 // sbcd runs under nsenter (network namespace only) so that its pins live in
 // the machine's /sys/fs/bpf: `ip netns exec` gives each run a mount
@@ -281,12 +281,10 @@ func TestOffloadSurvivesRestart(t *testing.T) {
 	needLab(t)
 	pin := sbcPinDir()
 	launcher := []string{"nsenter", "--net=/var/run/netns/sbc", "--"}
-	cfg, persisted := withStateDir(t, mediaConfig(t, "30s"))
+	cfg := withStateDir(t, mediaConfig(t, "30s"))
 	s := startSBCDWith(t, cfg, launcher...)
 	requireKernel(t, s)
-	if persisted {
-		s.waitLog(t, "takeover done")
-	}
+	s.waitLog(t, "takeover done")
 	if _, err := os.Stat(pin); err != nil {
 		t.Fatalf("pin dir %s: %v\n%s", pin, err, tail(s.log.String(), 10))
 	}
@@ -301,7 +299,9 @@ func TestOffloadSurvivesRestart(t *testing.T) {
 	wg.Go(func() { _ = aRTP.Send(c.aTo, 0xA2, 1, 400, 20*time.Millisecond) })
 	wg.Go(func() { _ = bRTP.Send(c.bTo, 0xB2, 1, 400, 20*time.Millisecond) })
 	defer wg.Wait()
-	time.Sleep(time.Second)
+	// kill -9 once the call's record is committed to state_dir (not after
+	// a guessed second): a restored call is then the contract.
+	s.waitRecords(t, 1)
 	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -317,35 +317,21 @@ func TestOffloadSurvivesRestart(t *testing.T) {
 
 	s2 := startSBCDWith(t, cfg, launcher...)
 	t.Logf("sbcd back after %v", time.Since(down).Round(time.Millisecond))
-	if persisted {
-		s2.waitLog(t, "takeover done")
-		// The restored call's flows are reinstalled from its latched
-		// sources; media never stopped.
-		s2.waitKernel(t, 2)
-		a2, b2 := len(aRTP.Received(0xB2)), len(bRTP.Received(0xA2))
-		time.Sleep(time.Second)
-		a3, b3 := len(aRTP.Received(0xB2)), len(bRTP.Received(0xA2))
-		if a3-a2 < 45 || b3-b2 < 45 {
-			t.Errorf("media after the restart: %d and %d packets in 1 s, want ~50 each", a3-a2, b3-b2)
-		}
+	s2.waitLog(t, "takeover done")
+	// The restored call's flows are reinstalled from its latched
+	// sources; media never stopped.
+	s2.waitKernel(t, 2)
+	a2, b2 := len(aRTP.Received(0xB2)), len(bRTP.Received(0xA2))
+	time.Sleep(time.Second)
+	a3, b3 := len(aRTP.Received(0xB2)), len(bRTP.Received(0xA2))
+	if a3-a2 < 45 || b3-b2 < 45 {
+		t.Errorf("media after the restart: %d and %d packets in 1 s, want ~50 each", a3-a2, b3-b2)
 	}
 	if !strings.Contains(s2.log.String(), "pinned flows reconciled") {
 		s2.waitLog(t, "pinned flows reconciled")
 	}
-	if s2.activeCalls(t) == 0 {
-		// The call is unknown: its pinned flows were orphans, removed at
-		// start, so its media no longer gets through.
-		time.Sleep(200 * time.Millisecond)
-		a2, b2 := len(aRTP.Received(0xB2)), len(bRTP.Received(0xA2))
-		time.Sleep(time.Second)
-		a3, b3 := len(aRTP.Received(0xB2)), len(bRTP.Received(0xA2))
-		if a3 != a2 || b3 != b2 {
-			t.Errorf("orphan flows still forward after the restart: %d and %d packets in 1 s", a3-a2, b3-b2)
-		}
-		if !strings.Contains(s2.log.String(), "removed_orphans=2") {
-			t.Errorf("reconcile did not remove the call's 2 flows:\n%s", tail(s2.log.String(), 20))
-		}
-		t.Skip("sbcd restores no calls after a restart yet (persisted call records: branch hacalls): BYE after restart not testable here; media during the outage and orphan removal passed")
+	if n := s2.activeCalls(t); n != 1 {
+		t.Fatalf("sbcd restored %d calls from state_dir after the restart, want 1:\n%s", n, tail(s2.log.String(), 20))
 	}
 	c.bye(t, 2)
 	s2.waitIdle(t)
@@ -354,10 +340,9 @@ func TestOffloadSurvivesRestart(t *testing.T) {
 	}
 }
 
-// withStateDir adds a state_dir (persisted calls) to a config when this
-// sbcd supports one (-check-config says so), so that the restart test runs
-// its full scenario once call persistence is merged.
-func withStateDir(t *testing.T, cfg string) (string, bool) {
+// withStateDir adds a state_dir (persisted calls) to a config; a config
+// -check-config rejects fails the test (it used to drop state_dir and skip).
+func withStateDir(t *testing.T, cfg string) string {
 	t.Helper()
 	b, err := os.ReadFile(cfg)
 	if err != nil {
@@ -368,10 +353,28 @@ func withStateDir(t *testing.T, cfg string) (string, bool) {
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if exec.Command(filepath.Join(binDir, "sbcd"), "-check-config", p).Run() != nil {
-		return cfg, false
+	if out, err := exec.Command(filepath.Join(binDir, "sbcd"), "-check-config", p).CombinedOutput(); err != nil {
+		t.Fatalf("sbcd -check-config rejects state_dir: %v\n%s", err, out)
 	}
-	return p, true
+	return p
+}
+
+// waitRecords waits up to 10 s until sbcd's store (state_dir or ha)
+// holds want committed call records (GET /api/v1/ha).
+func (s *sbcd) waitRecords(t *testing.T, want int) {
+	t.Helper()
+	var st struct {
+		Records int `json:"records"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := s.get("/api/v1/ha")
+		if err == nil && json.Unmarshal(b, &st) == nil && st.Records == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sbcd: %d call records (%v), want %d: %s", st.Records, err, want, b)
+		}
+	}
 }
 
 // waitLog waits up to 10 s for a line of sbcd's log.

@@ -95,58 +95,6 @@ func carrierArgs(extra ...string) []string {
 	return append([]string{"-i", carrierHost, "-p", "5060"}, extra...)
 }
 
-// capture is tshark writing a pcap of SIP on one lab interface.
-type capture struct {
-	cmd  *exec.Cmd
-	file string
-	out  *bytes.Buffer
-}
-
-func startCapture(t *testing.T, ns, dev string) *capture {
-	t.Helper()
-	return startCaptureFilter(t, ns, dev, "udp port 5060 or tcp port 5060")
-}
-
-// startCaptureFilter is startCapture with a capture filter of its own.
-func startCaptureFilter(t *testing.T, ns, dev, filter string) *capture {
-	t.Helper()
-	c := &capture{file: filepath.Join(t.TempDir(), ns+".pcap"), out: &bytes.Buffer{}}
-	// dumpcap refuses to write into a directory it does not own as root
-	// in some setups; the temp dir is ours and we are root.
-	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", dev, "-f", filter, "-F", "pcap", "-w", c.file)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.cmd.Process.Kill(); _ = c.cmd.Wait() })
-	// tshark says "Capturing on" once the interface is open.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(c.out.String(), "Capturing on") {
-		if time.Now().After(deadline) {
-			t.Fatalf("tshark did not start: %s", c.out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return c
-}
-
-// stop ends the capture and returns the UDP/TCP payloads it saw.
-func (c *capture) stop(t *testing.T) [][]byte {
-	t.Helper()
-	time.Sleep(300 * time.Millisecond) // let the last packets land
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	_ = c.cmd.Wait()
-	b, err := os.ReadFile(c.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pcapPayloads(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // pcapPayloads reads a classic pcap of Ethernet/IPv4 frames and returns
 // each UDP or TCP payload. Enough of a reader for the lab's own captures.
 func pcapPayloads(b []byte) ([][]byte, error) {

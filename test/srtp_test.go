@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,54 +78,6 @@ func plainTowardPBX(t *testing.T, m sip.Message, keys ...testphone.SRTPKey) medi
 	return md
 }
 
-// mediaCapture records RTP on a lab interface with tshark.
-type mediaCapture struct {
-	cmd  *exec.Cmd
-	file string
-	out  *bytes.Buffer
-}
-
-func startMediaCapture(t *testing.T, ns, dev, filter string) *mediaCapture {
-	t.Helper()
-	c := &mediaCapture{file: filepath.Join(t.TempDir(), dev+".pcap"), out: &bytes.Buffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", dev, "-f", filter, "-F", "pcap", "-w", c.file)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	// tshark runs dumpcap as a child: stop the whole group, never leave
-	// a capture behind.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	c.cmd.WaitDelay = 2 * time.Second
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		_ = c.cmd.Wait()
-	})
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.out.String(), "Capturing on"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("tshark did not start: %s", c.out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return c
-}
-
-func (c *mediaCapture) payloads(t *testing.T) [][]byte {
-	t.Helper()
-	time.Sleep(300 * time.Millisecond)
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGINT)
-	_ = c.cmd.Wait()
-	b, err := os.ReadFile(c.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pcapPayloads(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // clearCount counts captured datagrams holding the plaintext payload of
 // any packet first..first+n-1 of the streams.
 func clearCount(pkts [][]byte, first uint16, n int, ssrcs ...uint32) (clear, total int) {
@@ -193,17 +143,17 @@ func TestSRTPCarrierToPlainPBX(t *testing.T) {
 	}
 
 	t.Run("audio both ways, encrypted on the carrier wire only", func(t *testing.T) {
-		ext := startMediaCapture(t, "car", "car0", "udp portrange 16000-18999")
-		in := startMediaCapture(t, "ent", "ent0", "udp portrange 16000-18999")
+		ext := startCaptureFilter(t, "car", "car0", "udp portrange 16000-18999")
+		in := startCaptureFilter(t, "ent", "ent0", "udp portrange 16000-18999")
 		exchangeRTP(t, aRTP, bRTP, aTo, bTo, 0xA1, 0xB1, 1000, 100)
 		if aRTP.AuthFailed() != 0 || aRTP.ClearSeen() != 0 {
 			t.Fatalf("carrier phone: %d packets failed to decrypt, %d in the clear", aRTP.AuthFailed(), aRTP.ClearSeen())
 		}
-		clear, total := clearCount(ext.payloads(t), 1000, 100, 0xA1, 0xB1)
+		clear, total := clearCount(ext.stop(t), 1000, 100, 0xA1, 0xB1)
 		if total < 190 || clear != 0 {
 			t.Fatalf("carrier wire: %d of %d RTP datagrams carried a plaintext payload", clear, total)
 		}
-		clear, total = clearCount(in.payloads(t), 1000, 100, 0xA1, 0xB1)
+		clear, total = clearCount(in.stop(t), 1000, 100, 0xA1, 0xB1)
 		if total < 190 || clear < 190 {
 			t.Fatalf("PBX wire (plain RTP): only %d of %d datagrams in the clear; the capture check is blind", clear, total)
 		}

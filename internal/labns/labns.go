@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -86,4 +88,53 @@ func HTTPClient(ns string, timeout time.Duration) *http.Client {
 		return c, err
 	}}
 	return &http.Client{Transport: tr, Timeout: timeout}
+}
+
+// BPFFS is where sbcd pins its BPF state (cmd/sbcd) and tests read it.
+const BPFFS = "/sys/fs/bpf"
+
+// MountBPFFS makes sure a bpf filesystem is mounted at /sys/fs/bpf,
+// mounting one when it is not (a fresh container may have none), so that
+// a test reading pins never mistakes a missing bpffs for "no flows".
+func MountBPFFS() error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(BPFFS, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if err := os.MkdirAll(BPFFS, 0o700); err != nil {
+		return fmt.Errorf("bpffs: %w", err)
+	}
+	if err := unix.Mount("bpf", BPFFS, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("mount bpffs at %s: %w", BPFFS, err)
+	}
+	if err := unix.Statfs(BPFFS, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
+		return fmt.Errorf("bpffs at %s: still not a bpf filesystem after mounting (%v)", BPFFS, err)
+	}
+	return nil
+}
+
+// UDPListening reports whether a UDP socket is bound to ip:port in ns
+// (read from the namespace's /proc/net/udp: no packet sent, no tool run).
+func UDPListening(ns string, ip netip.Addr, port int) (bool, error) {
+	var b []byte
+	err := Do(ns, func() error {
+		var err error
+		b, err = os.ReadFile("/proc/thread-self/net/udp")
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	a4 := ip.As4()
+	// /proc/net/udp writes the address as the host-order hex of the
+	// network-order word: little-endian machines reverse the bytes.
+	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", a4[3], a4[2], a4[1], a4[0], port)
+	wild := fmt.Sprintf("00000000:%04X", port)
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 2 && (f[1] == want || f[1] == wild) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

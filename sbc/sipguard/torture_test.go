@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
 )
 
 // tortureDir is shared/ beside the repository: /work/shared for /work/main,
@@ -24,7 +26,7 @@ func loadTorture(tb testing.TB) []tortureCase {
 	tb.Helper()
 	f, err := os.Open(filepath.Join(tortureDir, "INDEX.tsv"))
 	if err != nil {
-		tb.Skipf("../shared is absent (no RFC 4475 torture tests at %s): %v", tortureDir, err)
+		ci.Skipf(tb, "../shared is absent (no RFC 4475 torture tests at %s): %v", tortureDir, err)
 	}
 	defer f.Close()
 	var cases []tortureCase

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
 // kill is what one failover did to the calls.
@@ -167,10 +169,10 @@ func checkKill(t *testing.T, k kill) {
 	if k.firstNew > 2*time.Second {
 		t.Errorf("first new call %v after the kill, want within 2 s", k.firstNew)
 	}
-	// The target is under 1 s; CI machines are shared and noisy, so the
-	// test fails only at twice that. make bench-ha reports the figures.
-	if _, _, hi := k.gapStats(); hi > 2*time.Second {
-		t.Errorf("media gap up to %v", hi)
+	// The target: media back within 1 s of the kill (measured at the
+	// receivers in 20 ms packets; make bench-ha reports the figures).
+	if _, _, hi := k.gapStats(); hi > time.Second {
+		t.Errorf("media gap up to %v, over the 1 s target", hi)
 	}
 }
 
@@ -213,15 +215,29 @@ func TestPartitionOneActive(t *testing.T) {
 	t.Logf("healed: %s active", act.name)
 }
 
-// watchVIPs samples both nodes' VIPs for d: never both at once.
+// watchVIPs records every VIP address change in both SBC namespaces for d
+// (ip monitor, kernel timestamps: an overlap of a millisecond shows) and
+// fails if both ever held a VIP at once.
 func watchVIPs(t *testing.T, c *cluster, d time.Duration) {
 	t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		ae, ai := c.a.holdsVIPs()
-		be, bi := c.b.holdsVIPs()
-		if (ae || ai) && (be || bi) {
-			t.Fatalf("both nodes hold VIPs: a %v/%v, b %v/%v", ae, ai, be, bi)
+	m, err := labns.MonitorAddrs(c.a.ns, c.b.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d) // the window watched, not a synchronisation
+	ev := m.Stop()
+	n := 0
+	for _, e := range ev {
+		if e.Addr == vipExt || e.Addr == vipInt {
+			n++
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d VIP address changes in %v", n, d)
+	for _, o := range m.Overlaps(ev, vipExt, vipInt) {
+		end := "to the end of the window"
+		if !o.To.IsZero() {
+			end = fmt.Sprintf("for %v", o.To.Sub(o.From))
+		}
+		t.Errorf("both nodes held a VIP from %s %s (%v)", o.From.Format("15:04:05.000000"), end, o.Holders)
 	}
 }

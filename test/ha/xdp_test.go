@@ -3,7 +3,6 @@ package ha_test
 import (
 	"encoding/json"
 	"github.com/edgesbc/edgesbc/bpf"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -69,7 +68,8 @@ func waitKernelFlows(t testing.TB, n *node, want int, d time.Duration) (string, 
 // pinnedFlows counts the entries of the flows map a node's sbcd pinned
 // (bpf.NetnsPinDir + bpf.PinnedFlowsPath), read
 // straight from bpffs: what the kernel program would forward, whatever
-// the process says.
+// the process says. A missing map is a failure, not 0 flows: a running
+// node keeps its program and maps pinned (fencing empties the map).
 func pinnedFlows(t testing.TB, n *node) int {
 	t.Helper()
 	dir, err := bpf.NetnsPinDir(filepath.Join("/run/netns", n.ns))
@@ -78,9 +78,6 @@ func pinnedFlows(t testing.TB, n *node) int {
 	}
 	p := bpf.PinnedFlowsPath(dir)
 	m, err := ebpf.LoadPinnedMap(p, &ebpf.LoadPinOptions{ReadOnly: true})
-	if os.IsNotExist(err) {
-		return 0
-	}
 	if err != nil {
 		t.Fatalf("node %s pinned flows %s: %v", n.name, p, err)
 	}
