@@ -76,6 +76,9 @@ type Anchor struct {
 	onChange atomic.Pointer[func(callID string)] // restore.go; read by the notes goroutine
 	notes    latchNotes
 
+	probeMu sync.Mutex    // leaf; guards probe (heartbeat.go)
+	probe   chan struct{} // the lock probe still waiting for mu, if any
+
 	stop chan struct{}
 	done chan struct{} // closed when watch and the notes goroutine are gone
 

@@ -3,7 +3,6 @@ package mediarelay
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -121,22 +120,25 @@ func (a *Anchor) Heartbeat(timeout time.Duration) error {
 // StallWorker is Relay.StallWorker on the anchor's relay (a test hook).
 func (a *Anchor) StallWorker(d time.Duration) error { return a.relay.StallWorker(d) }
 
-// lockProbes holds each anchor's pending lock probe: a probe stuck on the
-// lock is waited on again, never joined by a second goroutine.
-var lockProbes sync.Map // *Anchor -> chan struct{}
-
 // lockProbe takes and drops a.mu in a goroutine; the channel closes once
-// it did.
+// it did. A probe still waiting for the lock is returned again, never
+// joined by a second goroutine (a stuck lock costs one goroutine, not one
+// per check).
 func (a *Anchor) lockProbe() <-chan struct{} {
-	ch := make(chan struct{})
-	v, pending := lockProbes.LoadOrStore(a, ch)
-	if pending {
-		return v.(chan struct{})
+	a.probeMu.Lock()
+	defer a.probeMu.Unlock()
+	if a.probe != nil {
+		return a.probe
 	}
+	ch := make(chan struct{})
+	a.probe = ch
 	go func() {
 		a.mu.Lock()
+		//lint:ignore SA2001 taking the lock is the probe: it proves no one holds it for long
 		a.mu.Unlock()
-		lockProbes.CompareAndDelete(a, ch)
+		a.probeMu.Lock()
+		a.probe = nil
+		a.probeMu.Unlock()
 		close(ch)
 	}()
 	return ch
