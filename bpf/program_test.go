@@ -280,10 +280,13 @@ func TestProgramPasses(t *testing.T) {
 	objs := loadTestObjects(t)
 	for _, pc := range progCases {
 		for _, c := range cases {
+			if pc.name == "tc" && c.frame.truncate > 0 && c.frame.truncate < 14+20 {
+				// BPF_PROG_RUN refuses a tc frame shorter than Ethernet +
+				// IPv4, so these cases exist for XDP only (a real tc hook
+				// never sees such a frame either: the stack drops it first).
+				continue
+			}
 			t.Run(pc.name+"/"+c.name, func(t *testing.T) {
-				if pc.name == "tc" && c.frame.truncate > 0 && c.frame.truncate < 14+20 {
-					t.Skip("BPF_PROG_RUN for tc needs a whole IP header")
-				}
 				resetTestObjects(t, objs)
 				putTestFlow(t, objs, FlowKey{sbcExt}, FlowAction{Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1})
 				in := c.frame.build()
