@@ -23,12 +23,12 @@ func (s *SBC) findLeg(r *Realm, req *sip.Request) (legRef, bool) {
 	if cid == nil {
 		return legRef{}, false
 	}
-	ref, ok := s.calls.lookup(cid.Value())
-	if !ok {
-		return legRef{}, false
+	for _, ref := range s.calls.lookupAll(cid.Value()) {
+		if _, ok := ref.call.legByTags(ref.side, r, cid.Value(), toTag(req), fromTag(req)); ok {
+			return ref, true
+		}
 	}
-	_, ok = ref.call.legByTags(ref.side, r, cid.Value(), toTag(req), fromTag(req))
-	return ref, ok
+	return legRef{}, false
 }
 
 // inOrder applies RFC 3261 12.2.2: a request with a CSeq not above the
@@ -110,11 +110,14 @@ func (s *SBC) hangup(c *Call, result string, from *Leg, reason string) {
 }
 
 // track puts a call in the table, and has it release what it held there
-// when it ends.
-func (s *SBC) track(c *Call) {
+// when it ends; false when the table refused it (callTable.add).
+func (s *SBC) track(c *Call) bool {
+	if !s.calls.add(c) {
+		return false
+	}
 	c.OnEnd(func() { s.ended(c) })
-	s.calls.add(c)
 	s.metrics.ActiveCalls.Inc()
+	return true
 }
 
 // ended releases what an ended call held: its place in the table (its

@@ -36,10 +36,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, 416, "Unsupported URI Scheme", newTag())
 		return
 	}
-	cid := req.CallID().Value()
-	if _, ok := s.calls.lookup(cid); ok {
-		// Either our own leg B came back to us, or a second INVITE of a
-		// call we already have (RFC 3261 8.2.2.2, merged request).
+	if s.merged(req) {
 		s.reply(r, req, tx, sip.StatusLoopDetected, "Loop Detected", newTag())
 		return
 	}
@@ -66,6 +63,10 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	c := s.newCall(r, req, dec.Route, out.Name)
+	if c == nil { // the Call-ID is shared by too many calls already
+		s.reply(r, req, tx, sip.StatusLoopDetected, "Loop Detected", newTag())
+		return
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	c.mu.Lock()
@@ -125,6 +126,27 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	c.end("timeout", "")
 }
 
+// merged says whether an INVITE without a To tag must be refused with 482:
+// its Call-ID is one of our own leg B's (the call looped back to us), or
+// its From tag, Call-ID and CSeq are those of a call's INVITE (RFC 3261
+// 8.2.2.2: a copy that reached us by another path; sipgo's transaction
+// layer has absorbed true retransmissions, same branch, already). A call
+// still lingering counts: a late copy of its INVITE must not ring again.
+// Anything else reusing a Call-ID, as a retry with CSeq + 1 after a 401,
+// 407, 420, 422, 491 or 3xx, is a new call.
+func (s *SBC) merged(req *sip.Request) bool {
+	ft, seq := fromTag(req), req.CSeq().SeqNo
+	for _, ref := range s.calls.lookupAll(req.CallID().Value()) {
+		if ref.side != SideA {
+			return true
+		}
+		if ref.call.openedBy(ft, seq) {
+			return true
+		}
+	}
+	return false
+}
+
 // mediaRefusal maps a media hook error to the answer leg A gets.
 func mediaRefusal(err error) (int, string) {
 	switch {
@@ -146,7 +168,8 @@ func statusOf(res *sip.Response) int {
 	return res.StatusCode
 }
 
-// newCall registers a call and its leg A, the dialog the caller opened.
+// newCall registers a call and its leg A, the dialog the caller opened;
+// nil when the call table refuses it.
 func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call {
 	from, to := req.From(), req.To()
 	a := &Leg{
@@ -168,7 +191,9 @@ func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call 
 	c := &Call{ID: newCallID(), Start: time.Now(), route: route, a: a, done: make(chan struct{})}
 	c.beginOfferLocked() // not yet shared: no lock needed
 	c.media = mediarelay.CallRef{ID: c.ID, Realms: [2]string{r.Name, outRealm}}
-	s.track(c)
+	if !s.track(c) {
+		return nil
+	}
 	return c
 }
 
@@ -205,7 +230,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	c.b = b
 	c.mu.Unlock()
 	if old != nil {
-		s.calls.dropLeg(old.d.CallID)
+		s.calls.dropLeg(c, old.d.CallID)
 	}
 	s.calls.addLeg(c, SideB, b.d.CallID)
 
