@@ -1,12 +1,23 @@
 package sbc_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/internal/testphone"
+	"github.com/edgesbc/edgesbc/mediarelay"
+	"github.com/edgesbc/edgesbc/sbc"
 )
 
 // inviteAs sends an out-of-dialog INVITE with the given Call-ID, From tag,
@@ -82,5 +93,116 @@ func TestRetrySameCallIDIsNotMerged(t *testing.T) {
 			callee.Answer(bye, 200, "OK", "", "")
 			s.waitIdle(t)
 		})
+	}
+}
+
+// mediaSBC is an SBC that anchors media on loopback, ports 31500-31509 in
+// the carrier realm and 31600-31609 in the enterprise one, calls from the
+// carrier going to callee; extra is appended to the route's YAML line.
+type mediaSBC struct {
+	*testSBC
+	anchor *mediarelay.Anchor
+	reg    *prometheus.Registry
+}
+
+func startMediaSBC(t *testing.T, callee, extra string) *mediaSBC {
+	t.Helper()
+	cp, ep := freePort(t), freePort(t)
+	y := fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: "127.0.0.1:%d", media: {ports: 31500-31509}}
+  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: 31600-31609}}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 400ms%s}
+`, cp, ep, callee, extra)
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, y)
+	}
+	var w io.Writer = io.Discard
+	if os.Getenv("SBC_TEST_LOG") != "" {
+		w = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg := prometheus.NewRegistry()
+	lo := netip.MustParseAddr("127.0.0.1")
+	anchor, err := mediarelay.NewAnchor(mediarelay.AnchorConfig{
+		Realms: []mediarelay.RealmMedia{
+			{Name: "carrier", Addr: lo, MinPort: 31500, MaxPort: 31509},
+			{Name: "enterprise", Addr: lo, MinPort: 31600, MaxPort: 31609},
+		},
+		Timeout: time.Minute, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sbc.New(cfg, sbc.Options{Logger: log, Media: anchor, Registry: reg})
+	if err != nil {
+		anchor.Close()
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		anchor.Close()
+		t.Fatal(err)
+	}
+	ts := &testSBC{SBC: s, carrier: fmt.Sprintf("127.0.0.1:%d", cp), enterprise: fmt.Sprintf("127.0.0.1:%d", ep)}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+		anchor.Close()
+	})
+	return &mediaSBC{testSBC: ts, anchor: anchor, reg: reg}
+}
+
+// portsInUse is the sum of sbc_media_ports_in_use over the realms.
+func (m *mediaSBC) portsInUse(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "sbc_media_ports_in_use" {
+			for _, x := range mf.GetMetric() {
+				n += x.GetGauge().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// Bug 2 (issue 14): the callee's BYE crosses the 200 to a re-INVITE it
+// was sent. The call is over when the 200 arrives: its SDP must not give
+// the ended call ports and streams again, so the pools are back to full.
+func TestReinviteAnswerAfterByeAllocatesNothing(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startMediaSBC(t, callee.Addr, "")
+	dA, dB, _ := established(t, s.testSBC, caller, callee, "cross-bye")
+	if n := s.portsInUse(t); n != 2 {
+		t.Fatalf("%v ports in use during the call, want one per realm", n)
+	}
+	held := strings.Replace(testphone.TestSDP, "m=audio", "a=sendonly\r\nm=audio", 1)
+	caller.Request(dA, "INVITE", 2, "cross-re", held)
+	re := callee.ExpectRequest(sip.INVITE, wait)
+
+	callee.Request(dB, "BYE", 1, "cross-bye", "")
+	callee.ExpectResponse(200, sip.BYE, wait)
+	bye := caller.ExpectRequest(sip.BYE, wait)
+	caller.Answer(bye, 200, "OK", "", "")
+	s.waitIdle(t)
+	if n := s.portsInUse(t); n != 0 {
+		t.Fatalf("%v ports in use after the BYE", n)
+	}
+
+	callee.Answer(re, 200, "OK", "callee1", testphone.TestSDP)
+	caller.Next(wait, func(m sip.Message) bool {
+		r, ok := m.(*sip.Response)
+		return ok && r.CSeq().MethodName == sip.INVITE && r.CSeq().SeqNo == 2 && r.StatusCode >= 200
+	})
+	time.Sleep(50 * time.Millisecond)
+	if n := s.portsInUse(t); n != 0 {
+		t.Fatalf("%v ports in use after the ended call's late answer, want the pools full", n)
 	}
 }
