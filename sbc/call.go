@@ -84,6 +84,10 @@ type Call struct {
 	// byeB is set when leg B's BYE overtook its 2xx: the answer is still
 	// relayed to A, then A is sent BYE at once.
 	byeB bool
+	// byeBReason is that BYE's Reason, relayed on A's; cancelReason the
+	// Reason leg B's CANCEL carries (the caller's CANCEL's or BYE's, or
+	// the SBC's own).
+	byeBReason, cancelReason string
 	// cancelSetup stops leg B's setup (CANCEL) when the call ends early.
 	cancelSetup func()
 	// recorded: the call has a record in the HA store (replicate.go);

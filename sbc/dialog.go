@@ -60,10 +60,17 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	state := c.state
 	setup := state == StateTrying || state == StateEarly
+	var reason string
+	if y := c.other(ref.side); y != nil {
+		reason = relayedReason(req, y.realm.filter) // RFC 3326: it crosses
+	}
 	if setup && ref.side == SideB {
 		// The callee's BYE overtook its own 2xx (each packet has its own
 		// goroutine): the answer is still relayed, then A gets its BYE.
-		c.byeB = true
+		c.byeB, c.byeBReason = true, reason
+	}
+	if setup && ref.side == SideA && c.cancelReason == "" {
+		c.cancelReason = reason
 	}
 	cancel := c.cancelSetup
 	c.mu.Unlock()
@@ -78,14 +85,14 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	case setup:
 	default:
-		s.hangup(c, "bye_"+sideName(ref.side), l, "")
+		s.hangup(c, "bye_"+sideName(ref.side), l, reason)
 	}
 }
 
 // hangup ends a call and sends BYE, with the Reason header (RFC 3326)
 // when one is given, on every established leg except from (the leg whose
-// BYE ended it). A call still being set up is cancelled instead: its
-// setup goroutine ends it.
+// BYE ended it). A call still being set up is cancelled instead, with
+// that Reason on the CANCEL: its setup goroutine ends it.
 func (s *SBC) hangup(c *Call, result string, from *Leg, reason string) {
 	c.mu.Lock()
 	state, cancel, a, b := c.state, c.cancelSetup, c.a, c.b
@@ -94,6 +101,9 @@ func (s *SBC) hangup(c *Call, result string, from *Leg, reason string) {
 	case StateEnded:
 		return
 	case StateTrying, StateEarly:
+		if reason != "" {
+			c.setCancelReason(reason)
+		}
 		if cancel != nil {
 			cancel()
 		}
@@ -162,7 +172,7 @@ func (s *SBC) onMediaTimeout(callID string) {
 		return
 	}
 	c.a.realm.log.Info("media timeout, ending call", "call", c.ID)
-	s.hangup(c, "media_timeout", nil, `Q.850;cause=102;text="media timeout"`)
+	s.hangup(c, "media_timeout", nil, reasonMediaTimeout)
 }
 
 // onInDialog relays a request inside a call (re-INVITE, UPDATE, INFO,
@@ -247,7 +257,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		release()
 		s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", "")
 		// RFC 3261 12.2.1.2: a dialog whose peer does not answer is over.
-		s.hangup(c, "timeout_in_dialog", nil, "")
+		s.hangup(c, "timeout_in_dialog", nil, reasonInDialogTimeout)
 		return
 	}
 
@@ -278,7 +288,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		release()
 		s.respond(r, tx, back)
 		if res.StatusCode == sip.StatusCallTransactionDoesNotExists {
-			s.hangup(c, "peer_lost_dialog", nil, "")
+			s.hangup(c, "peer_lost_dialog", nil, reasonDialogLost)
 		}
 		return
 	}

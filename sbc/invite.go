@@ -72,7 +72,10 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	c.cancelSetup = cancel
 	c.mu.Unlock()
-	if !tx.OnCancel(func(*sip.Request) { cancel() }) {
+	if !tx.OnCancel(func(cr *sip.Request) {
+		c.setCancelReason(relayedReason(cr, out.filter)) // RFC 3326: it crosses
+		cancel()
+	}) {
 		cancel() // CANCEL (and sipgo's 487) came before we could listen
 	}
 
@@ -269,7 +272,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				if cancelled {
 					if !cancelSent {
 						cancelSent = true
-						s.sendCancel(out, inv)
+						s.sendCancel(out, inv, c.cancelReasonOr(""))
 					}
 					continue
 				}
@@ -282,7 +285,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 					// The callee answered as the caller gave up: ACK and
 					// hang up the leg B dialog that now exists.
 					s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
-					s.sendBye(c, b, "")
+					s.sendBye(c, b, c.cancelReasonOr(reasonCancelled))
 					return outcome{kind: outcomeCancelled}
 				}
 				if len(offer) > 0 {
@@ -324,7 +327,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 			// target (or a 408 to the caller) have the call.
 			if provisional && !cancelSent {
 				cancelSent = true
-				s.sendCancel(out, inv)
+				s.sendCancel(out, inv, reasonNoAnswer)
 			}
 			return outcome{kind: outcomeFailover}
 		case <-ctxDone:
@@ -335,7 +338,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 			c.end("cancelled", "")
 			if provisional {
 				cancelSent = true
-				s.sendCancel(out, inv)
+				s.sendCancel(out, inv, c.cancelReasonOr(""))
 			} else if !heard {
 				// RFC 3261 9.1: no CANCEL before a provisional. Wait for
 				// one, but only as long as the target may stay silent,
@@ -386,8 +389,14 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 }
 
 // relayFinal gives leg A the failure that ended the call's last attempt.
+// A 503's Retry-After is dropped: it says when the far server that sent
+// it may be tried again (RFC 3261 21.5.4), and a PBX that took it as the
+// SBC's would stop routing every call through the SBC for that long.
 func (s *SBC) relayFinal(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	if res.StatusCode == sip.StatusServiceUnavailable {
+		out.RemoveHeader("Retry-After")
+	}
 	s.respond(r, tx, out)
 	c.end(resultOf(res.StatusCode), "")
 }
@@ -442,7 +451,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 		return
 	}
 	c.mu.Lock()
-	byeB := c.byeB
+	byeB, byeBReason := c.byeB, c.byeBReason
 	if c.state == StateAnswered {
 		c.state = StateConfirmed
 		c.finishOfferLocked()
@@ -450,7 +459,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	c.mu.Unlock()
 	s.changed(c)
 	if byeB {
-		s.hangup(c, "bye_b", b, "")
+		s.hangup(c, "bye_b", b, byeBReason)
 	}
 }
 
@@ -463,7 +472,7 @@ func (s *SBC) ackThrough(c *Call, r *Realm, tx sip.ServerTransaction, res *sip.R
 	if ack == nil {
 		if c.State() != StateEnded {
 			r.log.Info("no ACK for 2xx, ending call", "call", c.ID)
-			s.hangup(c, "no_ack", nil, "")
+			s.hangup(c, "no_ack", nil, reasonNoAck)
 		}
 		return false
 	}
@@ -544,8 +553,9 @@ func (s *SBC) send(r *Realm, req *sip.Request) {
 }
 
 // sendCancel cancels leg B's INVITE (RFC 3261 9.1: same Request-URI,
-// Call-ID, From, To, CSeq number and top Via as the INVITE).
-func (s *SBC) sendCancel(r *Realm, inv *sip.Request) {
+// Call-ID, From, To, CSeq number and top Via as the INVITE), with a
+// Reason (RFC 3326) when one is given.
+func (s *SBC) sendCancel(r *Realm, inv *sip.Request, reason string) {
 	cancel := sip.NewRequest(sip.CANCEL, inv.Recipient)
 	cancel.AppendHeader(sip.HeaderClone(inv.Via()))
 	for _, h := range inv.GetHeaders("Route") {
@@ -557,6 +567,9 @@ func (s *SBC) sendCancel(r *Realm, inv *sip.Request) {
 	cancel.AppendHeader(sip.HeaderClone(inv.To()))
 	cancel.AppendHeader(sip.HeaderClone(inv.CallID()))
 	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	if reason != "" {
+		cancel.AppendHeader(sip.NewHeader("Reason", reason))
+	}
 	cancel.SetBody(nil)
 	cancel.SetTransport(inv.Transport())
 	s.finish(r, cancel)

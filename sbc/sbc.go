@@ -147,7 +147,7 @@ func (s *SBC) Close(ctx context.Context) error {
 		s.abandonAll("shutdown_kept")
 	}
 	for _, c := range s.calls.snapshot() {
-		s.hangup(c, "shutdown", nil, "")
+		s.hangup(c, "shutdown", nil, reasonShutdown)
 	}
 	s.drainMu.Lock()
 	s.draining = true

@@ -206,3 +206,105 @@ func TestReinviteAnswerAfterByeAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v ports in use after the ended call's late answer, want the pools full", n)
 	}
 }
+
+func reasons(m sip.Message) string {
+	var v []string
+	for _, h := range m.GetHeaders("Reason") {
+		v = append(v, h.Value())
+	}
+	return strings.Join(v, ", ")
+}
+
+// sendWithReason sends a request in dialog d carrying a Reason header.
+func sendWithReason(p *testphone.Phone, d testphone.Dialog, method string, cseq int, branch, reason string) {
+	p.Send(d.SBC, fmt.Sprintf(`%s %s SIP/2.0
+		Via: SIP/2.0/UDP %s;branch=z9hG4bK-%s
+		Max-Forwards: 70
+		From: <%s>;tag=%s
+		To: <%s>;tag=%s
+		Call-ID: %s
+		CSeq: %d %s
+		Reason: %s`, method, d.Target, p.Addr, branch, d.LocalURI, d.LocalTag,
+		d.RemoteURI, d.RemoteTag, d.CallID, cseq, method, reason), "")
+}
+
+// Bug 7 (issue 14): Reason (RFC 3326) crosses on BYE and CANCEL.
+func TestReasonRelayedOnByeAndCancel(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+
+	dA, _, _ := established(t, s, caller, callee, "reason-bye")
+	const q850 = `Q.850;cause=16;text="Normal call clearing"`
+	sendWithReason(caller, dA, "BYE", 2, "rb-bye", q850)
+	caller.ExpectResponse(200, sip.BYE, wait)
+	bye := callee.ExpectRequest(sip.BYE, wait)
+	if got := reasons(bye); got != q850 {
+		t.Errorf("leg B BYE Reason %q, want the caller's %q", got, q850)
+	}
+	callee.Answer(bye, 200, "OK", "", "")
+	s.waitIdle(t)
+
+	caller.Invite(s.carrier, "1000", "reason-cancel", testphone.TestSDP)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 180, "Ringing", "cr", "")
+	caller.ExpectResponse(180, sip.INVITE, wait)
+	const elsewhere = `SIP;cause=200;text="Call completed elsewhere"`
+	caller.Send(s.carrier, fmt.Sprintf(`CANCEL sip:1000@%s SIP/2.0
+		Via: SIP/2.0/UDP %s;branch=z9hG4bK-reason-cancel-inv;rport
+		Max-Forwards: 70
+		From: "Caller" <sip:alice@%s>;tag=ftreason-cancel
+		To: <sip:1000@%s>
+		Call-ID: reason-cancel
+		CSeq: 1 CANCEL
+		Reason: %s`, s.carrier, caller.Addr, caller.Addr, s.carrier, elsewhere), "")
+	caller.ExpectResponse(487, sip.INVITE, wait)
+	cancel := callee.ExpectRequest(sip.CANCEL, wait)
+	if got := reasons(cancel); got != elsewhere {
+		t.Errorf("leg B CANCEL Reason %q, want the caller's %q", got, elsewhere)
+	}
+	callee.Answer(cancel, 200, "OK", "", "")
+	callee.Answer(inv, 487, "Request Terminated", "cr", "")
+	callee.ExpectRequest(sip.ACK, wait)
+	s.waitIdle(t)
+}
+
+// Bug 7: a BYE the SBC originates carries its own Q.850 Reason; here the
+// callee lost the dialog (481 to a re-INVITE) and both legs are ended.
+func TestOwnByeCarriesQ850Reason(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+	dA, _, _ := established(t, s, caller, callee, "own-bye")
+	caller.Request(dA, "INVITE", 2, "ob-re", testphone.TestSDP)
+	re := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(re, 481, "Call/Transaction Does Not Exist", "callee1", "")
+	for _, p := range []*testphone.Phone{caller, callee} {
+		bye := p.ExpectRequest(sip.BYE, wait)
+		if got := reasons(bye); !strings.HasPrefix(got, "Q.850;cause=") {
+			t.Errorf("%s: SBC's BYE Reason %q, want a Q.850 cause", p.Addr, got)
+		}
+		p.Answer(bye, 200, "OK", "", "")
+	}
+	s.waitIdle(t)
+}
+
+// Bug 7: a carrier's 503 with Retry-After reaches the PBX without it: the
+// carrier's overload must not take the SBC out of the PBX's route (RFC
+// 3261 21.5.4: a 503's Retry-After is about the server that sent it).
+func TestRelayed503LosesRetryAfter(t *testing.T) {
+	carrier, pbx := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{carrier.Addr}, nil)
+	pbx.Invite(s.carrier, "1000", "ra-503", testphone.TestSDP)
+	inv := carrier.ExpectRequest(sip.INVITE, wait)
+	carrier.Send(inv.Source(), fmt.Sprintf(`SIP/2.0 503 Service Unavailable
+		Via: %s
+		From: %s
+		To: %s;tag=c503
+		Call-ID: %s
+		CSeq: %s
+		Retry-After: 300`, inv.Via().Value(), inv.From().Value(), inv.To().Value(), inv.CallID().Value(), inv.CSeq().Value()), "")
+	res := pbx.ExpectResponse(503, sip.INVITE, wait)
+	if ra := res.GetHeaders("Retry-After"); len(ra) != 0 {
+		t.Errorf("503 toward the PBX carries Retry-After %q", ra[0].Value())
+	}
+	s.waitIdle(t)
+}
