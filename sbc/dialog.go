@@ -12,10 +12,6 @@ import (
 // that crossed ours is answered 200 (not 481) and late ACKs are absorbed.
 const callLinger = 8 * time.Second
 
-// maxRingTime bounds how long leg B may ring (RFC 3261 Timer C is at least
-// three minutes); after it the call is cancelled as unanswered.
-const maxRingTime = 3 * time.Minute
-
 // findLeg matches an in-dialog request to a call leg: its Call-ID, the
 // realm it arrived in, and both tags (Call.legByTags).
 func (s *SBC) findLeg(r *Realm, req *sip.Request) (legRef, bool) {
@@ -256,8 +252,9 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	if res == nil {
 		release()
 		s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", "")
-		// RFC 3261 12.2.1.2: a dialog whose peer does not answer is over.
-		s.hangup(c, "timeout_in_dialog", nil, reasonInDialogTimeout)
+		if dialogGone(req.Method, sip.StatusRequestTimeout) {
+			s.hangup(c, "timeout_in_dialog", nil, reasonInDialogTimeout)
+		}
 		return
 	}
 
@@ -287,7 +284,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	if !(isInvite && res.IsSuccess()) {
 		release()
 		s.respond(r, tx, back)
-		if res.StatusCode == sip.StatusCallTransactionDoesNotExists {
+		if dialogGone(req.Method, res.StatusCode) {
 			s.hangup(c, "peer_lost_dialog", nil, reasonDialogLost)
 		}
 		return
@@ -304,6 +301,17 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(r, tx, back)
 	s.ackThrough(c, r, tx, back, w, y, seq, offers)
 	release()
+}
+
+// dialogGone says whether a failure of an in-dialog request relayed to
+// the far leg means the call is over there. RFC 3261 12.2.1.2 would end
+// the dialog on any 481 or 408 (or no answer); RFC 5057 5.1 narrows that
+// to the usage the request belongs to. The call is the invite usage, so
+// only a re-INVITE's failure ends it; an INFO or OPTIONS is no usage of
+// its own and an UPDATE that fails leaves the session as it was (RFC 3311
+// 5.1), and a NOTIFY or REFER belongs to a subscription usage.
+func dialogGone(m sip.RequestMethod, status int) bool {
+	return m == sip.INVITE && (status == sip.StatusCallTransactionDoesNotExists || status == sip.StatusRequestTimeout)
 }
 
 // transact sends a request and waits for its final response; nil when the

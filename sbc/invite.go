@@ -255,7 +255,11 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 
 	silence := time.NewTimer(dec.Timeout(i))
 	defer silence.Stop()
-	ring := time.NewTimer(maxRingTime)
+	// The ring timeout (the route's ring_timeout) counts from the last
+	// 18x, as Timer C does (RFC 3261 16.6 step 11): a target still sending
+	// them is still ringing.
+	ringFor := s.routeOpts(dec.Route).ring
+	ring := time.NewTimer(ringFor)
 	defer ring.Stop()
 	heard, provisional, cancelled := false, false, false
 	cancelSent := false
@@ -269,6 +273,9 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 			switch {
 			case res.IsProvisional():
 				provisional = true
+				if res.StatusCode > 100 {
+					ring.Reset(ringFor)
+				}
 				if cancelled {
 					if !cancelSent {
 						cancelSent = true
@@ -391,9 +398,15 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 // relayFinal gives leg A the failure that ended the call's last attempt.
 // A 503's Retry-After is dropped: it says when the far server that sent
 // it may be tried again (RFC 3261 21.5.4), and a PBX that took it as the
-// SBC's would stop routing every call through the SBC for that long.
+// SBC's would stop routing every call through the SBC for that long. The
+// route's relay_503_as may turn the 503 into another failure.
 func (s *SBC) relayFinal(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	code, phrase := res.StatusCode, res.Reason
+	as503 := s.routeOpts(c.route).as503
+	if code == sip.StatusServiceUnavailable && as503 != 0 {
+		code, phrase = as503, statusPhrase(as503)
+	}
+	out := topology.BuildResponse(req, code, phrase, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
 	if res.StatusCode == sip.StatusServiceUnavailable {
 		out.RemoveHeader("Retry-After")
 	}

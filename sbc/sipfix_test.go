@@ -308,3 +308,116 @@ func TestRelayed503LosesRetryAfter(t *testing.T) {
 	}
 	s.waitIdle(t)
 }
+
+// startRouteSBC is startSBC (signaling only) with extra keys on the route.
+func startRouteSBC(t *testing.T, target, extra string) *testSBC {
+	t.Helper()
+	cp, ep := freePort(t), freePort(t)
+	return runSBC(t, fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: "127.0.0.1:%d"}
+  - {name: enterprise, listen: "127.0.0.1:%d"}
+media: {enabled: false}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 400ms%s}
+`, cp, ep, target, extra), cp, ep)
+}
+
+func isCancel(m sip.Message) bool {
+	r, ok := m.(*sip.Request)
+	return ok && r.Method == sip.CANCEL
+}
+
+// Bug 5 (issue 14): the ring timeout is the route's, and counts from the
+// last 18x: a callee that keeps sending 18x is not cancelled while it does.
+func TestRingTimeoutFromLastProvisional(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startRouteSBC(t, callee.Addr, ", ring_timeout: 600ms")
+	caller.Invite(s.carrier, "1000", "ring-last", testphone.TestSDP)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	start := time.Now()
+	var last time.Time
+	for i, code := range []int{180, 183, 180} {
+		callee.Answer(inv, code, "Ringing", "rl", "")
+		last = time.Now()
+		if i < 2 {
+			callee.Quiet(400*time.Millisecond, isCancel, "CANCEL while the callee still sends 18x")
+		}
+	}
+	// 1.4s after the INVITE: past the 600ms twice over, were it counted
+	// from the INVITE or the first 18x.
+	callee.Quiet(400*time.Millisecond, isCancel, "CANCEL within ring_timeout of the last 18x")
+	m := callee.Next(2*time.Second, isCancel)
+	if m == nil {
+		t.Fatalf("no CANCEL %v after the last 18x (ring_timeout 600ms)", time.Since(last))
+	}
+	cancel := m.(*sip.Request)
+	if d := time.Since(last); d < 550*time.Millisecond || d > 1200*time.Millisecond {
+		t.Errorf("CANCEL %v after the last 18x (%v after the INVITE), want about the 600ms ring_timeout", d, time.Since(start))
+	}
+	if got := reasons(cancel); !strings.HasPrefix(got, "Q.850;cause=19") {
+		t.Errorf("ring-timeout CANCEL Reason %q, want Q.850 cause 19", got)
+	}
+	callee.Answer(cancel, 200, "OK", "", "")
+	callee.Answer(inv, 487, "Request Terminated", "rl", "")
+	caller.ExpectResponse(408, sip.INVITE, wait)
+	s.waitIdle(t)
+}
+
+// Bug 7: relay_503_as turns a target's 503 into another status.
+func TestRelay503As(t *testing.T) {
+	carrier, pbx := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startRouteSBC(t, carrier.Addr, ", relay_503_as: 480")
+	pbx.Invite(s.carrier, "1000", "as-480", testphone.TestSDP)
+	inv := carrier.ExpectRequest(sip.INVITE, wait)
+	carrier.Answer(inv, 503, "Service Unavailable", "c503", "")
+	res := pbx.ExpectResponse(480, sip.INVITE, wait)
+	if len(res.GetHeaders("Retry-After")) != 0 {
+		t.Error("Retry-After kept")
+	}
+	s.waitIdle(t)
+}
+
+// Bug 5: a 481 or 408 to an in-dialog request ends the call only where
+// the dialog is gone (RFC 5057 5.1, RFC 3261 14.1: a re-INVITE's); an
+// INFO, an OPTIONS or an UPDATE that fails so is relayed and that is all.
+func TestInDialogFailureEndsOnlyReinvite(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{callee.Addr}, nil)
+	dA, _, _ := established(t, s, caller, callee, "rfc5057")
+	cseq := 1
+	for _, tc := range []struct {
+		method string
+		code   int
+		sdp    string
+	}{
+		{"INFO", 481, ""}, {"INFO", 408, ""}, {"OPTIONS", 481, ""}, {"OPTIONS", 408, ""},
+		{"UPDATE", 481, testphone.TestSDP}, {"UPDATE", 408, testphone.TestSDP},
+	} {
+		cseq++
+		caller.Request(dA, tc.method, cseq, fmt.Sprintf("f%d", cseq), tc.sdp)
+		req := callee.ExpectRequest(sip.RequestMethod(tc.method), wait)
+		callee.Answer(req, tc.code, "Failed", "", "")
+		caller.ExpectResponse(tc.code, sip.RequestMethod(tc.method), wait)
+		time.Sleep(20 * time.Millisecond)
+		if st := s.Calls(); len(st) != 1 || st[0].State != "confirmed" {
+			t.Fatalf("after %d to %s: calls %+v, want the call still up", tc.code, tc.method, st)
+		}
+	}
+	caller.Quiet(100*time.Millisecond, func(m sip.Message) bool {
+		r, ok := m.(*sip.Request)
+		return ok && r.Method == sip.BYE
+	}, "BYE after a failed INFO, OPTIONS or UPDATE")
+
+	// A 408 to a re-INVITE: the invite usage, the call, is gone.
+	cseq++
+	caller.Request(dA, "INVITE", cseq, "f-re", testphone.TestSDP)
+	re := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(re, 408, "Request Timeout", "callee1", "")
+	caller.ExpectResponse(408, sip.INVITE, wait)
+	for _, p := range []*testphone.Phone{caller, callee} {
+		bye := p.ExpectRequest(sip.BYE, wait)
+		p.Answer(bye, 200, "OK", "", "")
+	}
+	s.waitIdle(t)
+}
