@@ -104,6 +104,9 @@ type anchored struct {
 	streams []*Stream
 	sec     [][2]legSec // per media line and leg: SRTP keys and negotiation
 	ended   bool
+	// undo is the media as it was before the offer in progress, for
+	// Rollback (rollback.go); nil once its answer came.
+	undo *offerUndo
 }
 
 type legMedia struct {
@@ -245,8 +248,10 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]by
 	}
 	var sec secPlan
 	if answer {
+		c.undo = nil // the offer is answered: nothing to roll back to
 		sec, err = a.secureAnswer(c, sess, from)
 	} else {
+		c.snapshotLocked()
 		sec, err = a.secureOffer(c, sess, from)
 	}
 	c.mu.Unlock()

@@ -232,6 +232,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	if offers {
 		var err error
 		if body, err = s.media.Offer(c.media, ref.side, body); err != nil {
+			s.rollbackOffer(c) // what the refused offer changed before failing
 			release()
 			code, reason := mediaRefusal(err)
 			s.reply(r, req, tx, code, reason, "")
@@ -243,12 +244,20 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	mf := maxForwards(req) - 1
 	if mf < 0 {
+		if offers {
+			s.rollbackOffer(c)
+		}
 		release()
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", "")
 		return
 	}
 	out := topology.BuildRequest(req.Method, d, seq, mf, y.local, y.realm.filter, req, body, contentType(req))
 	res := s.transact(y.realm, out)
+	if offers && (res == nil || !res.IsSuccess()) {
+		// Refused (488, 606, 491 glare...) or unanswered: the session is
+		// as it was before the offer (RFC 3261 14.1), and so is its media.
+		s.rollbackOffer(c)
+	}
 	if res == nil {
 		release()
 		s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", "")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -420,4 +421,55 @@ func TestInDialogFailureEndsOnlyReinvite(t *testing.T) {
 		p.Answer(bye, 200, "OK", "", "")
 	}
 	s.waitIdle(t)
+}
+
+// Bug 6 (issue 14): an offer the far leg refuses (488, 606, 491 glare)
+// leaves the call's media exactly as it was before it: the addresses each
+// side's media goes to, the SRTP state, and the ports (none kept for a
+// media line the refused offer added). Only the SDP version moves on, as
+// RFC 3264 8 wants of the next offer.
+func TestRefusedOfferRollsMediaBack(t *testing.T) {
+	for _, code := range []int{488, 606, 491} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+			s := startMediaSBC(t, callee.Addr, "")
+			cid := fmt.Sprintf("rollback-%d", code)
+			dA, _, _ := established(t, s.testSBC, caller, callee, cid)
+			id := s.Calls()[0].ID
+			before, ok := s.anchor.State(id)
+			if !ok {
+				t.Fatal("no media state for the call")
+			}
+			inUse := s.portsInUse(t)
+
+			// Moved address, a port change and a video line added.
+			moved := "v=0\r\no=- 1 2 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n" +
+				"m=audio 41000 RTP/AVP 0\r\na=sendonly\r\nm=video 41002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+			caller.Request(dA, "INVITE", 2, cid+"-re", moved)
+			re := callee.ExpectRequest(sip.INVITE, wait)
+			callee.Answer(re, code, "Refused", "callee1", "")
+			callee.ExpectRequest(sip.ACK, wait)
+			caller.ExpectResponse(code, sip.INVITE, wait)
+			time.Sleep(20 * time.Millisecond)
+
+			after, ok := s.anchor.State(id)
+			if !ok {
+				t.Fatal("media state gone after a refused offer")
+			}
+			for i := range after.Legs {
+				after.Legs[i].Version = before.Legs[i].Version
+			}
+			if !reflect.DeepEqual(before, after) {
+				t.Errorf("media changed by a refused offer:\nbefore %+v\nafter  %+v", before, after)
+			}
+			if n := s.portsInUse(t); n != inUse {
+				t.Errorf("%v ports in use after the refused offer, %v before", n, inUse)
+			}
+			caller.Request(dA, "BYE", 3, cid+"-bye", "")
+			caller.ExpectResponse(200, sip.BYE, wait)
+			bye := callee.ExpectRequest(sip.BYE, wait)
+			callee.Answer(bye, 200, "OK", "", "")
+			s.waitIdle(t)
+		})
+	}
 }
