@@ -100,7 +100,19 @@ type Route struct {
 	// TargetTimeout is how long a target may stay silent (no response at
 	// all) before the next one is tried.
 	TargetTimeout Duration `yaml:"target_timeout"`
+	// RingTimeout is how long a target may ring without a final answer,
+	// counted from its last provisional (or from the INVITE before any):
+	// then it is cancelled and the next target tried.
+	RingTimeout Duration `yaml:"ring_timeout"`
+	// Relay503As is the status a target's 503 reaches the caller as (its
+	// Retry-After is dropped either way, so one carrier's overload does not
+	// take the SBC out of the caller's route); 0 keeps 503.
+	Relay503As int `yaml:"relay_503_as"`
 }
+
+// DefaultRingTimeout is a route's ring_timeout when none is given: RFC
+// 3261 16.6's Timer C, the least a proxy lets a branch ring.
+const DefaultRingTimeout = 3 * time.Minute
 
 // Media switches media anchoring and sets its timers.
 type Media struct {
@@ -236,6 +248,9 @@ func (c *Config) applyDefaults() {
 	for i := range c.Routes {
 		if c.Routes[i].TargetTimeout == 0 {
 			c.Routes[i].TargetTimeout = Duration(2 * time.Second)
+		}
+		if c.Routes[i].RingTimeout == 0 {
+			c.Routes[i].RingTimeout = Duration(DefaultRingTimeout)
 		}
 	}
 	if c.Media.Timeout == 0 {
@@ -390,6 +405,12 @@ func (c *Config) Validate() error {
 		}
 		if rt.TargetTimeout.Std() < 100*time.Millisecond || rt.TargetTimeout.Std() > 60*time.Second {
 			return keyErr(k+".target_timeout", "must be between 100ms and 60s")
+		}
+		if rt.RingTimeout.Std() < 100*time.Millisecond || rt.RingTimeout.Std() > 30*time.Minute {
+			return keyErr(k+".ring_timeout", "must be between 100ms and 30m")
+		}
+		if c := rt.Relay503As; c != 0 && (c < 400 || c > 699) {
+			return keyErr(k+".relay_503_as", "%d is not a failure status (400 to 699, or 0 for 503)", c)
 		}
 	}
 	if err := c.validateTrunks(); err != nil {

@@ -85,6 +85,9 @@ func TestParseBaseAppliesDefaults(t *testing.T) {
 		if rt.TargetTimeout.Std() != 2*time.Second {
 			t.Errorf("route %s target_timeout = %v, want 2s", rt.Name, rt.TargetTimeout.Std())
 		}
+		if rt.RingTimeout.Std() != 3*time.Minute || rt.Relay503As != 0 {
+			t.Errorf("route %s ring_timeout = %v, relay_503_as = %d; want 3m, 0", rt.Name, rt.RingTimeout.Std(), rt.Relay503As)
+		}
 	}
 	if got := c.Routes[1].Targets; !reflect.DeepEqual(got, []string{"203.0.113.10:5060", "203.0.113.11:5061;transport=tcp"}) {
 		t.Errorf("route targets = %v", got)
@@ -127,7 +130,9 @@ log:
       list: [X-Secret, P-Asserted-Identity]
 `, 1)
 	y = strings.Replace(y, `    targets: ["198.51.100.10:5060"]`, `    targets: ["198.51.100.10:5060"]
-    target_timeout: 500ms`, 1)
+    target_timeout: 500ms
+    ring_timeout: 45s
+    relay_503_as: 480`, 1)
 	c, err := config.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("Parse: %v\n%s", err, y)
@@ -141,6 +146,9 @@ log:
 	}
 	if c.Routes[0].TargetTimeout.Std() != 500*time.Millisecond || c.Routes[1].TargetTimeout.Std() != 2*time.Second {
 		t.Errorf("target timeouts = %v, %v", c.Routes[0].TargetTimeout.Std(), c.Routes[1].TargetTimeout.Std())
+	}
+	if c.Routes[0].RingTimeout.Std() != 45*time.Second || c.Routes[0].Relay503As != 480 || c.Routes[1].RingTimeout.Std() != 3*time.Minute {
+		t.Errorf("ring timeouts %v, %v; relay_503_as %d", c.Routes[0].RingTimeout.Std(), c.Routes[1].RingTimeout.Std(), c.Routes[0].Relay503As)
 	}
 	if c.Admin.Listen != "127.0.0.1:9090" || c.SIP.UDPReadBuffer != 1<<20 ||
 		c.SIP.TransactionLinger.Std() != 10*time.Second || c.SIP.MaxMessage != 4096 || c.Log.Level != "debug" {
@@ -212,6 +220,11 @@ func TestParseInvalid(t *testing.T) {
 		{"target timeout too short", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    target_timeout: 50ms\n"), []string{"routes[0].target_timeout", "between 100ms and 60s"}},
 		{"target timeout too long", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    target_timeout: 61s\n"), []string{"routes[0].target_timeout", "between 100ms and 60s"}},
 		{"target timeout negative", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    target_timeout: -1s\n"), []string{"routes[0].target_timeout", "between 100ms and 60s"}},
+		{"ring timeout too short", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    ring_timeout: 50ms\n"), []string{"routes[0].ring_timeout", "between 100ms and 30m"}},
+		{"ring timeout too long", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    ring_timeout: 31m\n"), []string{"routes[0].ring_timeout", "between 100ms and 30m"}},
+		{"ring timeout negative", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    ring_timeout: -1s\n"), []string{"routes[0].ring_timeout", "between 100ms and 30m"}},
+		{"relay_503_as not a failure", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    relay_503_as: 200\n"), []string{"routes[0].relay_503_as", "not a failure status"}},
+		{"relay_503_as too high", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    relay_503_as: 700\n"), []string{"routes[0].relay_503_as", "not a failure status"}},
 		{"target timeout not a duration", edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    target_timeout: 2 seconds\n"), []string{"not a duration", "line 11"}},
 		{"admin listen bad", edit(t, "  listen: 127.0.0.1:8080\n", "  listen: localhost:8080\n"), []string{"admin.listen", "not ip:port"}},
 		{"admin listen no port", edit(t, "  listen: 127.0.0.1:8080\n", "  listen: 127.0.0.1\n"), []string{"admin.listen", "not ip:port"}},
@@ -261,6 +274,12 @@ func TestParseRangeEdgesValid(t *testing.T) {
 		y := edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    target_timeout: "+d+"\n")
 		if _, err := config.Parse([]byte(y)); err != nil {
 			t.Errorf("target_timeout %s: %v", d, err)
+		}
+	}
+	for _, v := range []string{"ring_timeout: 100ms", "ring_timeout: 30m", "relay_503_as: 400", "relay_503_as: 699"} {
+		y := edit(t, "    to_realm: enterprise\n", "    to_realm: enterprise\n    "+v+"\n")
+		if _, err := config.Parse([]byte(y)); err != nil {
+			t.Errorf("%s: %v", v, err)
 		}
 	}
 	// Same IP on two ports, and IPv6 listeners, are distinct listeners.

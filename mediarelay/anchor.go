@@ -69,8 +69,9 @@ type Anchor struct {
 	every   time.Duration // media-timeout check interval
 	log     *slog.Logger
 
-	mu        sync.Mutex // guards calls and onTimeout; never held across a call's lock wait
+	mu        sync.Mutex // guards calls, ended and onTimeout; never held across a call's lock wait
 	calls     map[string]*anchored
+	ended     endedCalls
 	onTimeout func(callID string)
 
 	onChange atomic.Pointer[func(callID string)] // restore.go; read by the notes goroutine
@@ -106,6 +107,9 @@ type anchored struct {
 	streams []*Stream
 	sec     [][2]legSec // per media line and leg: SRTP keys and negotiation
 	ended   bool
+	// undo is the media as it was before the offer in progress, for
+	// Rollback (rollback.go); nil once its answer came.
+	undo *offerUndo
 }
 
 type legMedia struct {
@@ -195,6 +199,11 @@ func (a *Anchor) call(ref CallRef) (*anchored, error) {
 	if c, ok := a.calls[ref.ID]; ok {
 		return c, nil
 	}
+	if a.ended.has(ref.ID, time.Now()) {
+		// A late offer or answer (a re-INVITE's 200 that crossed the
+		// BYE): making the call again would take ports nobody frees.
+		return nil, errCallEnded
+	}
 	c := &anchored{ref: ref}
 	for s := range c.legs {
 		f, ok := a.realms[ref.Realms[s]]
@@ -242,8 +251,10 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]by
 	}
 	var sec secPlan
 	if answer {
+		c.undo = nil // the offer is answered: nothing to roll back to
 		sec, err = a.secureAnswer(c, sess, from)
 	} else {
+		c.snapshotLocked()
 		sec, err = a.secureOffer(c, sess, from)
 	}
 	c.mu.Unlock()
@@ -390,6 +401,7 @@ func (a *Anchor) End(callID string) {
 	a.mu.Lock()
 	c, ok := a.calls[callID]
 	delete(a.calls, callID)
+	a.ended.add(callID, time.Now())
 	a.mu.Unlock()
 	if !ok {
 		return
@@ -418,6 +430,55 @@ func (a *Anchor) End(callID string) {
 		a.log.Info("call media", "call", callID, "mos", info.MOS, "streams", len(info.Streams),
 			"packets_a", info.packets(SideA), "packets_b", info.packets(SideB), "lost", info.lost())
 	}
+}
+
+// endedCalls remembers the calls End ended, so that an offer or answer
+// arriving after it (call) does not anchor them again. Bounded in time and
+// size: an answer can come no later than its INVITE transaction's Timer C
+// (3 minutes, RFC 3261 16.6), so an entry lives endedTTL; past maxEnded
+// entries the oldest go first (64 Ki IDs: a few MB, several minutes of
+// calls at hundreds per second). Guarded by Anchor.mu.
+type endedCalls struct {
+	at    map[string]time.Time
+	order []string // FIFO of the IDs in at, oldest first
+}
+
+const (
+	endedTTL = 4 * time.Minute
+	maxEnded = 1 << 16
+)
+
+func (e *endedCalls) add(id string, now time.Time) {
+	if e.at == nil {
+		e.at = map[string]time.Time{}
+	}
+	if _, ok := e.at[id]; ok {
+		return
+	}
+	e.expire(now)
+	if len(e.order) >= maxEnded {
+		e.pop()
+	}
+	e.at[id] = now
+	e.order = append(e.order, id)
+}
+
+func (e *endedCalls) has(id string, now time.Time) bool {
+	t, ok := e.at[id]
+	return ok && now.Sub(t) < endedTTL
+}
+
+// expire drops the entries older than endedTTL.
+func (e *endedCalls) expire(now time.Time) {
+	for len(e.order) > 0 && now.Sub(e.at[e.order[0]]) >= endedTTL {
+		e.pop()
+	}
+}
+
+func (e *endedCalls) pop() {
+	delete(e.at, e.order[0])
+	e.order[0] = ""
+	e.order = e.order[1:] // append moves it to a new array as it fills
 }
 
 // watch ends calls whose media stayed silent for the timeout.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,5 +106,53 @@ func TestAnchorMediaTimeout(t *testing.T) {
 	}
 	if fired.Load() == 0 {
 		t.Fatal("silent call never reported")
+	}
+}
+
+// An offer or answer for a call End ended (a re-INVITE's 200 that crossed
+// the BYE) is refused and takes no port: the pools stay full.
+func TestAnchorNothingAfterEnd(t *testing.T) {
+	a := newTestAnchor(t, time.Minute)
+	ref := CallRef{ID: "late", Realms: [2]string{"carrier", "pbx"}}
+	if _, err := a.Offer(ref, SideA, phoneSDP("192.0.2.10", 4000)); err != nil {
+		t.Fatal(err)
+	}
+	a.End("late")
+	if _, err := a.Answer(ref, SideB, phoneSDP("198.51.100.10", 5000)); !errors.Is(err, errCallEnded) {
+		t.Fatalf("answer after End: %v, want errCallEnded", err)
+	}
+	if _, err := a.Offer(ref, SideB, phoneSDP("198.51.100.10", 5000)); !errors.Is(err, errCallEnded) {
+		t.Fatalf("offer after End: %v, want errCallEnded", err)
+	}
+	for name, f := range a.realms {
+		if n := f.pool.InUse(); n != 0 {
+			t.Errorf("realm %s: %d ports in use after End", name, n)
+		}
+	}
+	if _, ok := a.Media("late"); ok {
+		t.Error("the ended call is anchored again")
+	}
+}
+
+// The set of ended calls is bounded in size and in time.
+func TestEndedCallsBounded(t *testing.T) {
+	var e endedCalls
+	now := time.Now()
+	for i := range maxEnded + 10 {
+		e.add(strconv.Itoa(i), now)
+	}
+	if len(e.at) != maxEnded || len(e.order) != maxEnded {
+		t.Fatalf("%d/%d entries, want %d", len(e.at), len(e.order), maxEnded)
+	}
+	if e.has("0", now) || !e.has(strconv.Itoa(maxEnded+9), now) {
+		t.Fatal("not the oldest dropped first")
+	}
+	later := now.Add(endedTTL)
+	if e.has("20", later) {
+		t.Fatal("an entry outlived endedTTL")
+	}
+	e.add("new", later)
+	if len(e.at) != 1 || len(e.order) != 1 {
+		t.Fatalf("expired entries kept: %d", len(e.at))
 	}
 }

@@ -84,6 +84,10 @@ type Call struct {
 	// byeB is set when leg B's BYE overtook its 2xx: the answer is still
 	// relayed to A, then A is sent BYE at once.
 	byeB bool
+	// byeBReason is that BYE's Reason, relayed on A's; cancelReason the
+	// Reason leg B's CANCEL carries (the caller's CANCEL's or BYE's, or
+	// the SBC's own).
+	byeBReason, cancelReason string
 	// cancelSetup stops leg B's setup (CANCEL) when the call ends early.
 	cancelSetup func()
 	// recorded: the call has a record in the HA store (replicate.go);
@@ -226,6 +230,14 @@ func (c *Call) legByTags(s Side, r *Realm, callID, localTag, remoteTag string) (
 	return l, true
 }
 
+// openedBy says whether leg A's INVITE had that From tag and CSeq number.
+func (c *Call) openedBy(fromTag string, cseq uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inv := c.a.invite
+	return inv != nil && c.a.d.RemoteTag == fromTag && inv.CSeq().SeqNo == cseq
+}
+
 // learnDialog takes leg B's dialog state from a response that creates it:
 // the callee's tag, Contact and route set (RFC 3261 12.1.2).
 func (c *Call) learnDialog(b *Leg, res *sip.Response) {
@@ -309,11 +321,15 @@ func (c *Call) State() CallState {
 }
 
 // callTable indexes calls by the Call-ID of each leg. Leg B's Call-IDs are
-// the SBC's own, so finding one among incoming INVITEs means a loop.
+// the SBC's own, so finding one among incoming INVITEs means a loop. A
+// caller's Call-ID may belong to several calls: one that ended (lingering)
+// and the retry that reuses it (RFC 3261 8.1.3.5: after a 401/407, 420,
+// 422, 491 or 3xx the UAC sends the same Call-ID with CSeq + 1). Their
+// local tags, ours and unique, tell them apart (Call.legByTags).
 type callTable struct {
 	mu    sync.RWMutex
 	calls map[string]*Call
-	byCID map[string]legRef
+	byCID map[string][]legRef // newest last; at most maxCallsPerCallID
 }
 
 type legRef struct {
@@ -321,35 +337,74 @@ type legRef struct {
 	side Side
 }
 
+// maxCallsPerCallID bounds the calls, lingering ones included, that may
+// share one Call-ID: a peer reusing a Call-ID without end gets 482 past it.
+const maxCallsPerCallID = 8
+
 func newCallTable() *callTable {
-	return &callTable{calls: map[string]*Call{}, byCID: map[string]legRef{}}
+	return &callTable{calls: map[string]*Call{}, byCID: map[string][]legRef{}}
 }
 
-func (t *callTable) add(c *Call) {
+// add puts a call and its leg A Call-ID in the table; false (and nothing
+// added) when that Call-ID is already shared by maxCallsPerCallID calls.
+func (t *callTable) add(c *Call) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	cid := c.a.d.CallID
+	if len(t.byCID[cid]) >= maxCallsPerCallID {
+		return false
+	}
 	t.calls[c.ID] = c
-	t.byCID[c.a.d.CallID] = legRef{c, SideA}
-	t.mu.Unlock()
+	t.byCID[cid] = append(t.byCID[cid], legRef{c, SideA})
+	return true
 }
 
 // addLeg indexes a leg B Call-ID (one per target tried).
 func (t *callTable) addLeg(c *Call, s Side, callID string) {
 	t.mu.Lock()
-	t.byCID[callID] = legRef{c, s}
+	t.byCID[callID] = append(t.byCID[callID], legRef{c, s})
 	t.mu.Unlock()
 }
 
-func (t *callTable) dropLeg(callID string) {
+// dropLeg forgets call c's leg with that Call-ID.
+func (t *callTable) dropLeg(c *Call, callID string) {
 	t.mu.Lock()
-	delete(t.byCID, callID)
+	t.dropLocked(c, callID)
 	t.mu.Unlock()
 }
 
+func (t *callTable) dropLocked(c *Call, callID string) {
+	refs := t.byCID[callID]
+	kept := refs[:0]
+	for _, r := range refs {
+		if r.call != c {
+			kept = append(kept, r)
+		}
+	}
+	clear(refs[len(kept):])
+	if len(kept) == 0 {
+		delete(t.byCID, callID)
+		return
+	}
+	t.byCID[callID] = kept
+}
+
+// lookup is the newest leg with that Call-ID.
 func (t *callTable) lookup(callID string) (legRef, bool) {
 	t.mu.RLock()
-	r, ok := t.byCID[callID]
-	t.mu.RUnlock()
-	return r, ok
+	defer t.mu.RUnlock()
+	refs := t.byCID[callID]
+	if len(refs) == 0 {
+		return legRef{}, false
+	}
+	return refs[len(refs)-1], true
+}
+
+// lookupAll is every leg with that Call-ID, oldest first (a copy).
+func (t *callTable) lookupAll(callID string) []legRef {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return append([]legRef(nil), t.byCID[callID]...)
 }
 
 // removeActive takes an ended call out of the active set; its Call-IDs
@@ -364,9 +419,7 @@ func (t *callTable) remove(c *Call, callIDs ...string) {
 	t.mu.Lock()
 	delete(t.calls, c.ID)
 	for _, id := range callIDs {
-		if r, ok := t.byCID[id]; ok && r.call == c {
-			delete(t.byCID, id)
-		}
+		t.dropLocked(c, id)
 	}
 	t.mu.Unlock()
 }

@@ -88,3 +88,38 @@ func TestCallWaitOffer(t *testing.T) {
 		t.Fatalf("the call's end did not wake the wait (%v)", time.Since(start))
 	}
 }
+
+// Calls sharing a Call-ID (an ended one and its retry) are each found by
+// their own tags; the table takes at most maxCallsPerCallID of them, and
+// forgets each one alone.
+func TestCallTableSharedCallID(t *testing.T) {
+	tab := newCallTable()
+	var calls []*Call
+	for i := range maxCallsPerCallID {
+		c := &Call{ID: string(rune('a' + i)), a: &Leg{side: SideA}}
+		c.a.d.CallID, c.a.d.LocalTag = "shared", c.ID
+		if !tab.add(c) {
+			t.Fatalf("call %d refused", i)
+		}
+		calls = append(calls, c)
+	}
+	extra := &Call{ID: "x", a: &Leg{side: SideA}}
+	extra.a.d.CallID = "shared"
+	if tab.add(extra) {
+		t.Fatal("a Call-ID shared beyond the bound was taken")
+	}
+	if ref, _ := tab.lookup("shared"); ref.call != calls[len(calls)-1] {
+		t.Fatal("lookup is not the newest call")
+	}
+	tab.remove(calls[0], "shared")
+	refs := tab.lookupAll("shared")
+	if len(refs) != maxCallsPerCallID-1 || refs[0].call != calls[1] {
+		t.Fatalf("after removing the first: %d refs", len(refs))
+	}
+	for _, c := range calls[1:] {
+		tab.remove(c, "shared")
+	}
+	if _, ok := tab.lookup("shared"); ok || len(tab.byCID) != 0 {
+		t.Fatal("Call-ID still indexed after every call was removed")
+	}
+}

@@ -12,10 +12,6 @@ import (
 // that crossed ours is answered 200 (not 481) and late ACKs are absorbed.
 const callLinger = 8 * time.Second
 
-// maxRingTime bounds how long leg B may ring (RFC 3261 Timer C is at least
-// three minutes); after it the call is cancelled as unanswered.
-const maxRingTime = 3 * time.Minute
-
 // findLeg matches an in-dialog request to a call leg: its Call-ID, the
 // realm it arrived in, and both tags (Call.legByTags).
 func (s *SBC) findLeg(r *Realm, req *sip.Request) (legRef, bool) {
@@ -23,12 +19,12 @@ func (s *SBC) findLeg(r *Realm, req *sip.Request) (legRef, bool) {
 	if cid == nil {
 		return legRef{}, false
 	}
-	ref, ok := s.calls.lookup(cid.Value())
-	if !ok {
-		return legRef{}, false
+	for _, ref := range s.calls.lookupAll(cid.Value()) {
+		if _, ok := ref.call.legByTags(ref.side, r, cid.Value(), toTag(req), fromTag(req)); ok {
+			return ref, true
+		}
 	}
-	_, ok = ref.call.legByTags(ref.side, r, cid.Value(), toTag(req), fromTag(req))
-	return ref, ok
+	return legRef{}, false
 }
 
 // inOrder applies RFC 3261 12.2.2: a request with a CSeq not above the
@@ -60,10 +56,17 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	state := c.state
 	setup := state == StateTrying || state == StateEarly
+	var reason string
+	if y := c.other(ref.side); y != nil {
+		reason = relayedReason(req, y.realm.filter) // RFC 3326: it crosses
+	}
 	if setup && ref.side == SideB {
 		// The callee's BYE overtook its own 2xx (each packet has its own
 		// goroutine): the answer is still relayed, then A gets its BYE.
-		c.byeB = true
+		c.byeB, c.byeBReason = true, reason
+	}
+	if setup && ref.side == SideA && c.cancelReason == "" {
+		c.cancelReason = reason
 	}
 	cancel := c.cancelSetup
 	c.mu.Unlock()
@@ -78,14 +81,14 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	case setup:
 	default:
-		s.hangup(c, "bye_"+sideName(ref.side), l, "")
+		s.hangup(c, "bye_"+sideName(ref.side), l, reason)
 	}
 }
 
 // hangup ends a call and sends BYE, with the Reason header (RFC 3326)
 // when one is given, on every established leg except from (the leg whose
-// BYE ended it). A call still being set up is cancelled instead: its
-// setup goroutine ends it.
+// BYE ended it). A call still being set up is cancelled instead, with
+// that Reason on the CANCEL: its setup goroutine ends it.
 func (s *SBC) hangup(c *Call, result string, from *Leg, reason string) {
 	c.mu.Lock()
 	state, cancel, a, b := c.state, c.cancelSetup, c.a, c.b
@@ -94,6 +97,9 @@ func (s *SBC) hangup(c *Call, result string, from *Leg, reason string) {
 	case StateEnded:
 		return
 	case StateTrying, StateEarly:
+		if reason != "" {
+			c.setCancelReason(reason)
+		}
 		if cancel != nil {
 			cancel()
 		}
@@ -110,11 +116,14 @@ func (s *SBC) hangup(c *Call, result string, from *Leg, reason string) {
 }
 
 // track puts a call in the table, and has it release what it held there
-// when it ends.
-func (s *SBC) track(c *Call) {
+// when it ends; false when the table refused it (callTable.add).
+func (s *SBC) track(c *Call) bool {
+	if !s.calls.add(c) {
+		return false
+	}
 	c.OnEnd(func() { s.ended(c) })
-	s.calls.add(c)
 	s.metrics.ActiveCalls.Inc()
+	return true
 }
 
 // ended releases what an ended call held: its place in the table (its
@@ -159,7 +168,7 @@ func (s *SBC) onMediaTimeout(callID string) {
 		return
 	}
 	c.a.realm.log.Info("media timeout, ending call", "call", c.ID)
-	s.hangup(c, "media_timeout", nil, `Q.850;cause=102;text="media timeout"`)
+	s.hangup(c, "media_timeout", nil, reasonMediaTimeout)
 }
 
 // onInDialog relays a request inside a call (re-INVITE, UPDATE, INFO,
@@ -223,6 +232,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	if offers {
 		var err error
 		if body, err = s.media.Offer(c.media, ref.side, body); err != nil {
+			s.rollbackOffer(c) // what the refused offer changed before failing
 			release()
 			code, reason := mediaRefusal(err)
 			s.reply(r, req, tx, code, reason, "")
@@ -234,17 +244,26 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	mf := maxForwards(req) - 1
 	if mf < 0 {
+		if offers {
+			s.rollbackOffer(c)
+		}
 		release()
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", "")
 		return
 	}
 	out := topology.BuildRequest(req.Method, d, seq, mf, y.local, y.realm.filter, req, body, contentType(req))
 	res := s.transact(y.realm, out)
+	if offers && (res == nil || !res.IsSuccess()) {
+		// Refused (488, 606, 491 glare...) or unanswered: the session is
+		// as it was before the offer (RFC 3261 14.1), and so is its media.
+		s.rollbackOffer(c)
+	}
 	if res == nil {
 		release()
 		s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", "")
-		// RFC 3261 12.2.1.2: a dialog whose peer does not answer is over.
-		s.hangup(c, "timeout_in_dialog", nil, "")
+		if dialogGone(req.Method, sip.StatusRequestTimeout) {
+			s.hangup(c, "timeout_in_dialog", nil, reasonInDialogTimeout)
+		}
 		return
 	}
 
@@ -274,8 +293,8 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	if !(isInvite && res.IsSuccess()) {
 		release()
 		s.respond(r, tx, back)
-		if res.StatusCode == sip.StatusCallTransactionDoesNotExists {
-			s.hangup(c, "peer_lost_dialog", nil, "")
+		if dialogGone(req.Method, res.StatusCode) {
+			s.hangup(c, "peer_lost_dialog", nil, reasonDialogLost)
 		}
 		return
 	}
@@ -291,6 +310,17 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(r, tx, back)
 	s.ackThrough(c, r, tx, back, w, y, seq, offers)
 	release()
+}
+
+// dialogGone says whether a failure of an in-dialog request relayed to
+// the far leg means the call is over there. RFC 3261 12.2.1.2 would end
+// the dialog on any 481 or 408 (or no answer); RFC 5057 5.1 narrows that
+// to the usage the request belongs to. The call is the invite usage, so
+// only a re-INVITE's failure ends it; an INFO or OPTIONS is no usage of
+// its own and an UPDATE that fails leaves the session as it was (RFC 3311
+// 5.1), and a NOTIFY or REFER belongs to a subscription usage.
+func dialogGone(m sip.RequestMethod, status int) bool {
+	return m == sip.INVITE && (status == sip.StatusCallTransactionDoesNotExists || status == sip.StatusRequestTimeout)
 }
 
 // transact sends a request and waits for its final response; nil when the

@@ -375,7 +375,7 @@ func (g *guard) admission(next handler) handler {
 		g.keysMu.RUnlock()
 		src := sourceOf(req).Addr()
 		cid := req.CallID().Value()
-		_, existed := g.b2bua.startedCall(cid)
+		before, _ := g.b2bua.startedCall(cid)
 		var t *policy.Ticket
 		var rej *policy.Rejection
 		if len(keys) > 0 {
@@ -388,7 +388,7 @@ func (g *guard) admission(next handler) handler {
 		}
 		next(r, req, tx)
 		c, ok := g.b2bua.startedCall(cid)
-		if existed || !ok {
+		if !ok || c == before { // no call of this INVITE's (refused, merged)
 			t.Release()
 			return
 		}

@@ -36,10 +36,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, 416, "Unsupported URI Scheme", newTag())
 		return
 	}
-	cid := req.CallID().Value()
-	if _, ok := s.calls.lookup(cid); ok {
-		// Either our own leg B came back to us, or a second INVITE of a
-		// call we already have (RFC 3261 8.2.2.2, merged request).
+	if s.merged(req) {
 		s.reply(r, req, tx, sip.StatusLoopDetected, "Loop Detected", newTag())
 		return
 	}
@@ -66,12 +63,19 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	c := s.newCall(r, req, dec.Route, out.Name)
+	if c == nil { // the Call-ID is shared by too many calls already
+		s.reply(r, req, tx, sip.StatusLoopDetected, "Loop Detected", newTag())
+		return
+	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	c.mu.Lock()
 	c.cancelSetup = cancel
 	c.mu.Unlock()
-	if !tx.OnCancel(func(*sip.Request) { cancel() }) {
+	if !tx.OnCancel(func(cr *sip.Request) {
+		c.setCancelReason(relayedReason(cr, out.filter)) // RFC 3326: it crosses
+		cancel()
+	}) {
 		cancel() // CANCEL (and sipgo's 487) came before we could listen
 	}
 
@@ -125,6 +129,27 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	c.end("timeout", "")
 }
 
+// merged says whether an INVITE without a To tag must be refused with 482:
+// its Call-ID is one of our own leg B's (the call looped back to us), or
+// its From tag, Call-ID and CSeq are those of a call's INVITE (RFC 3261
+// 8.2.2.2: a copy that reached us by another path; sipgo's transaction
+// layer has absorbed true retransmissions, same branch, already). A call
+// still lingering counts: a late copy of its INVITE must not ring again.
+// Anything else reusing a Call-ID, as a retry with CSeq + 1 after a 401,
+// 407, 420, 422, 491 or 3xx, is a new call.
+func (s *SBC) merged(req *sip.Request) bool {
+	ft, seq := fromTag(req), req.CSeq().SeqNo
+	for _, ref := range s.calls.lookupAll(req.CallID().Value()) {
+		if ref.side != SideA {
+			return true
+		}
+		if ref.call.openedBy(ft, seq) {
+			return true
+		}
+	}
+	return false
+}
+
 // mediaRefusal maps a media hook error to the answer leg A gets.
 func mediaRefusal(err error) (int, string) {
 	switch {
@@ -146,7 +171,8 @@ func statusOf(res *sip.Response) int {
 	return res.StatusCode
 }
 
-// newCall registers a call and its leg A, the dialog the caller opened.
+// newCall registers a call and its leg A, the dialog the caller opened;
+// nil when the call table refuses it.
 func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call {
 	from, to := req.From(), req.To()
 	a := &Leg{
@@ -168,7 +194,9 @@ func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call 
 	c := &Call{ID: newCallID(), Start: time.Now(), route: route, a: a, done: make(chan struct{})}
 	c.beginOfferLocked() // not yet shared: no lock needed
 	c.media = mediarelay.CallRef{ID: c.ID, Realms: [2]string{r.Name, outRealm}}
-	s.track(c)
+	if !s.track(c) {
+		return nil
+	}
 	return c
 }
 
@@ -205,7 +233,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	c.b = b
 	c.mu.Unlock()
 	if old != nil {
-		s.calls.dropLeg(old.d.CallID)
+		s.calls.dropLeg(c, old.d.CallID)
 	}
 	s.calls.addLeg(c, SideB, b.d.CallID)
 
@@ -227,7 +255,11 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 
 	silence := time.NewTimer(dec.Timeout(i))
 	defer silence.Stop()
-	ring := time.NewTimer(maxRingTime)
+	// The ring timeout (the route's ring_timeout) counts from the last
+	// 18x, as Timer C does (RFC 3261 16.6 step 11): a target still sending
+	// them is still ringing.
+	ringFor := s.routeOpts(dec.Route).ring
+	ring := time.NewTimer(ringFor)
 	defer ring.Stop()
 	heard, provisional, cancelled := false, false, false
 	cancelSent := false
@@ -241,10 +273,13 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 			switch {
 			case res.IsProvisional():
 				provisional = true
+				if res.StatusCode > 100 {
+					ring.Reset(ringFor)
+				}
 				if cancelled {
 					if !cancelSent {
 						cancelSent = true
-						s.sendCancel(out, inv)
+						s.sendCancel(out, inv, c.cancelReasonOr(""))
 					}
 					continue
 				}
@@ -257,7 +292,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 					// The callee answered as the caller gave up: ACK and
 					// hang up the leg B dialog that now exists.
 					s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
-					s.sendBye(c, b, "")
+					s.sendBye(c, b, c.cancelReasonOr(reasonCancelled))
 					return outcome{kind: outcomeCancelled}
 				}
 				if len(offer) > 0 {
@@ -299,7 +334,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 			// target (or a 408 to the caller) have the call.
 			if provisional && !cancelSent {
 				cancelSent = true
-				s.sendCancel(out, inv)
+				s.sendCancel(out, inv, reasonNoAnswer)
 			}
 			return outcome{kind: outcomeFailover}
 		case <-ctxDone:
@@ -310,7 +345,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 			c.end("cancelled", "")
 			if provisional {
 				cancelSent = true
-				s.sendCancel(out, inv)
+				s.sendCancel(out, inv, c.cancelReasonOr(""))
 			} else if !heard {
 				// RFC 3261 9.1: no CANCEL before a provisional. Wait for
 				// one, but only as long as the target may stay silent,
@@ -361,8 +396,20 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 }
 
 // relayFinal gives leg A the failure that ended the call's last attempt.
+// A 503's Retry-After is dropped: it says when the far server that sent
+// it may be tried again (RFC 3261 21.5.4), and a PBX that took it as the
+// SBC's would stop routing every call through the SBC for that long. The
+// route's relay_503_as may turn the 503 into another failure.
 func (s *SBC) relayFinal(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	code, phrase := res.StatusCode, res.Reason
+	as503 := s.routeOpts(c.route).as503
+	if code == sip.StatusServiceUnavailable && as503 != 0 {
+		code, phrase = as503, statusPhrase(as503)
+	}
+	out := topology.BuildResponse(req, code, phrase, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	if res.StatusCode == sip.StatusServiceUnavailable {
+		out.RemoveHeader("Retry-After")
+	}
 	s.respond(r, tx, out)
 	c.end(resultOf(res.StatusCode), "")
 }
@@ -417,7 +464,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 		return
 	}
 	c.mu.Lock()
-	byeB := c.byeB
+	byeB, byeBReason := c.byeB, c.byeBReason
 	if c.state == StateAnswered {
 		c.state = StateConfirmed
 		c.finishOfferLocked()
@@ -425,7 +472,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	c.mu.Unlock()
 	s.changed(c)
 	if byeB {
-		s.hangup(c, "bye_b", b, "")
+		s.hangup(c, "bye_b", b, byeBReason)
 	}
 }
 
@@ -438,7 +485,7 @@ func (s *SBC) ackThrough(c *Call, r *Realm, tx sip.ServerTransaction, res *sip.R
 	if ack == nil {
 		if c.State() != StateEnded {
 			r.log.Info("no ACK for 2xx, ending call", "call", c.ID)
-			s.hangup(c, "no_ack", nil, "")
+			s.hangup(c, "no_ack", nil, reasonNoAck)
 		}
 		return false
 	}
@@ -519,8 +566,9 @@ func (s *SBC) send(r *Realm, req *sip.Request) {
 }
 
 // sendCancel cancels leg B's INVITE (RFC 3261 9.1: same Request-URI,
-// Call-ID, From, To, CSeq number and top Via as the INVITE).
-func (s *SBC) sendCancel(r *Realm, inv *sip.Request) {
+// Call-ID, From, To, CSeq number and top Via as the INVITE), with a
+// Reason (RFC 3326) when one is given.
+func (s *SBC) sendCancel(r *Realm, inv *sip.Request, reason string) {
 	cancel := sip.NewRequest(sip.CANCEL, inv.Recipient)
 	cancel.AppendHeader(sip.HeaderClone(inv.Via()))
 	for _, h := range inv.GetHeaders("Route") {
@@ -532,6 +580,9 @@ func (s *SBC) sendCancel(r *Realm, inv *sip.Request) {
 	cancel.AppendHeader(sip.HeaderClone(inv.To()))
 	cancel.AppendHeader(sip.HeaderClone(inv.CallID()))
 	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	if reason != "" {
+		cancel.AppendHeader(sip.NewHeader("Reason", reason))
+	}
 	cancel.SetBody(nil)
 	cancel.SetTransport(inv.Transport())
 	s.finish(r, cancel)

@@ -36,6 +36,19 @@ type mediaTimeouts interface {
 	OnTimeout(func(callID string))
 }
 
+// mediaRollback is implemented by hooks that can undo an offer: the far
+// leg refused it, so the media goes back to what it was before it.
+type mediaRollback interface {
+	Rollback(callID string)
+}
+
+// rollbackOffer undoes call c's offer in progress, where the hook can.
+func (s *SBC) rollbackOffer(c *Call) {
+	if h, ok := s.media.(mediaRollback); ok {
+		h.Rollback(c.ID)
+	}
+}
+
 // mediaInfo is implemented by hooks that can describe a call's media.
 type mediaInfo interface {
 	Media(callID string) (mediarelay.CallMedia, bool)

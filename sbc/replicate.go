@@ -340,8 +340,10 @@ func (s *SBC) restoreCall(rec *callRecord) error {
 		if !ok {
 			return fmt.Errorf("call %s: unknown realm %q", rec.ID, lr.Realm)
 		}
-		if ref, ok := s.calls.lookup(lr.Dialog.CallID); ok && ref.call.ID != rec.ID {
-			return fmt.Errorf("call %s: Call-ID of leg %s belongs to call %s", rec.ID, sideName(Side(i)), ref.call.ID)
+		for _, ref := range s.calls.lookupAll(lr.Dialog.CallID) {
+			if ref.call.ID != rec.ID {
+				return fmt.Errorf("call %s: Call-ID of leg %s belongs to call %s", rec.ID, sideName(Side(i)), ref.call.ID)
+			}
 		}
 		legs[i] = &Leg{
 			side: Side(i), realm: realm, d: lr.Dialog, local: restoredLocal(realm, *lr),
@@ -365,7 +367,9 @@ func (s *SBC) restoreCall(rec *callRecord) error {
 			return err
 		}
 	}
-	s.track(c)
+	if !s.track(c) {
+		return fmt.Errorf("call %s: Call-ID %s is shared by too many calls", rec.ID, c.a.d.CallID)
+	}
 	s.calls.addLeg(c, SideB, c.b.d.CallID)
 	return nil
 }

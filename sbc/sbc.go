@@ -45,7 +45,8 @@ type SBC struct {
 	metrics *Metrics
 	media   MediaHook
 	guard   *guard
-	trunks  *trunkSet // trunk.go
+	trunks  *trunkSet            // trunk.go
+	routes  map[string]routeOpts // routeopts.go
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
@@ -78,6 +79,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	s := &SBC{
 		cfg: cfg, log: opt.Logger, router: router, media: opt.Media,
 		realms: map[string]*Realm{}, calls: newCallTable(), metrics: newMetrics(opt.Registry),
+		routes: newRouteOpts(cfg.Routes),
 	}
 	if h, ok := opt.Media.(mediaTimeouts); ok {
 		h.OnTimeout(s.onMediaTimeout)
@@ -147,7 +149,7 @@ func (s *SBC) Close(ctx context.Context) error {
 		s.abandonAll("shutdown_kept")
 	}
 	for _, c := range s.calls.snapshot() {
-		s.hangup(c, "shutdown", nil, "")
+		s.hangup(c, "shutdown", nil, reasonShutdown)
 	}
 	s.drainMu.Lock()
 	s.draining = true
