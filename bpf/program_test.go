@@ -281,9 +281,8 @@ func TestProgramPasses(t *testing.T) {
 	for _, pc := range progCases {
 		for _, c := range cases {
 			if pc.name == "tc" && c.frame.truncate > 0 && c.frame.truncate < 14+20 {
-				// BPF_PROG_RUN refuses a tc frame shorter than Ethernet +
-				// IPv4, so these cases exist for XDP only (a real tc hook
-				// never sees such a frame either: the stack drops it first).
+				// BPF_PROG_RUN refuses tc input shorter than Ethernet +
+				// IPv4, so the short-frame cases run on the XDP program only.
 				continue
 			}
 			t.Run(pc.name+"/"+c.name, func(t *testing.T) {
