@@ -1,7 +1,6 @@
 package sbc_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -12,29 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgesbc/edgesbc/internal/syncbuf"
+
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/edgesbc/edgesbc/internal/testphone"
 	"github.com/edgesbc/edgesbc/mediarelay"
 )
-
-// lockedBuf is a log sink read while the SBC writes.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func savpFor(e *testphone.RTPEnd, version int, k testphone.SRTPKey) string {
 	a := e.Addr()
@@ -67,7 +50,7 @@ func TestTakeoverRestoresSRTPCall(t *testing.T) {
 	aRTP, bRTP := loopRTP(t), loopRTP(t)
 	cp, ep := freePort(t), freePort(t)
 	sbcA := fmt.Sprintf("127.0.0.1:%d", cp)
-	var logs lockedBuf
+	var logs syncbuf.Buffer
 	req := mediarelay.SRTPPolicy{Mode: mediarelay.SRTPRequired}
 	n1 := startHANodeWith(t, cp, ep, callee.Addr, store, false, req, &logs)
 

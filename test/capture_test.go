@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgesbc/edgesbc/internal/syncbuf"
 )
 
 // capture is tshark writing a pcap on one lab interface. tshark runs
@@ -18,7 +20,7 @@ import (
 type capture struct {
 	cmd  *exec.Cmd
 	file string
-	out  *syncBuffer // written by exec's copier, read while tshark runs
+	out  *syncbuf.Buffer // written by exec's copier, read while tshark runs
 	once sync.Once
 	err  error
 }
@@ -36,7 +38,7 @@ func startCapture(t *testing.T, ns, dev string) *capture {
 // through on dev in namespace ns, and returns once tshark is capturing.
 func startCaptureFilter(t *testing.T, ns, dev, filter string) *capture {
 	t.Helper()
-	c := &capture{file: filepath.Join(t.TempDir(), ns+"-"+dev+".pcap"), out: &syncBuffer{}}
+	c := &capture{file: filepath.Join(t.TempDir(), ns+"-"+dev+".pcap"), out: &syncbuf.Buffer{}}
 	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", dev, "-f", filter, "-F", "pcap", "-w", c.file)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -5,7 +5,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -17,10 +16,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgesbc/edgesbc/internal/syncbuf"
 
 	"github.com/edgesbc/edgesbc/bpf"
 	"github.com/edgesbc/edgesbc/internal/ci"
@@ -120,33 +120,8 @@ func needLab(t *testing.T) {
 type sbcd struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 	done chan struct{}
-}
-
-// syncBuffer is sbcd's output: written by exec's copying goroutine, read
-// by tests while sbcd runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]byte(nil), b.b.Bytes()...)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // startSBCD runs sbcd in namespace sbc on the given config file (the lab
@@ -163,7 +138,7 @@ func startSBCDWith(t *testing.T, cfg string, launcher ...string) *sbcd {
 	if cfg == "" {
 		cfg = filepath.Join(repoRoot, "configs", "lab.yaml")
 	}
-	s := &sbcd{t: t, log: &syncBuffer{}, done: make(chan struct{})}
+	s := &sbcd{t: t, log: &syncbuf.Buffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(launcher[0], append(launcher[1:], filepath.Join(binDir, "sbcd"), "-config", cfg)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {

@@ -1,7 +1,6 @@
 package watchdog
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,32 +8,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgesbc/edgesbc/internal/syncbuf"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func healthz(t *testing.T, w *Watchdog) (int, string) {
 	t.Helper()
@@ -55,7 +38,7 @@ func TestWatchdogStallAndRecovery(t *testing.T) {
 	release := make(chan struct{})
 	var stuckRuns atomic.Int32
 	var hookCalls atomic.Int32
-	dump := &syncBuf{}
+	dump := &syncbuf.Buffer{}
 	reg := prometheus.NewRegistry()
 	w, err := New(Config{
 		Interval: 20 * time.Millisecond, Bound: 100 * time.Millisecond, Registerer: reg, Dump: dump,
@@ -143,7 +126,7 @@ func TestWatchdogStallAndRecovery(t *testing.T) {
 func TestBoundShutdown(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuf{}
+	out := &syncbuf.Buffer{}
 	code := make(chan int, 1)
 	stop := boundShutdown(ctx, 150*time.Millisecond, out, func(c int) { code <- c })
 	defer stop()

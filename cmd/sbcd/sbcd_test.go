@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgesbc/edgesbc/internal/syncbuf"
 )
 
 // These tests run the real sbcd binary on loopback (user-space media, no
@@ -39,28 +39,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type sbcd struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	admin string
-	out   *syncBuf
+	out   *syncbuf.Buffer
 	done  chan struct{}
 	err   error // Wait's, once done is closed
 }
@@ -115,7 +98,7 @@ admin: {listen: %q}
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &sbcd{t: t, admin: admin, out: &syncBuf{}, done: make(chan struct{})}
+	p := &sbcd{t: t, admin: admin, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(sbcdBin, "-config", cfg)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "EDGESBC_TEST_HOOKS=") {

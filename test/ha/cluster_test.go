@@ -1,7 +1,6 @@
 package ha_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,10 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgesbc/edgesbc/internal/syncbuf"
 
 	"github.com/edgesbc/edgesbc/internal/labns"
 )
@@ -26,24 +26,6 @@ const (
 	vipInt      = "198.51.100.1"
 )
 
-// syncBuf is a log buffer written by a process and read by the test.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // node is one sbcd process of the HA lab; it can be killed and started
 // again on the same data directory.
 type node struct {
@@ -53,7 +35,7 @@ type node struct {
 	witness bool
 	cfg     string
 	cmd     *exec.Cmd
-	log     *syncBuf
+	log     *syncbuf.Buffer
 	logs    []string // logs of earlier runs
 	done    chan struct{}
 }
@@ -143,7 +125,7 @@ func (n *node) start() {
 	if n.witness {
 		args = append(args, "-role", "witness")
 	}
-	n.log = &syncBuf{}
+	n.log = &syncbuf.Buffer{}
 	n.done = make(chan struct{})
 	n.cmd = exec.Command("ip", args...)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
