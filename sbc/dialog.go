@@ -58,6 +58,7 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", "")
 		return
 	}
+	c.noteByeLocked(req) // cdr.go
 	state := c.state
 	setup := state == StateTrying || state == StateEarly
 	if setup && ref.side == SideB {
@@ -112,6 +113,7 @@ func (s *SBC) hangup(c *Call, result string, from *Leg, reason string) {
 // track puts a call in the table, and has it release what it held there
 // when it ends.
 func (s *SBC) track(c *Call) {
+	s.recordOnEnd(c) // cdr.go: before ended releases the media
 	c.OnEnd(func() { s.ended(c) })
 	s.calls.add(c)
 	s.metrics.ActiveCalls.Inc()
