@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/edgesbc/edgesbc/cdr"
+	"github.com/edgesbc/edgesbc/internal/pgtest"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 )
 
@@ -42,73 +45,12 @@ cdr:
   node: kill9-node
   file: {path: %q, fsync: batch, fsync_interval: 100ms}
 `, carrier, sipPorts[1], callee.Addr, admin, path)
-	cfgPath := filepath.Join(dir, "sbcd.yaml")
-	if err := os.WriteFile(cfgPath, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := &sbcd{t: t, admin: admin, out: &syncBuf{}, done: make(chan struct{})}
-	p.cmd = exec.Command(sbcdBin, "-config", cfgPath)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("sbcd output:\n%s", tailLines(p.out.String(), 60))
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if code, _ := p.get("/healthz"); code == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sbcd admin API not up:\n%s", p.out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p := runSBCDConfig(t, y, admin)
 
 	const calls = 5
-	const wait = 3 * time.Second
-	for i := range calls {
-		id := fmt.Sprintf("kill9-call-%d", i)
-		caller.Invite(carrier, "1000", id, testphone.TestSDP)
-		inv := callee.ExpectRequest(sip.INVITE, wait)
-		if i == calls-1 { // the last one busy: unanswered calls have records too
-			callee.Answer(inv, 486, "Busy Here", "cb", "")
-			callee.ExpectRequest(sip.ACK, wait)
-			caller.ExpectResponse(486, sip.INVITE, wait)
-			continue
-		}
-		callee.Answer(inv, 200, "OK", "cb", testphone.TestSDP)
-		ok := caller.ExpectResponse(200, sip.INVITE, wait)
-		dA := testphone.CallerDialog(ok, carrier)
-		caller.Ack(dA, 1, id+"-ack")
-		callee.ExpectRequest(sip.ACK, wait)
-		caller.Request(dA, "BYE", 2, id+"-bye", "")
-		caller.ExpectResponse(200, sip.BYE, wait)
-		bye := callee.ExpectRequest(sip.BYE, wait)
-		callee.Answer(bye, 200, "OK", "", "")
-	}
+	cdrCalls(t, caller, callee, carrier, "kill9-call", 0, calls)
 
-	re := regexp.MustCompile(`(?m)^cdr_records_written_total\{sink="file"\} (\d+)`)
-	var written int
-	for deadline := time.Now().Add(5 * time.Second); written < calls; {
-		_, m := p.get("/metrics")
-		if s := re.FindStringSubmatch(m); s != nil {
-			written, _ = strconv.Atoi(s[1])
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cdr_records_written_total{sink=file} = %d after 5s, want %d", written, calls)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	written := p.waitMetric("cdr_records_written_total", `sink="file"`, calls, 5*time.Second)
 	if err := p.cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
@@ -149,5 +91,143 @@ cdr:
 	}
 	if !strings.Contains(p.out.String(), "call detail records on") {
 		t.Error("sbcd did not log its CDR sinks at start")
+	}
+}
+
+// runSBCDConfig runs sbcd on config y and returns once /healthz answers.
+func runSBCDConfig(t *testing.T, y, admin string) *sbcd {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "sbcd.yaml")
+	if err := os.WriteFile(cfgPath, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &sbcd{t: t, admin: admin, out: &syncBuf{}, done: make(chan struct{})}
+	p.cmd = exec.Command(sbcdBin, "-config", cfgPath)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("sbcd output:\n%s", tailLines(p.out.String(), 60))
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if code, _ := p.get("/healthz"); code == 200 {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sbcd admin API not up:\n%s", p.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cdrCalls makes calls from..to-1 through sbcd: each answered and hung up
+// by the caller, except the last, which is busy.
+func cdrCalls(t *testing.T, caller, callee *testphone.Phone, carrier, prefix string, from, to int) {
+	t.Helper()
+	const wait = 3 * time.Second
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		caller.Invite(carrier, "1000", id, testphone.TestSDP)
+		inv := callee.ExpectRequest(sip.INVITE, wait)
+		if i == to-1 { // unanswered calls have records too
+			callee.Answer(inv, 486, "Busy Here", "cb", "")
+			callee.ExpectRequest(sip.ACK, wait)
+			caller.ExpectResponse(486, sip.INVITE, wait)
+			continue
+		}
+		callee.Answer(inv, 200, "OK", "cb", testphone.TestSDP)
+		ok := caller.ExpectResponse(200, sip.INVITE, wait)
+		dA := testphone.CallerDialog(ok, carrier)
+		caller.Ack(dA, 1, id+"-ack")
+		callee.ExpectRequest(sip.ACK, wait)
+		caller.Request(dA, "BYE", 2, id+"-bye", "")
+		caller.ExpectResponse(200, sip.BYE, wait)
+		bye := callee.ExpectRequest(sip.BYE, wait)
+		callee.Answer(bye, 200, "OK", "", "")
+	}
+}
+
+// waitMetric waits until the counter name{labels} reaches n on /metrics
+// and returns its value.
+func (p *sbcd) waitMetric(name, labels string, n int, d time.Duration) int {
+	p.t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name+"{"+labels+"}") + ` (\d+)`)
+	v := 0
+	for deadline := time.Now().Add(d); v < n; {
+		_, m := p.get("/metrics")
+		if s := re.FindStringSubmatch(m); s != nil {
+			v, _ = strconv.Atoi(s[1])
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s{%s} = %d after %v, want %d", name, labels, v, d, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return v
+}
+
+// TestCDRPostgresDownDuringCalls runs sbcd with the PostgreSQL sink on a
+// real server, makes calls, stops the database, makes more calls, starts
+// it again: every call's record is in the table once, in order.
+func TestCDRPostgresDownDuringCalls(t *testing.T) {
+	srv := pgtest.Start(t)
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	sipPorts := freePorts(t, "udp", 2)
+	carrier := fmt.Sprintf("127.0.0.1:%d", sipPorts[0])
+	p := runSBCDConfig(t, fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: %q, media: {ports: 44000-44999}}
+  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: 45000-45999}}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q]}
+media: {datapath: userspace}
+admin: {listen: %q}
+cdr:
+  postgres: {dsn: %q, batch_size: 5, batch_interval: 50ms, connect_timeout: 1s, spool_dir: %q}
+`, carrier, sipPorts[1], callee.Addr, admin, srv.DSN, filepath.Join(t.TempDir(), "spool")), admin)
+
+	cdrCalls(t, caller, callee, carrier, "pg", 0, 3)
+	p.waitMetric("cdr_records_written_total", `sink="postgres"`, 3, 5*time.Second)
+	srv.Stop()
+	cdrCalls(t, caller, callee, carrier, "pg", 3, 7)
+	p.waitMetric("cdr_records_spooled_total", `sink="postgres"`, 4, 5*time.Second)
+	srv.Start()
+	p.waitMetric("cdr_records_written_total", `sink="postgres"`, 7, 10*time.Second)
+
+	db := srv.Conn(t)
+	rows, err := db.Query(context.Background(), "SELECT a_call_id, status, node FROM cdr ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ ID, Status, Node string }
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 7 {
+		t.Fatalf("%d rows, want 7: %+v", len(got), got)
+	}
+	for i, r := range got {
+		status := cdr.StatusAnswered
+		if i == 2 || i == 6 {
+			status = cdr.StatusBusy
+		}
+		if want := fmt.Sprintf("pg-%d", i); r.ID != want || r.Status != status || r.Node == "" {
+			t.Errorf("row %d: %+v, want call %s %s", i, r, want, status)
+		}
+	}
+	if _, m := p.get("/metrics"); strings.Contains(m, `cdr_records_dropped_total{`) {
+		t.Errorf("records dropped:\n%s", grepLines(m, "cdr_records_dropped"))
 	}
 }
