@@ -5,14 +5,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/edgesbc/edgesbc/cdr"
 	"github.com/edgesbc/edgesbc/config"
+	"github.com/edgesbc/edgesbc/internal/testcarrier"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
@@ -75,7 +78,6 @@ func (m *statsMedia) Media(id string) (mediarelay.CallMedia, bool) {
 // startRecordingSBC is startSBC with a recorder and the stats media hook.
 func startRecordingSBC(t *testing.T, targets ...string) (*testSBC, *records, *statsMedia) {
 	t.Helper()
-	cp, ep := freePort(t), freePort(t)
 	ts := ""
 	for i, tg := range targets {
 		if i > 0 {
@@ -83,14 +85,23 @@ func startRecordingSBC(t *testing.T, targets ...string) (*testSBC, *records, *st
 		}
 		ts += `"` + tg + `"`
 	}
+	return startRecordingSBCTail(t, fmt.Sprintf(`
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%s], target_timeout: 400ms}
+`, ts))
+}
+
+// startRecordingSBCTail runs a recording SBC with two loopback realms and
+// tail (routes, trunks) appended to its config.
+func startRecordingSBCTail(t *testing.T, tail string) (*testSBC, *records, *statsMedia) {
+	t.Helper()
+	cp, ep := freePort(t), freePort(t)
 	cfg, err := config.Parse(fmt.Appendf(nil, `
 realms:
   - {name: carrier, listen: "127.0.0.1:%d"}
   - {name: enterprise, listen: "127.0.0.1:%d"}
 media: {enabled: false}
-routes:
-  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%s], target_timeout: 400ms}
-`, cp, ep, ts))
+%s`, cp, ep, tail))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,8 +278,13 @@ func TestCDRMediaTimeout(t *testing.T) {
 	s, recs, media := startRecordingSBC(t, callee.Addr)
 	established(t, s, caller, callee, "cdr-media-timeout")
 	media.timeout(s.Calls()[0].ID)
-	caller.ExpectRequest(sip.BYE, wait)
-	callee.ExpectRequest(sip.BYE, wait)
+	for _, p := range []*testphone.Phone{caller, callee} {
+		bye := p.ExpectRequest(sip.BYE, wait)
+		if rs := bye.GetHeader("Reason"); rs == nil || !strings.Contains(rs.Value(), "cause=102") {
+			t.Errorf("BYE Reason %v", rs)
+		}
+		p.Answer(bye, 200, "OK", "", "")
+	}
 	r := recs.next(t)
 	checkRecord(t, r, cdr.StatusAnswered, cdr.EndedBySBC, "media_timeout", 200, 102, true)
 	if len(r.Media) != 1 || r.Media[0].FromA.Packets != 500 {
@@ -288,5 +304,43 @@ func TestQ850CauseParse(t *testing.T) {
 		if got := sbc.Q850Cause(in); got != want {
 			t.Errorf("%q: cause %d, want %d", in, got, want)
 		}
+	}
+}
+
+// Over trunks: the record names the trunk that took the call, and the
+// numbers as received and as sent in that trunk's format.
+func TestCDRTrunkFailoverNumbers(t *testing.T) {
+	a, aAddr := startCarrier(t, testcarrier.Options{InviteCode: 503})
+	_, bAddr := startCarrier(t, testcarrier.Options{})
+	caller := testphone.NewLoopback(t)
+	s, recs, _ := startRecordingSBCTail(t, fmt.Sprintf(`
+trunks:
+  - {name: a, realm: carrier, targets: [%q], normalize: {outbound: [{strip_prefix: "+", add_prefix: "00"}]}}
+  - {name: b, realm: carrier, targets: [%q], normalize: {outbound: [{strip_prefix: "+44", add_prefix: "0"}]}}
+routing:
+  rules:
+    - {name: uk, from_realm: enterprise, regex: '^\+44', trunks: [{trunk: a, priority: 1}, {trunk: b, priority: 2}]}
+`, aAddr, bAddr))
+	caller.Invite(s.enterprise, "+442071234567", "cdr-trunk", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	dA := testphone.CallerDialog(ok, s.enterprise)
+	caller.Ack(dA, 1, "cdr-trunk-ack")
+	s.waitState(t, "confirmed")
+	caller.Request(dA, "BYE", 2, "cdr-trunk-bye", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	r := recs.next(t)
+	// The SBC's BYE to trunk b answered (INVITE and BYE 200s), so the
+	// test does not end with it in flight.
+	eventually(t, wait, "trunk b's 200 to BYE", func() bool {
+		return testutil.ToFloat64(s.Metrics().Responses.WithLabelValues("carrier", "in", "200")) >= 2
+	})
+	if len(a.Invites()) != 1 {
+		t.Fatalf("trunk a got %d INVITEs", len(a.Invites()))
+	}
+	if r.Status != cdr.StatusAnswered || r.Trunk != "b" || r.Attempts != 2 || r.RealmIn != "enterprise" || r.RealmOut != "carrier" || r.Route != "uk" {
+		t.Errorf("record status %q trunk %q attempts %d realms %s->%s route %q", r.Status, r.Trunk, r.Attempts, r.RealmIn, r.RealmOut, r.Route)
+	}
+	if r.Callee.Received != "+442071234567" || r.Callee.Sent != "02071234567" || r.Caller.Received != "alice" {
+		t.Errorf("numbers caller %+v callee %+v, want callee +442071234567 sent as 02071234567", r.Caller, r.Callee)
 	}
 }
