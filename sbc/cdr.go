@@ -113,9 +113,12 @@ func (s *SBC) recordCall(c *Call) {
 		r.DurationMs = r.End.Sub(r.Answer).Milliseconds()
 	}
 	r.Status, r.EndedBy = callOutcome(r.Result, !r.Answer.IsZero())
-	if r.SIPCode == 0 && r.Status == cdr.StatusCancelled {
-		// sipgo answered the CANCEL and sent 487 itself.
+	switch {
+	case r.SIPCode != 0:
+	case r.Status == cdr.StatusCancelled: // sipgo answered the CANCEL and sent 487 itself
 		r.SIPCode, r.SIPReason = sip.StatusRequestTerminated, "Request Terminated"
+	case r.Status == cdr.StatusAnswered: // restored from the store: answered on another run
+		r.SIPCode, r.SIPReason = sip.StatusOK, "OK"
 	}
 	r.Q850 = q850Cause(reason)
 	if r.Q850 == 0 && r.Status == cdr.StatusAnswered && (r.Result == "bye_a" || r.Result == "bye_b") {
