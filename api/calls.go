@@ -43,6 +43,8 @@ type Stream struct {
 	// Path forwards the stream: "xdp" or "tc" once offloaded to the
 	// kernel, else "userspace".
 	Path string `json:"path"`
+	// Codec is the stream's codec (lower-case encoding name).
+	Codec string `json:"codec,omitempty"`
 	// SRTP suite on each leg ("" = plain RTP); never a key.
 	SRTPA string `json:"srtp_a,omitempty"`
 	SRTPB string `json:"srtp_b,omitempty"`

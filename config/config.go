@@ -39,6 +39,9 @@ type Config struct {
 	// Trunks and Routing: carrier trunks and the dial plan over them (trunks.go, routing.go).
 	Trunks  []Trunk `yaml:"trunks"`
 	Routing Routing `yaml:"routing"`
+
+	// CDR writes call detail records (cdr.go); nil: none.
+	CDR *CDR `yaml:"cdr"`
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -274,6 +277,7 @@ func (c *Config) applyDefaults() {
 	c.Guard.applyDefaults()
 	c.trunkDefaults()
 	c.lifecycleDefaults()
+	c.cdrDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms when a realm names no policy:
@@ -374,6 +378,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateLifecycle(); err != nil {
+		return err
+	}
+	if err := c.validateCDR(); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {

@@ -106,7 +106,10 @@ type anchored struct {
 	legs    [2]legMedia
 	streams []*Stream
 	sec     [][2]legSec // per media line and leg: SRTP keys and negotiation
-	ended   bool
+	// codecs is per media line the first primary codec of the last SDP
+	// either leg sent: the answer's, once there is one (RFC 3264 6).
+	codecs []string
+	ended  bool
 	// undo is the media as it was before the offer in progress, for
 	// Rollback (rollback.go); nil once its answer came.
 	undo *offerUndo
@@ -290,6 +293,7 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]by
 			st.SetSRTPPending(true)
 		}
 		st.SetClockRate(clockRate(m))
+		c.setCodec(i, m)
 		setDir(&c.legs[from], i, m.Direction, m.Addr)
 		st.SetHold(onHold(c, i))
 	}
@@ -379,6 +383,19 @@ func onHold(c *anchored, i int) bool {
 		}
 	}
 	return false
+}
+
+// setCodec notes media line i's codec from SDP m. c.mu held.
+func (c *anchored) setCodec(i int, m Media) {
+	for len(c.codecs) <= i {
+		c.codecs = append(c.codecs, "")
+	}
+	for _, pt := range m.Formats {
+		if name := m.Codecs[pt]; name != "" && !auxCodec[name] {
+			c.codecs[i] = name
+			return
+		}
+	}
 }
 
 func clockRate(m Media) int {
@@ -538,6 +555,8 @@ type StreamInfo struct {
 	// Path forwards the stream: "xdp" or "tc" once offloaded to the
 	// kernel, else "userspace".
 	Path string `json:"path"`
+	// Codec is the stream's codec (lower-case encoding name).
+	Codec string `json:"codec,omitempty"`
 	// SRTP suite on each leg ("" = plain RTP); never a key.
 	SRTPA string `json:"srtp_a,omitempty"`
 	SRTPB string `json:"srtp_b,omitempty"`
@@ -616,6 +635,9 @@ func (a *Anchor) info(c *anchored) CallMedia {
 			Path: st.Path(),
 		}
 		si.SRTPA, si.SRTPB = c.srtpInfo(i)
+		if i < len(c.codecs) {
+			si.Codec = c.codecs[i]
+		}
 		out.Streams = append(out.Streams, si)
 		for _, d := range []DirStats{s.A, s.B} {
 			if d.Packets == 0 {

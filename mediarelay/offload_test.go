@@ -411,12 +411,15 @@ func TestOffloadManyFlows(t *testing.T) {
 	const streams = 2500
 	var all []*Stream
 	peer := netip.MustParseAddr("127.0.0.2")
-	// Fixed ports, so on loopback addresses of their own: on 127.0.0.1 they
-	// collided with the ephemeral ports of tests running beside this one.
+	// Fixed ports, so on loopback addresses of their own (on 127.0.0.1 they
+	// collided with the ephemeral ports of tests running beside this one),
+	// and below the ephemeral range (32768-60999): a socket another test
+	// binds to the wildcard address on an ephemeral port would collide on
+	// every address.
 	aAddr, bAddr := netip.MustParseAddr("127.0.0.41"), netip.MustParseAddr("127.0.0.43")
 	for i := range streams {
-		a := netip.AddrPortFrom(aAddr, uint16(40000+4*i%20000))
-		b := netip.AddrPortFrom(bAddr, uint16(40000+4*i%20000))
+		a := netip.AddrPortFrom(aAddr, uint16(10000+4*i%20000))
+		b := netip.AddrPortFrom(bAddr, uint16(10000+4*i%20000))
 		s, err := r.NewStream(a, b)
 		if err != nil {
 			t.Fatalf("stream %d: %v", i, err)

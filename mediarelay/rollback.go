@@ -16,6 +16,7 @@ import (
 // offerUndo is a call's media as it was before the offer in progress.
 type offerUndo struct {
 	legs    [2]legUndo
+	codecs  []string // the call's codec per line (call records)
 	sec     [][2]legSec
 	streams []streamUndo // one per stream the call had (nil ones too)
 }
@@ -42,7 +43,7 @@ type sideUndo struct {
 
 // snapshotLocked records the call's media before an offer. c.mu held.
 func (c *anchored) snapshotLocked() {
-	u := &offerUndo{sec: append([][2]legSec(nil), c.sec...)}
+	u := &offerUndo{sec: append([][2]legSec(nil), c.sec...), codecs: append([]string(nil), c.codecs...)}
 	for s, l := range c.legs {
 		u.legs[s] = legUndo{ports: append([]int(nil), l.ports...), dir: append([]string(nil), l.dir...)}
 	}
@@ -122,6 +123,7 @@ func (a *Anchor) Rollback(callID string) {
 		l.ports, l.dir = u.legs[s].ports, u.legs[s].dir
 	}
 	c.sec = u.sec
+	c.codecs = u.codecs
 	c.streams = make([]*Stream, len(u.streams))
 	for i, su := range u.streams {
 		c.streams[i] = su.st

@@ -33,7 +33,7 @@ func apiStream(s mediarelay.StreamInfo) api.Stream {
 	return api.Stream{
 		Index: s.Index, LocalA: s.LocalA, LocalB: s.LocalB,
 		FromA: api.StreamDir(s.FromA), FromB: api.StreamDir(s.FromB),
-		OnHold: s.OnHold, Path: s.Path, SRTPA: s.SRTPA, SRTPB: s.SRTPB,
+		OnHold: s.OnHold, Path: s.Path, Codec: s.Codec, SRTPA: s.SRTPA, SRTPB: s.SRTPB,
 	}
 }
 

@@ -96,6 +96,8 @@ type Call struct {
 	recorded, abandoned bool
 	// onEnd runs once, in order, when the call ends (OnEnd).
 	onEnd []func()
+	// notes gather what the call's record needs (cdr.go).
+	notes callNotes
 }
 
 type ackWaiter struct {

@@ -54,6 +54,7 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, sip.StatusInternalServerError, "CSeq Out Of Order", "")
 		return
 	}
+	c.noteByeLocked(req) // cdr.go
 	state := c.state
 	setup := state == StateTrying || state == StateEarly
 	var reason string
@@ -121,6 +122,7 @@ func (s *SBC) track(c *Call) bool {
 	if !s.calls.add(c) {
 		return false
 	}
+	s.recordOnEnd(c) // cdr.go: before ended releases the media
 	c.OnEnd(func() { s.ended(c) })
 	s.metrics.ActiveCalls.Inc()
 	return true

@@ -231,6 +231,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	}
 	old := c.b
 	c.b = b
+	c.noteTargetLocked(dec, i) // cdr.go
 	c.mu.Unlock()
 	if old != nil {
 		s.calls.dropLeg(c, old.d.CallID)

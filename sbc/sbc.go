@@ -32,6 +32,8 @@ type Options struct {
 	Store    CallStore
 	Standby  bool
 	FreeBind bool
+	// Recorder takes each call's detail record (cdr.go); nil: none.
+	Recorder CallRecorder
 }
 
 // SBC is one running B2BUA.
@@ -50,9 +52,10 @@ type SBC struct {
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
-	store    CallStore   // nil: no HA, no persistence
-	rec      *recorder   // writes call records to store
-	standby  atomic.Bool // fenced: every packet dropped
+	recorder CallRecorder // nil: no call records (cdr.go)
+	store    CallStore    // nil: no HA, no persistence
+	rec      *recorder    // writes call records to store
+	standby  atomic.Bool  // fenced: every packet dropped
 	freeBind bool
 
 	ctx    context.Context
@@ -84,7 +87,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	if h, ok := opt.Media.(mediaTimeouts); ok {
 		h.OnTimeout(s.onMediaTimeout)
 	}
-	s.store, s.freeBind = opt.Store, opt.FreeBind
+	s.store, s.freeBind, s.recorder = opt.Store, opt.FreeBind, opt.Recorder
 	s.standby.Store(opt.Standby)
 	if s.store != nil {
 		s.rec = newRecorder(s, s.store, s.metrics.Registry, s.log)
@@ -239,6 +242,7 @@ func (s *SBC) respond(r *Realm, tx sip.ServerTransaction, res *sip.Response) {
 		return
 	}
 	s.metrics.resOut(r.Name, res.StatusCode)
+	s.noteFinal(res) // cdr.go
 }
 
 // onOptions answers out-of-dialog OPTIONS locally (trunk keepalives) and

@@ -14,6 +14,10 @@ command -v baresip >/dev/null || need+=(baresip-core) # SRTP interop test (test/
 command -v nft     >/dev/null || need+=(nftables)
 command -v sysctl  >/dev/null || need+=(procps)
 command -v nsenter >/dev/null || need+=(util-linux)
+# The CDR PostgreSQL test (cdr/postgres_test.go) runs Debian's server
+# binaries, which are not on PATH: check the real path.
+pg=(/usr/lib/postgresql/*/bin/postgres)
+command -v "${pg[-1]}" >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
   echo "deps: all present"
   exit 0

@@ -101,6 +101,14 @@ func run(path string) error {
 	} else {
 		log.Warn("media anchoring off: SDP passes untouched and media flows peer to peer")
 	}
+	records, err := openCDR(cfg, log, reg) // cdr.go
+	if err != nil {
+		return err
+	}
+	if records != nil {
+		opt.Recorder = records
+		defer closeCDR(records, log) // after s.Close: the records of the calls it ended
+	}
 	node, vips, err := openStore(cfg, log, reg, &opt) // ha or state_dir: the call records (ha.go)
 	if err != nil {
 		return err
