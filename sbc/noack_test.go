@@ -108,9 +108,7 @@ func TestNoAckHangsUpAfter64T1(t *testing.T) {
 	}
 	callee.Answer(byeB, 200, "OK", "", "")
 	s.waitIdle(t)
-	if got := s.calls("no_ack"); got != 1 {
-		t.Errorf("calls{no_ack} = %v, want 1", got)
-	}
+	s.waitCalls(t, "no_ack", 1)
 	// Had the retransmissions gone on, the next would come 1.6 s after the
 	// last (doubling under T2): none may come within 2 s.
 	caller.Quiet(2*time.Second, func(m sip.Message) bool {
