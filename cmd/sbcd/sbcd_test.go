@@ -60,6 +60,7 @@ type sbcd struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	admin string
+	sip   []int // the carrier and enterprise realms' SIP ports
 	out   *syncBuf
 	done  chan struct{}
 	err   error // Wait's, once done is closed
@@ -115,7 +116,7 @@ admin: {listen: %q}
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &sbcd{t: t, admin: admin, out: &syncBuf{}, done: make(chan struct{})}
+	p := &sbcd{t: t, admin: admin, sip: sip, out: &syncBuf{}, done: make(chan struct{})}
 	p.cmd = exec.Command(sbcdBin, "-config", cfg)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "EDGESBC_TEST_HOOKS=") {
