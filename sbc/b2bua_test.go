@@ -62,20 +62,15 @@ func freePort(t *testing.T) int {
 // startSBC runs a B2BUA on loopback: calls into the carrier realm go to
 // the enterprise targets in order, calls into the enterprise realm go to
 // back (when given). Media is anchored, as sbcd's default: every SDP is
-// rewritten to the SBC's loopback media ports and relayed (see
-// startSBCPassThrough for the few tests that need SDP untouched).
+// rewritten to the SBC's loopback media ports and relayed.
 func startSBC(t *testing.T, targets []string, back []string) *testSBC {
 	t.Helper()
 	return startSBCMedia(t, targets, back, true)
 }
 
-// startSBCPassThrough is startSBC with media anchoring off: SDP passes
-// untouched, for tests that check the bytes of a body end to end.
-func startSBCPassThrough(t *testing.T, targets []string, back []string) *testSBC {
-	t.Helper()
-	return startSBCMedia(t, targets, back, false)
-}
-
+// startSBCMedia is startSBC with media anchoring on or off (off: SDP
+// passes untouched, for a test that checks a body's bytes end to end; no
+// test needs that today).
 func startSBCMedia(t *testing.T, targets []string, back []string, anchored bool) *testSBC {
 	t.Helper()
 	cp, ep := freePort(t), freePort(t)
