@@ -25,6 +25,8 @@ func (flowMedia) Flows() []mediarelay.FlowInfo {
 // TestAdminFlows: /api/v1/flows shows the media hook's datapath and
 // flows, and "none" with an empty list when media is not anchored.
 func TestAdminFlows(t *testing.T) {
+	// Each case passes its own media hook; the config's media section is
+	// never read, and "off" is the case of no hook.
 	cfg, err := config.Parse([]byte("realms:\n  - {name: a, listen: \"127.0.0.1:5999\"}\nmedia: {enabled: false}\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -21,12 +21,12 @@ func startGuarded(t *testing.T, targets []string, guard string) *testSBC {
 	cp, ep := freePort(t), freePort(t)
 	y := fmt.Sprintf(`
 realms:
-  - {name: carrier, listen: "127.0.0.1:%d"}
-  - {name: enterprise, listen: "127.0.0.1:%d"}
-media: {enabled: false}
+  - {name: carrier, listen: "127.0.0.1:%d", media: {ports: %s}}
+  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: %s}}
+media: {timeout: 1m}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 400ms}
-%s`, cp, ep, strings.Join(targets, `","`), guard)
+%s`, cp, mediaPorts(t, mediaChunk), ep, mediaPorts(t, mediaChunk), strings.Join(targets, `","`), guard)
 	return runSBC(t, y, cp, ep)
 }
 

@@ -29,7 +29,7 @@ func TestNewFailureLeaksNothing(t *testing.T) {
 realms:
   - {name: carrier, listen: "127.0.0.1:%d"}
   - {name: enterprise, listen: "127.0.0.1:%d"}
-media: {enabled: false}
+media: {enabled: false} # New must fail on the mangled config before any media exists
 trunks:
   - {name: pbx, realm: enterprise, targets: ["127.0.0.1:5999"]}
 routes:

@@ -29,7 +29,7 @@ func TestCheckHandlersStuckInvite(t *testing.T) {
 realms:
   - {name: carrier, listen: "127.0.0.1:%d"}
   - {name: enterprise, listen: "127.0.0.1:%d"}
-media: {enabled: false}
+media: {enabled: false} # the INVITEs carry no SDP: the test is about stuck handlers, not media
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["127.0.0.1:9;transport=udp"], target_timeout: 200ms}
 `, cp, ep)))

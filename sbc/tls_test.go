@@ -71,6 +71,7 @@ realms:
   - name: carrier
     listen: "127.0.0.1:%d"
     transports: [udp, tls]
+    media: {ports: %s}
     tls:
       port: %d
       cert: %s
@@ -81,11 +82,11 @@ realms:
       reload_interval: 1s
       handshake_timeout: 500ms
 %s
-  - {name: enterprise, listen: "127.0.0.1:%d"%s}
-media: {enabled: false}
+  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: %s}%s}
+media: {timeout: 1m}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 500ms}
-`, cp, tp, s.cert.CertFile, s.cert.KeyFile, o.clientAuth, s.ca.File, verify, o.extraTLS, ep, entTLS, o.pbx)
+`, cp, mediaPorts(t, mediaChunk), tp, s.cert.CertFile, s.cert.KeyFile, o.clientAuth, s.ca.File, verify, o.extraTLS, ep, mediaPorts(t, mediaChunk), entTLS, o.pbx)
 	if len(o.carrierTargets) > 0 {
 		y += fmt.Sprintf("  - {name: out, from_realm: enterprise, to_realm: carrier, targets: [\"%s\"], target_timeout: 1s}\n", strings.Join(o.carrierTargets, `","`))
 	}

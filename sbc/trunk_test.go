@@ -28,6 +28,7 @@ var timersOnce sync.Once
 // them: the race detector would see the write race the reads otherwise.
 func setTimers(t *testing.T) {
 	timersOnce.Do(func() {
+		// Started and closed at once, no call: media does not matter.
 		cfg, err := config.Parse([]byte("realms: [{name: x, listen: \"127.0.0.1:1\"}]\nmedia: {enabled: false}\n"))
 		if err != nil {
 			t.Fatal(err)
@@ -67,12 +68,14 @@ realms:
   - name: carrier
     listen: "127.0.0.1:%d"
     user_agent: SBC-Carrier-Face
+    media: {ports: %s}
 `+strings.Join(carrierRealm, "")+`
   - name: enterprise
     listen: "127.0.0.1:%d"
     user_agent: SBC-Enterprise-Face
-media: {enabled: false}
-`, cp, ep)
+    media: {ports: %s}
+media: {timeout: 1m}
+`, cp, mediaPorts(t, mediaChunk), ep, mediaPorts(t, mediaChunk))
 	if pbx != "" {
 		y += fmt.Sprintf("routes:\n  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q], target_timeout: 400ms}\n", pbx)
 	}

@@ -43,6 +43,7 @@ type sbcd struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	admin string
+	sip   []int // the carrier and enterprise realms' SIP ports
 	out   *syncbuf.Buffer
 	done  chan struct{}
 	err   error // Wait's, once done is closed
@@ -98,7 +99,7 @@ admin: {listen: %q}
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &sbcd{t: t, admin: admin, out: &syncbuf.Buffer{}, done: make(chan struct{})}
+	p := &sbcd{t: t, admin: admin, sip: sip, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(sbcdBin, "-config", cfg)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "EDGESBC_TEST_HOOKS=") {
