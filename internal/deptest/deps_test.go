@@ -34,12 +34,13 @@ var leaves = []string{"config", "api"}
 // mustNotReach: a package (and its sub-packages) that reaches any of the
 // listed project packages, directly or not, breaks an arrow.
 var mustNotReach = map[string][]string{
-	"topology":   {"sbc", "mediarelay", "bpf", "ha"},                 // knows no calls or media
-	"policy":     {"sbc", "mediarelay", "bpf", "ha"},                 // sends no packets
-	"mediarelay": {"sbc", "topology", "policy", "ha"},                // knows no SIP
-	"bpf":        {"sbc", "topology", "policy", "mediarelay", "ha"},  // forwards what it is told
-	"ha":         {"sbc", "topology", "policy", "mediarelay", "bpf"}, // knows no calls
-	"sbc":        {"ha"},                                             // knows no Raft: CallStore is its own interface
+	"topology":   {"sbc", "mediarelay", "bpf", "ha"},                       // knows no calls or media
+	"policy":     {"sbc", "mediarelay", "bpf", "ha"},                       // sends no packets
+	"mediarelay": {"sbc", "topology", "policy", "ha"},                      // knows no SIP
+	"bpf":        {"sbc", "topology", "policy", "mediarelay", "ha"},        // forwards what it is told
+	"ha":         {"sbc", "topology", "policy", "mediarelay", "bpf"},       // knows no calls
+	"sbc":        {"ha"},                                                   // knows no Raft: CallStore is its own interface
+	"hep":        {"sbc", "mediarelay", "bpf", "ha", "topology", "policy"}, // encodes and sends what it is handed
 	// sbcd's own parts: the failover order drives the calls and flows
 	// through interfaces it defines; the kernel datapath knows no calls
 	// and no Raft.
@@ -272,6 +273,7 @@ func TestPackageGraphRulesCatch(t *testing.T) {
 		{mod + "/policy", mod + "/sbc/sipguard", "policy reaches sbc: only cmd/... and test/... may import it: policy -> sbc/sipguard"},
 		{mod + "/mediarelay", mod + "/policy", "mediarelay must not reach policy"},
 		{mod + "/sbc", mod + "/ha", "sbc must not reach ha"},
+		{mod + "/hep", mod + "/mediarelay", "hep must not reach mediarelay"},
 		{mod + "/sbc", mod + "/bpf", "sbc must not import bpf itself"},
 		{mod + "/cmd/sbcctl", mod + "/config", "cmd/sbcctl imports only api of the project: cmd/sbcctl -> config"},
 		{mod + "/cmd/sbcctl", "go.yaml.in/yaml/v3", "not go.yaml.in/yaml/v3"},
