@@ -39,6 +39,8 @@ type Config struct {
 	// Trunks and Routing: carrier trunks and the dial plan over them (trunks.go, routing.go).
 	Trunks  []Trunk `yaml:"trunks"`
 	Routing Routing `yaml:"routing"`
+
+	HEP HEP `yaml:"hep"` // HEP tracing to a Homer collector (hep.go)
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -259,6 +261,7 @@ func (c *Config) applyDefaults() {
 	c.Guard.applyDefaults()
 	c.trunkDefaults()
 	c.lifecycleDefaults()
+	c.hepDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms when a realm names no policy:
@@ -359,6 +362,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateLifecycle(); err != nil {
+		return err
+	}
+	if err := c.validateHEP(); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {
