@@ -14,7 +14,21 @@ command -v baresip >/dev/null || need+=(baresip-core) # SRTP interop test (test/
 command -v nft     >/dev/null || need+=(nftables)
 command -v sysctl  >/dev/null || need+=(procps)
 command -v nsenter >/dev/null || need+=(util-linux)
+command -v node    >/dev/null || need+=(nodejs) # HEP test's decoder (sbc/testdata/hepdecode)
+command -v npm     >/dev/null || need+=(npm)
+
+# The HEP test decodes sbcd's packets with sipcapture's hep-js (npm),
+# pinned by the package-lock beside it.
+hepdecode() {
+  local d
+  d="$(dirname "$0")/../sbc/testdata/hepdecode"
+  if [ ! -d "$d/node_modules/hep-js" ]; then
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "deps: installed hep-js in $d"
+  fi
+}
 if [ ${#need[@]} -eq 0 ]; then
+  hepdecode
   echo "deps: all present"
   exit 0
 fi
@@ -28,3 +42,4 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}"
 echo "deps: installed ${need[*]}"
+hepdecode

@@ -1,0 +1,260 @@
+package sbc_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
+	"github.com/edgesbc/edgesbc/internal/testphone"
+)
+
+// collector is a HEP collector's UDP port: it keeps every datagram.
+type collector struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	got  [][]byte
+	done chan struct{}
+}
+
+func newCollector(t *testing.T) *collector {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := &collector{conn: c, done: make(chan struct{})}
+	go func() {
+		defer close(col.done)
+		buf := make([]byte, 65535)
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			col.mu.Lock()
+			col.got = append(col.got, append([]byte(nil), buf[:n]...))
+			col.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-col.done })
+	return col
+}
+
+func (c *collector) packets() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.got...)
+}
+
+// hepDecoded is what sipcapture's hep-js makes of one packet.
+type hepDecoded struct {
+	Rcinfo struct {
+		ProtocolFamily int    `json:"protocolFamily"`
+		Protocol       int    `json:"protocol"`
+		SrcIP          string `json:"srcIp"`
+		DstIP          string `json:"dstIp"`
+		SrcPort        int    `json:"srcPort"`
+		DstPort        int    `json:"dstPort"`
+		TimeSeconds    int64  `json:"timeSeconds"`
+		PayloadType    int    `json:"payloadType"`
+		CaptureID      uint32 `json:"captureId"`
+		CapturePass    string `json:"capturePass"`
+		CorrelationID  string `json:"correlation_id"`
+	} `json:"rcinfo"`
+	Payload string `json:"payload"`
+}
+
+// hepJSDecode decodes packets with hep-js (sbc/testdata/hepdecode, which
+// scripts/deps.sh installs): an implementation independent of package hep.
+func hepJSDecode(t *testing.T, pkts [][]byte) []*hepDecoded {
+	t.Helper()
+	var in bytes.Buffer
+	for _, p := range pkts {
+		in.Write(binary.BigEndian.AppendUint32(nil, uint32(len(p))))
+		in.Write(p)
+	}
+	f := filepath.Join(t.TempDir(), "hep.bin")
+	if err := os.WriteFile(f, in.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "node", filepath.Join("testdata", "hepdecode", "decode.js"), f)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hep-js decode: %v\n%s", err, stderr.Bytes())
+	}
+	var res []*hepDecoded
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var d *hepDecoded
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			t.Fatalf("hep-js output %q: %v", sc.Bytes(), err)
+		}
+		res = append(res, d)
+	}
+	if len(res) != len(pkts) {
+		t.Fatalf("hep-js decoded %d packets of %d", len(res), len(pkts))
+	}
+	return res
+}
+
+func requireHEPJS(t *testing.T) {
+	t.Helper()
+	ci.Require(t, "node")
+	if _, err := os.Stat(filepath.Join("testdata", "hepdecode", "node_modules", "hep-js")); err != nil {
+		ci.Skip(t, "hep-js is not installed in sbc/testdata/hepdecode: run scripts/deps.sh (make deps)")
+	}
+}
+
+// datagram is one SIP message as a phone saw it on the wire.
+type datagram struct{ src, dst, payload string }
+
+func (d datagram) String() string {
+	return fmt.Sprintf("%s -> %s %q", d.src, d.dst, strings.SplitN(d.payload, "\r\n", 2)[0])
+}
+
+// TestHEPMirrorsBothLegs: every SIP message of a call, on both legs, as
+// the caller and the callee saw it on the wire, reaches the collector
+// once, byte for byte, with leg A's Call-ID as the correlation ID on both
+// legs and the configured capture ID; decoded by hep-js, not by package
+// hep.
+func TestHEPMirrorsBothLegs(t *testing.T) {
+	requireHEPJS(t)
+	col := newCollector(t)
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	cp, ep := freePort(t), freePort(t)
+	s := runSBC(t, fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: "127.0.0.1:%d"}
+  - {name: enterprise, listen: "127.0.0.1:%d"}
+media: {enabled: false}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"]}
+hep: {address: "%s", capture_id: 4242, password: hep-secret}
+`, cp, ep, callee.Addr, col.conn.LocalAddr()), cp, ep)
+
+	var wire []datagram
+	tap := func(p *testphone.Phone, sbcAddr string) func(bool, []byte) {
+		return func(out bool, b []byte) {
+			if out {
+				wire = append(wire, datagram{p.Addr, sbcAddr, string(b)})
+			} else {
+				wire = append(wire, datagram{sbcAddr, p.Addr, string(b)})
+			}
+		}
+	}
+	caller.Wire, callee.Wire = tap(caller, s.carrier), tap(callee, s.enterprise)
+	start := time.Now()
+
+	const callID = "hep-leg-a-call-id"
+	dA, dB, inv := established(t, s, caller, callee, callID)
+	_ = dB
+	legB := inv.CallID().Value()
+	if legB == callID {
+		t.Fatal("leg B reuses leg A's Call-ID: the correlation check would prove nothing")
+	}
+	caller.Request(dA, "BYE", 2, "hep-bye", "")
+	bye := callee.ExpectRequest(sip.BYE, wait)
+	callee.Answer(bye, 200, "OK", "", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	s.waitIdle(t)
+	// Whatever else the SBC sends (a retransmission) the phones see too.
+	none := func(sip.Message) bool { return false }
+	caller.Next(300*time.Millisecond, none)
+	callee.Next(300*time.Millisecond, none)
+
+	// Everything the SBC queued reaches the collector (loopback drops
+	// nothing at this rate).
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		st := s.HEPStats()
+		if st.Queued > 0 && st.Sent == st.Queued && len(col.packets()) == int(st.Sent) {
+			if st.Dropped != 0 || st.Errors != 0 {
+				t.Errorf("HEP stats %+v: packets lost", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("HEP stats %+v, collector has %d packets", st, len(col.packets()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	dec := hepJSDecode(t, col.packets())
+	hepSeen := map[datagram]int{}
+	legs := map[string]int{}
+	for i, d := range dec {
+		if d == nil {
+			t.Fatalf("hep-js refused packet %d: %x", i, col.packets()[i])
+		}
+		r := d.Rcinfo
+		if r.ProtocolFamily != 2 || r.Protocol != 17 || r.PayloadType != 1 || r.CaptureID != 4242 || r.CapturePass != "hep-secret" {
+			t.Errorf("packet %d: rcinfo %+v, want IPv4, UDP, SIP, capture ID 4242, the password", i, r)
+		}
+		if r.TimeSeconds < start.Unix()-1 || r.TimeSeconds > time.Now().Unix()+1 {
+			t.Errorf("packet %d: time %d outside the test", i, r.TimeSeconds)
+		}
+		if r.CorrelationID != callID {
+			t.Errorf("packet %d (%s): correlation ID %q, want leg A's Call-ID %q",
+				i, strings.SplitN(d.Payload, "\r\n", 2)[0], r.CorrelationID, callID)
+		}
+		g := datagram{fmt.Sprintf("%s:%d", r.SrcIP, r.SrcPort), fmt.Sprintf("%s:%d", r.DstIP, r.DstPort), d.Payload}
+		hepSeen[g]++
+		switch {
+		case strings.Contains(d.Payload, "Call-ID: "+callID+"\r\n"):
+			legs["a"]++
+		case strings.Contains(d.Payload, "Call-ID: "+legB+"\r\n"):
+			legs["b"]++
+		default:
+			t.Errorf("packet %d of neither leg: %s", i, g)
+		}
+	}
+	wantSeen := map[datagram]int{}
+	perLeg := map[string]int{}
+	for _, w := range wire {
+		wantSeen[w]++
+		if w.src == caller.Addr || w.dst == caller.Addr {
+			perLeg["a"]++
+		} else {
+			perLeg["b"]++
+		}
+	}
+	for w, n := range wantSeen {
+		if hepSeen[w] != n {
+			t.Errorf("seen on the wire %d times, mirrored %d: %s", n, hepSeen[w], w)
+		}
+	}
+	for g, n := range hepSeen {
+		if _, ok := wantSeen[g]; !ok {
+			t.Errorf("mirrored %d times, never on a phone's wire: %s", n, g)
+		}
+	}
+	if len(dec) != len(wire) || legs["a"] != perLeg["a"] || legs["b"] != perLeg["b"] {
+		t.Errorf("collector: %d packets (leg A %d, leg B %d); the phones saw %d (leg A %d, leg B %d)",
+			len(dec), legs["a"], legs["b"], len(wire), perLeg["a"], perLeg["b"])
+	}
+	// INVITE, 100, 180, 200, ACK, BYE, 200 on A; INVITE, 180, 200, ACK,
+	// BYE, 200 on B: fewer means a message was missed on both sides.
+	if perLeg["a"] < 7 || perLeg["b"] < 6 {
+		t.Errorf("the phones saw too few messages: %v", perLeg)
+	}
+	t.Logf("%d SIP messages mirrored (leg A %d, leg B %d), all with correlation ID %q", len(dec), legs["a"], legs["b"], callID)
+}
