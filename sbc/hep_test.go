@@ -7,7 +7,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +20,13 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/internal/ci"
 	"github.com/edgesbc/edgesbc/internal/testphone"
+	"github.com/edgesbc/edgesbc/mediarelay"
+	"github.com/edgesbc/edgesbc/sbc"
 )
 
 // collector is a HEP collector's UDP port: it keeps every datagram.
@@ -257,4 +264,95 @@ hep: {address: "%s", capture_id: 4242, password: hep-secret}
 		t.Errorf("the phones saw too few messages: %v", perLeg)
 	}
 	t.Logf("%d SIP messages mirrored (leg A %d, leg B %d), all with correlation ID %q", len(dec), legs["a"], legs["b"], callID)
+}
+
+// TestHEPCallMediaStats: when a call with relayed media ends, its media
+// stats (what the admin API shows) go to the collector as one JSON
+// document, HEP type 100 (log), with leg A's Call-ID as correlation ID.
+func TestHEPCallMediaStats(t *testing.T) {
+	requireHEPJS(t)
+	col := newCollector(t)
+	cp, ep := freePort(t), freePort(t)
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: "127.0.0.1:%d", media: {ports: 31300-31309}}
+  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: 31400-31409}}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"]}
+hep: {address: "%s", capture_id: 7}
+`, cp, ep, callee.Addr, col.conn.LocalAddr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	lo := netip.MustParseAddr("127.0.0.1")
+	anchor, err := mediarelay.NewAnchor(mediarelay.AnchorConfig{
+		Realms: []mediarelay.RealmMedia{
+			{Name: "carrier", Addr: lo, MinPort: 31300, MaxPort: 31309},
+			{Name: "enterprise", Addr: lo, MinPort: 31400, MaxPort: 31409},
+		},
+		Timeout: time.Minute, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anchor.Close()
+	s, err := sbc.New(cfg, sbc.Options{Logger: log, Media: anchor, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = s.Close(ctx)
+	}()
+	carrier := fmt.Sprintf("127.0.0.1:%d", cp)
+
+	rtpA, rtpB := loopRTP(t), loopRTP(t)
+	const callID = "hep-media-call"
+	caller.Invite(carrier, "1000", callID, sdpFor(rtpA, 1))
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 200, "OK", "callee1", sdpFor(rtpB, 1))
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	dA := testphone.CallerDialog(ok, carrier)
+	caller.Ack(dA, 1, callID+"-ack")
+	callee.ExpectRequest(sip.ACK, wait)
+	flow(t, rtpA, rtpB, sdpPort(t, ok), sdpPort(t, inv), 0xa1, 0xb1, 1, 50)
+	caller.Request(dA, "BYE", 2, "hep-media-bye", "")
+	bye := callee.ExpectRequest(sip.BYE, wait)
+	callee.Answer(bye, 200, "OK", "", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+
+	var doc *hepDecoded
+	waitFor(t, "the call's media stats at the collector", func() bool {
+		for _, d := range hepJSDecode(t, col.packets()) {
+			if d != nil && d.Rcinfo.PayloadType == 100 {
+				doc = d
+				return true
+			}
+		}
+		return false
+	})
+	if doc.Rcinfo.CorrelationID != callID || doc.Rcinfo.CaptureID != 7 {
+		t.Errorf("media stats rcinfo %+v, want correlation ID %q and capture ID 7", doc.Rcinfo, callID)
+	}
+	var stats struct {
+		Event  string               `json:"event"`
+		CallID string               `json:"call_id"`
+		Media  mediarelay.CallMedia `json:"media"`
+	}
+	if err := json.Unmarshal([]byte(doc.Payload), &stats); err != nil {
+		t.Fatalf("media stats payload %q: %v", doc.Payload, err)
+	}
+	if stats.Event != "call_media" || stats.CallID != callID || len(stats.Media.Streams) != 1 {
+		t.Fatalf("media stats %+v", stats)
+	}
+	if st := stats.Media.Streams[0]; st.FromA.Packets < 50 || st.FromB.Packets < 50 {
+		t.Errorf("stream stats %+v: want at least the 50 packets sent each way", st)
+	}
 }
