@@ -53,8 +53,12 @@ func (s *SBC) setupHEP() error {
 	}
 	s.hep = &hepTap{c: c, calls: s.calls}
 	stat := func(name, help string, v func(hep.Stats) uint64) {
-		s.metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(v(c.Stats())) }))
+		// Register, not MustRegister: a registry reused by a second SBC
+		// keeps the first one's counters rather than panicking.
+		if err := s.metrics.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(c.Stats())) })); err != nil {
+			s.log.Warn("HEP metric not registered", "metric", name, "error", err)
+		}
 	}
 	stat("sbc_hep_sent_total", "HEP packets written to the collector.", func(st hep.Stats) uint64 { return st.Sent })
 	stat("sbc_hep_dropped_total", "HEP packets dropped: queue full, too large, or at shutdown.", func(st hep.Stats) uint64 { return st.Dropped })
