@@ -27,15 +27,16 @@ import (
 // is still there; a Call-ID the table does not know (leg A's first
 // INVITE, out-of-dialog requests) is its own correlation ID.
 //
-// Not mirrored: SIP over TCP and TLS (sipgo owns those connections and
-// their stream framing), the guard's stateless answers to unverified
-// sources (written on the raw socket), and RTCP reports one by one (the
-// relay keeps per-stream stats, sent once at the call's end).
+// TCP and TLS: hep_stream.go. Not mirrored: connections sipgo dials
+// itself, the guard's stateless answers to unverified sources (written on
+// the raw socket), and RTCP reports one by one (the relay keeps
+// per-stream stats, sent once at the call's end).
 
 // hepTap mirrors SIP to one HEP client.
 type hepTap struct {
-	c     *hep.Client
-	calls *callTable
+	c          *hep.Client
+	calls      *callTable
+	maxMessage int // sip.max_message: the stream framer's bound
 }
 
 // setupHEP starts the HEP client when the config has one.
@@ -51,7 +52,7 @@ func (s *SBC) setupHEP() error {
 	if err != nil {
 		return err
 	}
-	s.hep = &hepTap{c: c, calls: s.calls}
+	s.hep = &hepTap{c: c, calls: s.calls, maxMessage: s.cfg.SIP.MaxMessage}
 	stat := func(name, help string, v func(hep.Stats) uint64) {
 		// Register, not MustRegister: a registry reused by a second SBC
 		// keeps the first one's counters rather than panicking.
@@ -84,7 +85,7 @@ func (s *SBC) HEPStats() hep.Stats {
 
 // sip mirrors one SIP datagram. It runs on sipgo's read and write paths:
 // it copies what it needs and queues, never waits.
-func (t *hepTap) sip(src, dst netip.AddrPort, data []byte) {
+func (t *hepTap) sip(tr hep.Transport, src, dst netip.AddrPort, data []byte) {
 	if t == nil || len(bytes.TrimSpace(data)) == 0 { // keepalives are not messages
 		return
 	}
@@ -93,7 +94,7 @@ func (t *hepTap) sip(src, dst netip.AddrPort, data []byte) {
 		corr = t.correlate(id)
 	}
 	t.c.Send(hep.Packet{
-		Src: src, Dst: dst, Transport: hep.UDP, Time: time.Now(),
+		Src: src, Dst: dst, Transport: tr, Time: time.Now(),
 		Type: hep.TypeSIP, CorrelationID: corr, Payload: data,
 	})
 }
@@ -194,7 +195,7 @@ func (c *hepConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	n, err := c.PacketConn.WriteTo(b, addr)
 	if err == nil {
 		if ua, ok := addr.(*net.UDPAddr); ok {
-			c.tap.sip(c.local, ua.AddrPort(), b[:n])
+			c.tap.sip(hep.UDP, c.local, ua.AddrPort(), b[:n])
 		}
 	}
 	return n, err
@@ -206,6 +207,6 @@ func (r *Realm) hepRead(remote net.Addr, data []byte) {
 		return
 	}
 	if ua, ok := remote.(*net.UDPAddr); ok {
-		r.hep.sip(ua.AddrPort(), r.cfg.ListenAddrPort(), data)
+		r.hep.sip(hep.UDP, ua.AddrPort(), r.cfg.ListenAddrPort(), data)
 	}
 }

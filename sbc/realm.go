@@ -125,7 +125,7 @@ func (r *Realm) serve() {
 	}
 	if r.tcp != nil {
 		go func() {
-			if err := r.srv.ServeTCP(r.tcp); !errors.Is(err, net.ErrClosed) { // never nil
+			if err := r.srv.ServeTCP(r.hepListen(r.tcp)); !errors.Is(err, net.ErrClosed) { // never nil
 				r.log.Error("TCP listener stopped", "error", err)
 			}
 		}()
