@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -354,5 +355,190 @@ hep: {address: "%s", capture_id: 7}
 	}
 	if st := stats.Media.Streams[0]; st.FromA.Packets < 50 || st.FromB.Packets < 50 {
 		t.Errorf("stream stats %+v: want at least the 50 packets sent each way", st)
+	}
+}
+
+// recConn records the bytes a stream phone writes and reads.
+type recConn struct {
+	net.Conn
+	mu      sync.Mutex
+	in, out bytes.Buffer
+}
+
+func (c *recConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.mu.Lock()
+	c.in.Write(b[:n])
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *recConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.mu.Lock()
+	c.out.Write(b[:n])
+	c.mu.Unlock()
+	return n, err
+}
+
+// TestHEPMirrorsTCP: a caller over TCP (a connection it opened to the
+// SBC's listener), the callee over UDP. Leg A's messages are mirrored as
+// TCP, byte for byte what crossed the connection each way, leg B's as
+// UDP, all with leg A's Call-ID as correlation ID.
+func TestHEPMirrorsTCP(t *testing.T) {
+	requireHEPJS(t)
+	col := newCollector(t)
+	callee := testphone.NewLoopback(t)
+	cp, ep := freePort(t), freePort(t)
+	s := runSBC(t, fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: "127.0.0.1:%d", transports: [udp, tcp]}
+  - {name: enterprise, listen: "127.0.0.1:%d"}
+media: {enabled: false}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"]}
+hep: {address: "%s"}
+`, cp, ep, callee.Addr, col.conn.LocalAddr()), cp, ep)
+	var wire []datagram
+	callee.Wire = func(out bool, b []byte) {
+		if out {
+			wire = append(wire, datagram{callee.Addr, s.enterprise, string(b)})
+		} else {
+			wire = append(wire, datagram{s.enterprise, callee.Addr, string(b)})
+		}
+	}
+	c, err := net.Dial("tcp", s.carrier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &recConn{Conn: c}
+	caller := testphone.NewStream(t, "TCP", c.LocalAddr().String())
+	caller.Use(rc)
+
+	const callID = "hep-tcp-leg-a"
+	caller.Invite("sip:1000@"+s.carrier+";transport=tcp", callID, testphone.TestSDP)
+	caller.ExpectResponse(100, sip.INVITE, wait)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 200, "OK", "callee1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	caller.Ack(nil, testphone.CallerDialog(ok, s.carrier), 1, "hep-tcp-ack")
+	callee.ExpectRequest(sip.ACK, wait)
+	callee.Request(testphone.CalleeDialog(inv, "callee1"), "BYE", 2, "hep-tcp-bye", "")
+	bye := caller.ExpectRequest(sip.BYE, wait)
+	caller.Answer(bye, 200, "OK", "", "")
+	callee.ExpectResponse(200, sip.BYE, wait)
+	s.waitIdle(t)
+	callee.Next(300*time.Millisecond, func(sip.Message) bool { return false })
+
+	var dec []*hepDecoded
+	waitFor(t, "every message at the collector", func() bool {
+		st := s.HEPStats()
+		return st.Queued > 0 && st.Sent == st.Queued && len(col.packets()) == int(st.Sent)
+	})
+	dec = hepJSDecode(t, col.packets())
+	var toCaller, fromCaller bytes.Buffer
+	seenB := map[datagram]int{}
+	for i, d := range dec {
+		if d == nil {
+			t.Fatalf("hep-js refused packet %d", i)
+		}
+		r := d.Rcinfo
+		if r.CorrelationID != callID {
+			t.Errorf("packet %d (%q): correlation ID %q, want %q", i, strings.SplitN(d.Payload, "\r\n", 2)[0], r.CorrelationID, callID)
+		}
+		src, dst := fmt.Sprintf("%s:%d", r.SrcIP, r.SrcPort), fmt.Sprintf("%s:%d", r.DstIP, r.DstPort)
+		switch {
+		case src == c.LocalAddr().String() && dst == s.carrier:
+			fromCaller.WriteString(d.Payload)
+		case dst == c.LocalAddr().String() && src == s.carrier:
+			toCaller.WriteString(d.Payload)
+		default:
+			seenB[datagram{src, dst, d.Payload}]++
+			if r.Protocol != 17 {
+				t.Errorf("leg B packet %d: protocol %d, want UDP", i, r.Protocol)
+			}
+			continue
+		}
+		if r.Protocol != 6 {
+			t.Errorf("leg A packet %d: protocol %d, want TCP", i, r.Protocol)
+		}
+	}
+	rc.mu.Lock()
+	in, out := rc.in.String(), rc.out.String()
+	rc.mu.Unlock()
+	if fromCaller.String() != out {
+		t.Errorf("mirrored from the caller:\n%s\nthe caller wrote:\n%s", fromCaller.String(), out)
+	}
+	if toCaller.String() != in {
+		t.Errorf("mirrored to the caller:\n%s\nthe caller read:\n%s", toCaller.String(), in)
+	}
+	want := map[datagram]int{}
+	for _, w := range wire {
+		want[w]++
+	}
+	if len(want) != len(seenB) {
+		t.Errorf("leg B: %d distinct messages mirrored, the callee saw %d", len(seenB), len(want))
+	}
+	for w, n := range want {
+		if seenB[w] != n {
+			t.Errorf("leg B: seen %d times, mirrored %d: %s", n, seenB[w], w)
+		}
+	}
+	// INVITE, ACK, 200 out; 100, 200, BYE in.
+	if !strings.HasPrefix(out, "INVITE ") || strings.Count(out, "\r\n\r\n") != 3 || strings.Count(in, "\r\n\r\n") != 3 || !strings.Contains(in, "\nBYE sip:") {
+		t.Errorf("the caller's connection carried too little:\nout %q\nin %q", out, in)
+	}
+}
+
+// TestHEPMirrorsTLS: on a TLS connection the caller opened, the messages
+// are mirrored in the clear (after decryption), as TCP, with leg A's
+// Call-ID as correlation ID.
+func TestHEPMirrorsTLS(t *testing.T) {
+	requireHEPJS(t)
+	col := newCollector(t)
+	pbx := testphone.NewLoopback(t)
+	s := startTLSSBC(t, tlsOpts{pbx: pbx.Addr, top: fmt.Sprintf("hep: {address: %q}\n", col.conn.LocalAddr().String())})
+	caller := tlsCaller(t, s, "sip")
+	const callID = "hep-tls-leg-a"
+	caller.Invite("sip:1000@"+s.carrierTLS+";transport=tls", callID, testphone.TestSDP)
+	caller.ExpectResponse(100, sip.INVITE, wait)
+	inv := pbx.ExpectRequest(sip.INVITE, wait)
+	pbx.Answer(inv, 200, "OK", "pbx1", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	caller.Ack(nil, testphone.CallerDialog(ok, s.carrierTLS), 1, "ack1")
+	pbx.ExpectRequest(sip.ACK, wait)
+	caller.Request(nil, testphone.CallerDialog(ok, s.carrierTLS), "BYE", 2, "bye-a", "")
+	bye := pbx.ExpectRequest(sip.BYE, wait)
+	pbx.Answer(bye, 200, "OK", "", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	(&testSBC{SBC: s.SBC}).waitIdle(t)
+
+	waitFor(t, "every message at the collector", func() bool {
+		st := s.HEPStats()
+		return st.Queued > 0 && st.Sent == st.Queued && len(col.packets()) == int(st.Sent)
+	})
+	var legA []string
+	for i, d := range hepJSDecode(t, col.packets()) {
+		if d == nil {
+			t.Fatalf("hep-js refused packet %d", i)
+		}
+		if d.Rcinfo.CorrelationID != callID {
+			t.Errorf("packet %d: correlation ID %q", i, d.Rcinfo.CorrelationID)
+		}
+		if fmt.Sprintf("%s:%d", d.Rcinfo.SrcIP, d.Rcinfo.SrcPort) == s.carrierTLS || fmt.Sprintf("%s:%d", d.Rcinfo.DstIP, d.Rcinfo.DstPort) == s.carrierTLS {
+			if d.Rcinfo.Protocol != 6 {
+				t.Errorf("TLS leg packet %d: protocol %d, want 6", i, d.Rcinfo.Protocol)
+			}
+			f := strings.SplitN(d.Payload, " ", 3)
+			legA = append(legA, f[0]+" "+f[1])
+		}
+	}
+	want := []string{"INVITE sip:1000@" + s.carrierTLS + ";transport=tls", "SIP/2.0 100", "SIP/2.0 200", "ACK sip:sbc@" + s.carrierTLS + ";transport=tls", "BYE sip:sbc@" + s.carrierTLS + ";transport=tls", "SIP/2.0 200"}
+	// Sorted: a message the SBC writes is queued once its write returns,
+	// so the caller's answer to it may be queued first.
+	slices.Sort(legA)
+	slices.Sort(want)
+	if strings.Join(legA, "|") != strings.Join(want, "|") {
+		t.Errorf("TLS leg mirrored %q, want %q", legA, want)
 	}
 }
