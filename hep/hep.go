@@ -15,7 +15,8 @@
 // type-length-value chunks.
 //
 // The CI test decodes what sbcd sends with sipcapture's hep-js (npm), an
-// implementation independent of this one (sbc/hep_test.go).
+// implementation independent of this one (internal/hepjs, used by
+// sbc/hep_test.go and cmd/sbcd/hep_test.go).
 package hep
 
 import (

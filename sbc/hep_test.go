@@ -1,19 +1,14 @@
 package sbc_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgesbc/edgesbc/config"
-	"github.com/edgesbc/edgesbc/internal/ci"
+	"github.com/edgesbc/edgesbc/internal/hepjs"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
@@ -68,70 +63,6 @@ func (c *collector) packets() [][]byte {
 	return append([][]byte(nil), c.got...)
 }
 
-// hepDecoded is what sipcapture's hep-js makes of one packet.
-type hepDecoded struct {
-	Rcinfo struct {
-		ProtocolFamily int    `json:"protocolFamily"`
-		Protocol       int    `json:"protocol"`
-		SrcIP          string `json:"srcIp"`
-		DstIP          string `json:"dstIp"`
-		SrcPort        int    `json:"srcPort"`
-		DstPort        int    `json:"dstPort"`
-		TimeSeconds    int64  `json:"timeSeconds"`
-		PayloadType    int    `json:"payloadType"`
-		CaptureID      uint32 `json:"captureId"`
-		CapturePass    string `json:"capturePass"`
-		CorrelationID  string `json:"correlation_id"`
-	} `json:"rcinfo"`
-	Payload string `json:"payload"`
-}
-
-// hepJSDecode decodes packets with hep-js (sbc/testdata/hepdecode, which
-// scripts/deps.sh installs): an implementation independent of package hep.
-func hepJSDecode(t *testing.T, pkts [][]byte) []*hepDecoded {
-	t.Helper()
-	var in bytes.Buffer
-	for _, p := range pkts {
-		in.Write(binary.BigEndian.AppendUint32(nil, uint32(len(p))))
-		in.Write(p)
-	}
-	f := filepath.Join(t.TempDir(), "hep.bin")
-	if err := os.WriteFile(f, in.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("testdata", "hepdecode", "decode.js"), f)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("hep-js decode: %v\n%s", err, stderr.Bytes())
-	}
-	var res []*hepDecoded
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var d *hepDecoded
-		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
-			t.Fatalf("hep-js output %q: %v", sc.Bytes(), err)
-		}
-		res = append(res, d)
-	}
-	if len(res) != len(pkts) {
-		t.Fatalf("hep-js decoded %d packets of %d", len(res), len(pkts))
-	}
-	return res
-}
-
-func requireHEPJS(t *testing.T) {
-	t.Helper()
-	ci.Require(t, "node")
-	if _, err := os.Stat(filepath.Join("testdata", "hepdecode", "node_modules", "hep-js")); err != nil {
-		ci.Skip(t, "hep-js is not installed in sbc/testdata/hepdecode: run scripts/deps.sh (make deps)")
-	}
-}
-
 // datagram is one SIP message as a phone saw it on the wire.
 type datagram struct{ src, dst, payload string }
 
@@ -145,7 +76,7 @@ func (d datagram) String() string {
 // legs and the configured capture ID; decoded by hep-js, not by package
 // hep.
 func TestHEPMirrorsBothLegs(t *testing.T) {
-	requireHEPJS(t)
+	hepjs.Require(t)
 	col := newCollector(t)
 	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
 	cp, ep := freePort(t), freePort(t)
@@ -206,7 +137,7 @@ hep: {address: "%s", capture_id: 4242, password: hep-secret}
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	dec := hepJSDecode(t, col.packets())
+	dec := hepjs.Decode(t, col.packets())
 	hepSeen := map[datagram]int{}
 	legs := map[string]int{}
 	for i, d := range dec {
@@ -271,7 +202,7 @@ hep: {address: "%s", capture_id: 4242, password: hep-secret}
 // stats (what the admin API shows) go to the collector as one JSON
 // document, HEP type 100 (log), with leg A's Call-ID as correlation ID.
 func TestHEPCallMediaStats(t *testing.T) {
-	requireHEPJS(t)
+	hepjs.Require(t)
 	col := newCollector(t)
 	cp, ep := freePort(t), freePort(t)
 	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
@@ -329,9 +260,9 @@ hep: {address: "%s", capture_id: 7}
 	callee.Answer(bye, 200, "OK", "", "")
 	caller.ExpectResponse(200, sip.BYE, wait)
 
-	var doc *hepDecoded
+	var doc *hepjs.Packet
 	waitFor(t, "the call's media stats at the collector", func() bool {
-		for _, d := range hepJSDecode(t, col.packets()) {
+		for _, d := range hepjs.Decode(t, col.packets()) {
 			if d != nil && d.Rcinfo.PayloadType == 100 {
 				doc = d
 				return true
@@ -386,7 +317,7 @@ func (c *recConn) Write(b []byte) (int, error) {
 // TCP, byte for byte what crossed the connection each way, leg B's as
 // UDP, all with leg A's Call-ID as correlation ID.
 func TestHEPMirrorsTCP(t *testing.T) {
-	requireHEPJS(t)
+	hepjs.Require(t)
 	col := newCollector(t)
 	callee := testphone.NewLoopback(t)
 	cp, ep := freePort(t), freePort(t)
@@ -430,12 +361,12 @@ hep: {address: "%s"}
 	s.waitIdle(t)
 	callee.Next(300*time.Millisecond, func(sip.Message) bool { return false })
 
-	var dec []*hepDecoded
+	var dec []*hepjs.Packet
 	waitFor(t, "every message at the collector", func() bool {
 		st := s.HEPStats()
 		return st.Queued > 0 && st.Sent == st.Queued && len(col.packets()) == int(st.Sent)
 	})
-	dec = hepJSDecode(t, col.packets())
+	dec = hepjs.Decode(t, col.packets())
 	var toCaller, fromCaller bytes.Buffer
 	seenB := map[datagram]int{}
 	for i, d := range dec {
@@ -494,7 +425,7 @@ hep: {address: "%s"}
 // are mirrored in the clear (after decryption), as TCP, with leg A's
 // Call-ID as correlation ID.
 func TestHEPMirrorsTLS(t *testing.T) {
-	requireHEPJS(t)
+	hepjs.Require(t)
 	col := newCollector(t)
 	pbx := testphone.NewLoopback(t)
 	s := startTLSSBC(t, tlsOpts{pbx: pbx.Addr, top: fmt.Sprintf("hep: {address: %q}\n", col.conn.LocalAddr().String())})
@@ -518,7 +449,7 @@ func TestHEPMirrorsTLS(t *testing.T) {
 		return st.Queued > 0 && st.Sent == st.Queued && len(col.packets()) == int(st.Sent)
 	})
 	var legA []string
-	for i, d := range hepJSDecode(t, col.packets()) {
+	for i, d := range hepjs.Decode(t, col.packets()) {
 		if d == nil {
 			t.Fatalf("hep-js refused packet %d", i)
 		}

@@ -14,14 +14,14 @@ command -v baresip >/dev/null || need+=(baresip-core) # SRTP interop test (test/
 command -v nft     >/dev/null || need+=(nftables)
 command -v sysctl  >/dev/null || need+=(procps)
 command -v nsenter >/dev/null || need+=(util-linux)
-command -v node    >/dev/null || need+=(nodejs) # HEP test's decoder (sbc/testdata/hepdecode)
+command -v node    >/dev/null || need+=(nodejs) # HEP tests' decoder (internal/hepjs)
 command -v npm     >/dev/null || need+=(npm)
 
 # The HEP test decodes sbcd's packets with sipcapture's hep-js (npm),
 # pinned by the package-lock beside it.
 hepdecode() {
   local d
-  d="$(dirname "$0")/../sbc/testdata/hepdecode"
+  d="$(dirname "$0")/../internal/hepjs/testdata"
   if [ ! -d "$d/node_modules/hep-js" ]; then
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
     echo "deps: installed hep-js in $d"

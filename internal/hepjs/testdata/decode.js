@@ -1,4 +1,4 @@
-// Decodes HEP packets with sipcapture's hep-js, for sbc/hep_test.go: an
+// Decodes HEP packets with sipcapture's hep-js, for package hepjs (internal/hepjs): an
 // implementation independent of package hep. Input (the file named by the
 // first argument): each captured datagram as a 4-byte big-endian length
 // and its bytes. Output on stdout: one JSON line per datagram, hep-js's
