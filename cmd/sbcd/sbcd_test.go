@@ -111,6 +111,13 @@ routes:
 media: {datapath: userspace}
 admin: {listen: %q}
 `, sip[0], sip[1], admin) + extra
+	return runSBCD(t, y, admin, hooks)
+}
+
+// runSBCD runs sbcd on config y whose admin API listens on admin; hooks
+// sets EDGESBC_TEST_HOOKS=1. It returns once /healthz answers.
+func runSBCD(t *testing.T, y, admin string, hooks bool) *sbcd {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "sbcd.yaml")
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
