@@ -114,3 +114,25 @@ func TestStreamFramingLost(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHEPTap is the cost the SIP path pays per mirrored message:
+// finding the Call-ID, the call table lookup, encoding and queueing.
+func BenchmarkHEPTap(b *testing.B) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pc.Close()
+	c, err := hep.New(hep.Config{Address: pc.LocalAddr().String(), QueueSize: 1 << 16}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close(0)
+	tap := &hepTap{c: c, calls: newCallTable()}
+	msg := []byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: bench-call\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+	src, dst := netip.MustParseAddrPort("127.0.0.1:5060"), netip.MustParseAddrPort("127.0.0.1:5080")
+	b.ReportAllocs()
+	for b.Loop() {
+		tap.sip(hep.UDP, src, dst, msg)
+	}
+}
