@@ -42,6 +42,7 @@ type Config struct {
 
 	// CDR writes call detail records (cdr.go); nil: none.
 	CDR *CDR `yaml:"cdr"`
+	HEP HEP  `yaml:"hep"` // HEP tracing to a Homer collector (hep.go)
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -278,6 +279,7 @@ func (c *Config) applyDefaults() {
 	c.trunkDefaults()
 	c.lifecycleDefaults()
 	c.cdrDefaults()
+	c.hepDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms when a realm names no policy:
@@ -381,6 +383,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateCDR(); err != nil {
+		return err
+	}
+	if err := c.validateHEP(); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {

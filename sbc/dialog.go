@@ -141,6 +141,7 @@ func (s *SBC) ended(c *Call) {
 
 	s.calls.removeActive(c)
 	time.AfterFunc(callLinger, func() { s.calls.remove(c, ids...) })
+	s.hepMedia(c, ids[0]) // hep.go: before the media hook forgets the call
 	s.media.End(c.ID)
 	s.recordEnded(c)
 	s.metrics.ActiveCalls.Dec()

@@ -36,6 +36,7 @@ type Realm struct {
 	ready chan struct{} // sipgo_ready.go
 
 	tls *realmTLS // nil without a tls block (tls.go)
+	hep *hepTap   // nil without HEP tracing (hep.go)
 }
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
@@ -45,6 +46,7 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 		filter: topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.List),
 		log:    s.log.With("realm", rc.Name),
 		ready:  make(chan struct{}),
+		hep:    s.hep,
 	}
 	if err := r.filter.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
 		return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
@@ -111,7 +113,7 @@ func (r *Realm) listen(readBuffer int, freeBind bool) error {
 
 func (r *Realm) serve() {
 	if r.udp != nil {
-		conn := newReadyConn(r.udp, r.ready)
+		conn := newReadyConn(r.hepWrap(r.udp), r.ready)
 		go func() {
 			defer conn.setReady() // even when sipgo stops at once: never block senders
 			if err := r.srv.ServeUDP(conn); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -123,7 +125,7 @@ func (r *Realm) serve() {
 	}
 	if r.tcp != nil {
 		go func() {
-			if err := r.srv.ServeTCP(r.tcp); !errors.Is(err, net.ErrClosed) { // never nil
+			if err := r.srv.ServeTCP(r.hepListen(r.tcp)); !errors.Is(err, net.ErrClosed) { // never nil
 				r.log.Error("TCP listener stopped", "error", err)
 			}
 		}()
@@ -198,6 +200,7 @@ func (r *Realm) readFilter(s *SBC) sip.TransportReadFilter {
 		v := sipguard.Check(data, lim)
 		switch v.Action {
 		case sipguard.Accept:
+			r.hepRead(p.RemoteAddr, data)
 			return s.guard.markLength(p, data), nil
 		case sipguard.Reject:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()

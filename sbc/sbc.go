@@ -49,6 +49,7 @@ type SBC struct {
 	guard   *guard
 	trunks  *trunkSet            // trunk.go
 	routes  map[string]routeOpts // routeopts.go
+	hep     *hepTap              // hep.go: nil when tracing is off
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
@@ -98,6 +99,10 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.guard = newGuard(cfg.Guard, cfg.Realms, s, s.metrics, s.log)
 	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
+	if err := s.setupHEP(); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	for _, rc := range cfg.Realms {
 		r, err := newRealm(s, rc)
 		if err != nil {
@@ -175,6 +180,7 @@ func (s *SBC) closeRealms() {
 	for _, r := range s.order {
 		r.close()
 	}
+	s.closeHEP()
 }
 
 // Metrics exposes the SBC's Prometheus registry and counters.

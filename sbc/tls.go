@@ -247,7 +247,7 @@ func (r *Realm) serveTLS() {
 	}
 	if r.tls.ln != nil {
 		go func() {
-			if err := r.srv.ServeTLS(r.tls.ln); !errors.Is(err, net.ErrClosed) { // never nil
+			if err := r.srv.ServeTLS(r.hepListen(r.tls.ln)); !errors.Is(err, net.ErrClosed) { // never nil
 				r.log.Error("TLS listener stopped", "error", err)
 			}
 		}()

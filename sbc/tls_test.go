@@ -44,7 +44,8 @@ type tlsOpts struct {
 	extraTLS       string // more keys for the carrier realm's tls block
 	pbx            string
 	carrierTargets []string
-	insecure       bool // insecure_skip_verify_lab_only instead of server_ca
+	insecure       bool   // insecure_skip_verify_lab_only instead of server_ca
+	top            string // more top-level config (e.g. a hep section)
 }
 
 func startTLSSBC(t *testing.T, o tlsOpts) *tlsSBC {
@@ -90,7 +91,7 @@ routes:
 	if len(o.carrierTargets) > 0 {
 		y += fmt.Sprintf("  - {name: out, from_realm: enterprise, to_realm: carrier, targets: [\"%s\"], target_timeout: 1s}\n", strings.Join(o.carrierTargets, `","`))
 	}
-	ts := runSBC(t, y, cp, ep)
+	ts := runSBC(t, y+o.top, cp, ep)
 	s.SBC, s.carrier, s.enterprise = ts.SBC, ts.carrier, ts.enterprise
 	s.carrierTLS = fmt.Sprintf("127.0.0.1:%d", tp)
 	return s

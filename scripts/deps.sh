@@ -18,7 +18,21 @@ command -v nsenter >/dev/null || need+=(util-linux)
 # binaries, which are not on PATH: check the real path.
 pg=(/usr/lib/postgresql/*/bin/postgres)
 command -v "${pg[-1]}" >/dev/null || need+=(postgresql)
+command -v node    >/dev/null || need+=(nodejs) # HEP tests' decoder (internal/hepjs)
+command -v npm     >/dev/null || need+=(npm)
+
+# The HEP test decodes sbcd's packets with sipcapture's hep-js (npm),
+# pinned by the package-lock beside it.
+hepdecode() {
+  local d
+  d="$(dirname "$0")/../internal/hepjs/testdata"
+  if [ ! -d "$d/node_modules/hep-js" ]; then
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "deps: installed hep-js in $d"
+  fi
+}
 if [ ${#need[@]} -eq 0 ]; then
+  hepdecode
   echo "deps: all present"
   exit 0
 fi
@@ -32,3 +46,4 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}"
 echo "deps: installed ${need[*]}"
+hepdecode

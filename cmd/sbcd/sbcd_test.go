@@ -95,11 +95,20 @@ routes:
 media: {datapath: userspace}
 admin: {listen: %q}
 `, sip[0], sip[1], admin) + extra
+	p := runSBCD(t, y, admin, hooks)
+	p.sip = sip
+	return p
+}
+
+// runSBCD runs sbcd on config y whose admin API listens on admin; hooks
+// sets EDGESBC_TEST_HOOKS=1. It returns once /healthz answers.
+func runSBCD(t *testing.T, y, admin string, hooks bool) *sbcd {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "sbcd.yaml")
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &sbcd{t: t, admin: admin, sip: sip, out: &syncbuf.Buffer{}, done: make(chan struct{})}
+	p := &sbcd{t: t, admin: admin, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(sbcdBin, "-config", cfg)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "EDGESBC_TEST_HOOKS=") {

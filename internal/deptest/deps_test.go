@@ -41,6 +41,7 @@ var mustNotReach = map[string][]string{
 	"ha":         {"sbc", "topology", "policy", "mediarelay", "bpf"},       // knows no calls
 	"sbc":        {"ha"},                                                   // knows no Raft: CallStore is its own interface
 	"cdr":        {"sbc", "mediarelay", "bpf", "ha", "topology", "policy"}, // sbc hands it records: it knows no SIP, media or Raft
+	"hep":        {"sbc", "mediarelay", "bpf", "ha", "topology", "policy"}, // encodes and sends what it is handed
 	// sbcd's own parts: the failover order drives the calls and flows
 	// through interfaces it defines; the kernel datapath knows no calls
 	// and no Raft.
@@ -275,6 +276,7 @@ func TestPackageGraphRulesCatch(t *testing.T) {
 		{mod + "/sbc", mod + "/ha", "sbc must not reach ha"},
 		{mod + "/cdr", mod + "/mediarelay", "cdr must not reach mediarelay"},
 		{mod + "/cdr", mod + "/sbc", "cdr reaches sbc"},
+		{mod + "/hep", mod + "/mediarelay", "hep must not reach mediarelay"},
 		{mod + "/sbc", mod + "/bpf", "sbc must not import bpf itself"},
 		{mod + "/cmd/sbcctl", mod + "/config", "cmd/sbcctl imports only api of the project: cmd/sbcctl -> config"},
 		{mod + "/cmd/sbcctl", "go.yaml.in/yaml/v3", "not go.yaml.in/yaml/v3"},

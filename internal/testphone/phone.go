@@ -23,6 +23,9 @@ type Phone struct {
 	Addr    string // ip:port
 	cseq    int
 	backlog []sip.Message
+	// Wire, when set, sees every datagram the phone sends (out) and
+	// receives, as on the wire: a test can count what the phone saw.
+	Wire func(out bool, b []byte)
 }
 
 // NewLoopback is a phone on 127.0.0.1, closed with the test.
@@ -69,6 +72,9 @@ func (p *Phone) SendRaw(to string, b []byte) {
 	if _, err := p.conn.WriteToUDP(b, ua); err != nil {
 		p.t.Fatal(err)
 	}
+	if p.Wire != nil {
+		p.Wire(true, b)
+	}
 }
 
 // recv returns the next message within d, or nil.
@@ -79,6 +85,9 @@ func (p *Phone) Recv(d time.Duration) sip.Message {
 	n, _, err := p.conn.ReadFromUDP(buf)
 	if err != nil {
 		return nil
+	}
+	if p.Wire != nil {
+		p.Wire(false, buf[:n])
 	}
 	m, err := p.parser.ParseSIP(buf[:n])
 	if err != nil {
