@@ -358,7 +358,15 @@ func (s *SBC) startReliable(c *Call, txA sip.ServerTransaction, p *relPending) {
 				}
 				s.relCount(r, "no_prack")
 				r.log.Info("no PRACK for reliable provisional, ending call", "call", c.ID)
-				s.hangup(c, "no_prack", nil, reasonNoPrack)
+				// Ended here so the result says why; the setup goroutine
+				// then CANCELs leg B and answers leg A.
+				c.setCancelReason(reasonNoPrack)
+				c.mu.Lock()
+				cancel := c.cancelSetup
+				c.mu.Unlock()
+				if c.end("no_prack", reasonNoPrack) && cancel != nil {
+					cancel()
+				}
 				return
 			}
 		}
