@@ -73,7 +73,6 @@ func isResponseTo(code int, method sip.RequestMethod) func(sip.Message) bool {
 	}
 }
 
-
 func relEvents(s *testSBC, realm, event string) float64 {
 	return testutil.ToFloat64(s.Metrics().Reliable.WithLabelValues(realm, event))
 }
@@ -205,7 +204,7 @@ func TestReliable183FromCalleeWithSDP(t *testing.T) {
 
 	respondWith(callee, inv, 183, "Session Progress", "callee1", fmt.Sprintf(rel, 7), testphone.TestSDP) // retransmitted
 	respondWith(callee, inv, 180, "Ringing", "callee1", fmt.Sprintf(rel, 9), "")                         // out of order
-	respondWith(callee, inv, 180, "Ringing", "callee1", "Require: 100rel\nRSeq: x9\n", "")                // malformed
+	respondWith(callee, inv, 180, "Ringing", "callee1", "Require: 100rel\nRSeq: x9\n", "")               // malformed
 	callee.Quiet(600*time.Millisecond, isRequest("PRACK"), "PRACK for a retransmitted, out-of-order or malformed RSeq")
 	caller.Quiet(100*time.Millisecond, func(m sip.Message) bool {
 		r, ok := m.(*sip.Response)
