@@ -78,7 +78,7 @@ var ProtectedHeaders = map[string]bool{
 	// realms[].user_agent writes these.
 	"user-agent": true, "server": true,
 	// The registrar's and PRACK's own.
-	"path": true, "service-route": true, "rack": true, "warning": true,
+	"path": true, "service-route": true, "rack": true, "rseq": true, "warning": true,
 	// Digest credentials and challenges belong to one hop.
 	"authorization": true, "proxy-authorization": true, "www-authenticate": true,
 	"proxy-authenticate": true, "authentication-info": true,

@@ -569,16 +569,16 @@ func TestLocalAnswers(t *testing.T) {
 	caller.ExpectResponse(483, sip.INVITE, wait)
 
 	caller.Send(s.carrier, fmt.Sprintf(`INVITE sip:1000@%s SIP/2.0
-		Via: SIP/2.0/UDP %s;branch=z9hG4bK-req100rel
+		Via: SIP/2.0/UDP %s;branch=z9hG4bK-reqprecond
 		Max-Forwards: 70
 		From: <sip:a@%s>;tag=m2
 		To: <sip:1000@%s>
-		Call-ID: require-100rel
+		Call-ID: require-precondition
 		CSeq: 1 INVITE
-		Require: 100rel
+		Require: precondition
 		Contact: <sip:a@%s>`, s.carrier, caller.Addr, caller.Addr, s.carrier, caller.Addr), "")
 	bad := caller.ExpectResponse(420, sip.INVITE, wait)
-	if u := bad.GetHeaders("Unsupported"); len(u) != 1 || u[0].Value() != "100rel" {
+	if u := bad.GetHeaders("Unsupported"); len(u) != 1 || u[0].Value() != "precondition" {
 		t.Errorf("420 Unsupported = %v", u)
 	}
 

@@ -45,6 +45,8 @@ type Leg struct {
 	// ack is the last 2xx ACK the SBC sent on this leg, re-sent when the
 	// peer retransmits its 2xx (our ACK was lost).
 	ack *sip.Request
+	// rel is the leg's 100rel and early offer/answer state (prack.go).
+	rel relState
 }
 
 // Call is one B2BUA call: leg A toward the caller, leg B toward the callee.

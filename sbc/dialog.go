@@ -183,6 +183,9 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", "")
 		return
 	}
+	if req.Method == sip.UPDATE && s.earlyUpdate(r, req, tx, ref) {
+		return // RFC 3311 in an early dialog (earlyupdate.go)
+	}
 	c := ref.call
 	defer s.changed(c) // CSeqs, targets, media: record what changed
 	isInvite := req.Method == sip.INVITE

@@ -179,6 +179,7 @@ func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call 
 		side: SideA, realm: r, local: r.localFor(req),
 		peer: req.Source(), invite: req, remoteCSeq: req.CSeq().SeqNo,
 	}
+	a.rel.mode = relModeOf(req) // prack.go
 	a.d = topology.Dialog{
 		CallID:   req.CallID().Value(),
 		LocalURI: to.Address, LocalName: to.DisplayName, LocalTag: newTag(),
@@ -222,6 +223,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	trunkNumbers(b, dec, i, req)
 	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, out.filter, req, offer, contentType(req))
 	trunkIdentity(inv, dec, i)
+	offer100rel(inv) // prack.go
 	b.invite = inv
 
 	c.mu.Lock()
@@ -375,13 +377,21 @@ func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *L
 }
 
 func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.ServerTransaction, res *sip.Response) {
+	relay, reliable, held := s.reliableFromB(c, b, res) // prack.go: PRACKs leg B
+	if !relay {
+		return
+	}
 	if toTag(res) != "" {
 		c.learnDialog(b, res)
 	}
 	body := res.Body()
 	if len(body) > 0 && isSDP(res) {
 		var err error
-		if body, err = s.media.Answer(c.media, SideB, body); err != nil {
+		op := s.media.Answer
+		if held != nil {
+			op = s.media.Offer // prack.go: leg B's offer, answered in A's PRACK
+		}
+		if body, err = op(c.media, SideB, body); err != nil {
 			c.a.realm.log.Info("early media answer refused", "call", c.ID, "error", err)
 			body = nil
 		}
@@ -393,7 +403,7 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 	a := c.a
 	c.mu.Unlock()
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.realm.filter, res, body, contentType(res))
-	s.respond(a.realm, txA, out)
+	s.toLegA(c, txA, out, reliable, held) // prack.go: reliably as leg A allows
 }
 
 // relayFinal gives leg A the failure that ended the call's last attempt.
@@ -460,6 +470,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	c.mu.Unlock()
 
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, r.filter, res, body, contentType(res))
+	s.awaitPrackBefore2xx(c) // prack.go: RFC 3262 3
 	s.respond(r, tx, out)
 	if !s.ackThrough(c, r, tx, out, w, b, b.invite.CSeq().SeqNo, offerSent) {
 		return

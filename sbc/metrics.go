@@ -17,6 +17,7 @@ type Metrics struct {
 	Responses    *prometheus.CounterVec // by realm, direction, code
 	Malformed    *prometheus.CounterVec // by realm, reason
 	DroppedStray *prometheus.CounterVec // by realm, kind
+	Reliable     *prometheus.CounterVec // 100rel, PRACK and early UPDATE events (prack.go), by realm, event
 }
 
 func newMetrics(reg *prometheus.Registry) *Metrics {
@@ -43,8 +44,11 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 		DroppedStray: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sbc_sip_stray_total", Help: "Messages that matched no call or transaction (stray ACKs and responses), by realm and kind.",
 		}, []string{"realm", "kind"}),
+		Reliable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_sip_reliable_total", Help: "Reliable provisionals (RFC 3262), PRACKs and early UPDATEs by realm and event.",
+		}, []string{"realm", "event"}),
 	}
-	m.Registry.MustRegister(m.ActiveCalls, m.Calls, m.Requests, m.Responses, m.Malformed, m.DroppedStray,
+	m.Registry.MustRegister(m.ActiveCalls, m.Calls, m.Requests, m.Responses, m.Malformed, m.DroppedStray, m.Reliable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -210,7 +210,8 @@ func (s *SBC) register(r *Realm) {
 	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY, sip.REFER} {
 		r.srv.OnRequest(m, wrap(s.onInDialog))
 	}
-	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.SUBSCRIBE, sip.PUBLISH, sip.PRACK} {
+	r.srv.OnRequest(sip.PRACK, wrap(s.onPrack)) // prack.go
+	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.SUBSCRIBE, sip.PUBLISH} {
 		r.srv.OnRequest(m, wrap(s.onNotAllowed))
 	}
 	r.srv.OnNoRoute(wrap(s.onUnknownMethod))
@@ -218,7 +219,7 @@ func (s *SBC) register(r *Realm) {
 }
 
 // allowed is what the B2BUA accepts, for Allow headers.
-const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY, REFER"
+const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, PRACK, INFO, MESSAGE, NOTIFY, REFER"
 
 // reply answers a request locally (not relayed) from the realm's face.
 func (s *SBC) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status int, reason string, localTag string, extra ...sip.Header) {
@@ -275,7 +276,7 @@ func (s *SBC) onOptions(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	s.reply(r, req, tx, sip.StatusOK, "OK", newTag(),
 		sip.NewHeader("Allow", allowed),
 		sip.NewHeader("Accept", "application/sdp"),
-		sip.NewHeader("Supported", "replaces"))
+		sip.NewHeader("Supported", "replaces, 100rel"))
 }
 
 func (s *SBC) onNotAllowed(r *Realm, req *sip.Request, tx sip.ServerTransaction) {

@@ -88,13 +88,13 @@ func isSDP(m sip.Message) bool {
 
 // unsupportedRequire lists the Require option tags the B2BUA cannot honour
 // (RFC 3261 8.2.2.3: answer 420 with them in Unsupported). Session timers
-// pass end to end; reliable provisionals (100rel, PRACK) are not relayed.
+// pass end to end; 100rel is the SBC's own on each leg (prack.go).
 func unsupportedRequire(req *sip.Request) string {
 	var bad []string
 	for _, h := range req.GetHeaders("Require") {
 		for _, opt := range strings.Split(h.Value(), ",") {
 			opt = strings.TrimSpace(opt)
-			if opt != "" && !strings.EqualFold(opt, "timer") {
+			if opt != "" && !strings.EqualFold(opt, "timer") && !strings.EqualFold(opt, "100rel") {
 				bad = append(bad, opt)
 			}
 		}

@@ -73,8 +73,9 @@ func (f *HeaderFilter) Copy(dst sip.Message, src interface{ Headers() []sip.Head
 	}
 }
 
-// dropOptionTag removes one option tag from a comma list. The SBC does not
-// relay PRACK, so it must not let either side negotiate 100rel through it.
+// dropOptionTag removes one option tag from a comma list. 100rel is
+// negotiated per leg (sbc/prack.go): the SBC says on each leg what it does
+// there, so one side's tag must not cross to the other.
 func dropOptionTag(list, tag string) string {
 	var keep []string
 	for _, t := range strings.Split(list, ",") {

@@ -556,12 +556,14 @@ func TestBuildResponseHidesLegB(t *testing.T) {
 	if got := values(r, "Server"); len(got) != 1 || got[0] != "EdgeSBC/test" {
 		t.Errorf("Server = %q, want [EdgeSBC/test]", got)
 	}
-	for h, want := range map[string]string{"Supported": "timer", "RSeq": "1", "Allow": "INVITE, ACK, BYE", "Content-Type": "application/sdp"} {
+	for h, want := range map[string]string{"Supported": "timer", "Allow": "INVITE, ACK, BYE", "Content-Type": "application/sdp"} {
 		if got := values(r, h); len(got) != 1 || got[0] != want {
 			t.Errorf("%s = %q, want [%s]", h, got, want)
 		}
 	}
-	for _, h := range []string{"Require", "Warning", "X-Internal", "User-Agent"} {
+	// RSeq numbers leg B's reliable provisionals: leg A gets the SBC's own
+	// (sbc/prack.go), or none.
+	for _, h := range []string{"Require", "RSeq", "Warning", "X-Internal", "User-Agent"} {
 		if got := values(r, h); len(got) != 0 {
 			t.Errorf("%s = %q, want none", h, got)
 		}
