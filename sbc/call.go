@@ -96,6 +96,9 @@ type Call struct {
 	recorded, abandoned bool
 	// onEnd runs once, in order, when the call ends (OnEnd).
 	onEnd []func()
+
+	// st is the call's session timers (sessiontimer.go), under its own lock.
+	st sessionTimers
 }
 
 type ackWaiter struct {

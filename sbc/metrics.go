@@ -17,6 +17,8 @@ type Metrics struct {
 	Responses    *prometheus.CounterVec // by realm, direction, code
 	Malformed    *prometheus.CounterVec // by realm, reason
 	DroppedStray *prometheus.CounterVec // by realm, kind
+	// SessionTimers counts RFC 4028 events by realm and event (sessiontimer.go).
+	SessionTimers *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *Metrics {
@@ -44,6 +46,10 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "sbc_sip_stray_total", Help: "Messages that matched no call or transaction (stray ACKs and responses), by realm and kind.",
 		}, []string{"realm", "kind"}),
 	}
+	m.SessionTimers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sbc_session_timer_total", Help: "Session timer (RFC 4028) events by realm: refresh_sent, refresh_received, refresh_failed, expired, too_small (422 sent), malformed (400 sent), malformed_response, retry_422.",
+	}, []string{"realm", "event"})
+	m.Registry.MustRegister(m.SessionTimers)
 	m.Registry.MustRegister(m.ActiveCalls, m.Calls, m.Requests, m.Responses, m.Malformed, m.DroppedStray,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
