@@ -298,7 +298,6 @@ func TestSessionTimer422(t *testing.T) {
 	}
 }
 
-
 // Malformed Session-Expires or Min-SE get 400, in a new call and in a
 // dialog, are counted, and leave no call behind or the live one hurt.
 func TestSessionTimerMalformed(t *testing.T) {
