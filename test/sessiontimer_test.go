@@ -1,6 +1,7 @@
 package test
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -14,7 +15,16 @@ import (
 // captured and checked for the other side's hosts and identifiers.
 func TestSessionTimerSilentCaller(t *testing.T) {
 	needLab(t)
-	s := startSBCD(t, writeLabConfig(t, []string{pbxHost + ":5060"}, "3s"))
+	// SIPp sends no RTP: the media timeout must not end the calls first.
+	cfg := writeLabConfig(t, []string{pbxHost + ":5060"}, "3s")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(b, "media: {timeout: 300s}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startSBCD(t, cfg)
 	carWire := startCapture(t, "car", "car0")
 	entWire := startCapture(t, "ent", "ent0")
 	before := s.metric(t, "sbc_calls_total", `result="session_expired"`)
