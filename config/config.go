@@ -61,6 +61,8 @@ type Realm struct {
 	Headers   HeaderPolicy `yaml:"headers"`
 	Media     RealmMedia   `yaml:"media"`
 	TLS       *RealmTLS    `yaml:"tls"` // see tls.go
+	// SessionTimer is the realm's RFC 4028 policy (sessiontimer.go).
+	SessionTimer SessionTimer `yaml:"session_timer"`
 }
 
 // RealmMedia is where a realm's anchored media lives.
@@ -239,6 +241,7 @@ func (c *Config) applyDefaults() {
 		if r.UserAgent == "" {
 			r.UserAgent = "EdgeSBC"
 		}
+		r.SessionTimer.applyDefaults()
 		if r.Media.Ports == "" {
 			r.Media.Ports = "20000-29999"
 		}
@@ -363,6 +366,9 @@ func (c *Config) Validate() error {
 				return keyErr(fmt.Sprintf("%s.headers.list[%d]", k, j), "%q is not a header name", h)
 			}
 		}
+	}
+	if err := c.validateSessionTimers(); err != nil {
+		return err
 	}
 	if err := c.validateMedia(); err != nil {
 		return err

@@ -100,6 +100,9 @@ type Call struct {
 	onEnd []func()
 	// notes gather what the call's record needs (cdr.go).
 	notes callNotes
+
+	// st is the call's session timers (sessiontimer.go), under its own lock.
+	st sessionTimers
 }
 
 type ackWaiter struct {

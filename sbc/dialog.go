@@ -187,6 +187,11 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		return // RFC 3311 in an early dialog (earlyupdate.go)
 	}
 	c := ref.call
+	// Session timers (sessiontimer.go): bad Session-Expires or Min-SE, and
+	// a refresh without an offer, are answered here.
+	if (req.Method == sip.INVITE || req.Method == sip.UPDATE) && (s.checkSE(r, req, tx, "") || s.localRefresh(r, ref, req, tx)) {
+		return
+	}
 	defer s.changed(c) // CSeqs, targets, media: record what changed
 	isInvite := req.Method == sip.INVITE
 	offers := (isInvite || req.Method == sip.UPDATE) && isSDP(req)
@@ -258,6 +263,9 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	out := topology.BuildRequest(req.Method, d, seq, mf, y.local, y.realm.filter, req, body, contentType(req))
+	if isInvite || req.Method == sip.UPDATE {
+		s.relayedRefresh(c, ref.side^1, out) // sessiontimer.go
+	}
 	res := s.transact(y.realm, out)
 	if offers && (res == nil || !res.IsSuccess()) {
 		// Refused (488, 606, 491 glare...) or unanswered: the session is
@@ -295,6 +303,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		c.mu.Unlock()
 	}
 	back := topology.BuildResponse(req, res.StatusCode, res.Reason, x.d.LocalTag, refresh, x.local, r.filter, res, rbody, contentType(res))
+	s.relayedAnswer(c, ref.side, req, out, res, back) // sessiontimer.go
 
 	if !(isInvite && res.IsSuccess()) {
 		release()

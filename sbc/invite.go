@@ -40,6 +40,9 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, sip.StatusLoopDetected, "Loop Detected", newTag())
 		return
 	}
+	if s.checkSE(r, req, tx, newTag()) { // 400 or 422 (sessiontimer.go)
+		return
+	}
 	s.respond(r, tx, buildLocalResponse(r, req, sip.StatusTrying, "Trying", ""))
 
 	dec, ok := s.router.RouteCall(policy.Call{Realm: r.Name, User: req.Recipient.User, To: toUser(req), Source: req.Source()})
@@ -223,7 +226,8 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	trunkNumbers(b, dec, i, req)
 	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, out.filter, req, offer, contentType(req))
 	trunkIdentity(inv, dec, i)
-	offer100rel(inv) // prack.go
+	offer100rel(inv)         // prack.go
+	s.inviteTimer(c, b, inv) // sessiontimer.go
 	b.invite = inv
 
 	c.mu.Lock()
@@ -254,7 +258,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 		}
 	}
 	onRetransmit(txB)
-	authTried := false
+	authTried, seTried := false, false
 
 	silence := time.NewTimer(dec.Timeout(i))
 	defer silence.Stop()
@@ -309,6 +313,16 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && !authTried {
 					authTried = true // trunk_auth.go: re-sent once with credentials
 					if next, tx, ok := s.reauthInvite(c, out, b, inv, res, dec.Trunk(i)); ok {
+						txB.Terminate()
+						inv, txB, heard = next, tx, false
+						onRetransmit(txB)
+						silence.Reset(dec.Timeout(i))
+						continue
+					}
+				}
+				if res.StatusCode == 422 && !seTried {
+					seTried = true // sessiontimer.go: re-sent once with the Min-SE asked for
+					if next, tx, ok := s.retry422(c, out, b, inv, res); ok {
 						txB.Terminate()
 						inv, txB, heard = next, tx, false
 						onRetransmit(txB)
@@ -470,7 +484,8 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	c.mu.Unlock()
 
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, r.filter, res, body, contentType(res))
-	s.awaitPrackBefore2xx(c) // prack.go: RFC 3262 3
+	s.awaitPrackBefore2xx(c)          // prack.go: RFC 3262 3
+	s.confirmTimers(c, req, res, out) // sessiontimer.go
 	s.respond(r, tx, out)
 	if !s.ackThrough(c, r, tx, out, w, b, b.invite.CSeq().SeqNo, offerSent) {
 		return
@@ -565,6 +580,7 @@ func (s *SBC) ackLeg(c *Call, l *Leg, cseq uint32, body []byte) {
 	l.ack = ack
 	ack = ack.Clone()
 	c.mu.Unlock()
+	c.st.sentSDP(l.side, body) // a late offer's answer (sessiontimer.go)
 	s.send(l.realm, ack)
 }
 

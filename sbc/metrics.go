@@ -18,6 +18,8 @@ type Metrics struct {
 	Malformed    *prometheus.CounterVec // by realm, reason
 	DroppedStray *prometheus.CounterVec // by realm, kind
 	Reliable     *prometheus.CounterVec // 100rel, PRACK and early UPDATE events (prack.go), by realm, event
+	// SessionTimers counts RFC 4028 events by realm and event (sessiontimer.go).
+	SessionTimers *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *Metrics {
@@ -48,6 +50,10 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "sbc_sip_reliable_total", Help: "Reliable provisionals (RFC 3262), PRACKs and early UPDATEs by realm and event.",
 		}, []string{"realm", "event"}),
 	}
+	m.SessionTimers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sbc_session_timer_total", Help: "Session timer (RFC 4028) events by realm: refresh_sent, refresh_received, refresh_failed, expired, too_small (422 sent), malformed (400 sent), malformed_response, retry_422.",
+	}, []string{"realm", "event"})
+	m.Registry.MustRegister(m.SessionTimers)
 	m.Registry.MustRegister(m.ActiveCalls, m.Calls, m.Requests, m.Responses, m.Malformed, m.DroppedStray, m.Reliable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -88,7 +88,8 @@ func isSDP(m sip.Message) bool {
 
 // unsupportedRequire lists the Require option tags the B2BUA cannot honour
 // (RFC 3261 8.2.2.3: answer 420 with them in Unsupported). Session timers
-// pass end to end; 100rel is the SBC's own on each leg (prack.go).
+// the SBC runs itself, per leg (sessiontimer.go); 100rel is the SBC's own
+// on each leg (prack.go).
 func unsupportedRequire(req *sip.Request) string {
 	var bad []string
 	for _, h := range req.GetHeaders("Require") {

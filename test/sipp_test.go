@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,7 +41,10 @@ func startSIPp(t *testing.T, ns, scenario string, args ...string) *sippRun {
 		full = append(full, "-sf", p)
 	}
 	full = append(full, args...)
-	full = append(full, "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err", "-max_recv_loops", "10000")
+	if !slices.Contains(args, "-timeout") { // a scenario longer than a minute gives its own
+		full = append(full, "-timeout", "60s")
+	}
+	full = append(full, "-nostdin", "-timeout_error", "-trace_err", "-max_recv_loops", "10000")
 	r := &sippRun{name: ns + ":" + scenario, dir: dir, out: &bytes.Buffer{}, done: make(chan error, 1)}
 	r.cmd = exec.Command("ip", full...)
 	r.cmd.Dir = dir
