@@ -79,7 +79,9 @@ routes:
 // runSBC starts an SBC on config y (debug log on stderr when SBC_TEST_LOG
 // is set) with its realms on loopback ports cp and ep, and closes it when
 // the test ends.
-func runSBC(t *testing.T, y string, cp, ep int) *testSBC {
+// runSBC starts an SBC on config y; opts adjust its Options (a fake
+// clock, say).
+func runSBC(t *testing.T, y string, cp, ep int, opts ...func(*sbc.Options)) *testSBC {
 	t.Helper()
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
@@ -89,7 +91,11 @@ func runSBC(t *testing.T, y string, cp, ep int) *testSBC {
 	if os.Getenv("SBC_TEST_LOG") != "" {
 		w = os.Stderr
 	}
-	s, err := sbc.New(cfg, sbc.Options{Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	opt := sbc.Options{Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	for _, o := range opts {
+		o(&opt)
+	}
+	s, err := sbc.New(cfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,12 @@ func startCarrier(t *testing.T, opt testcarrier.Options) (*testcarrier.Carrier, 
 // addresses. Calls from the carrier go to pbx (when given).
 func startTrunkSBC(t *testing.T, tail string, pbx string, carrierRealm ...string) *testSBC {
 	t.Helper()
+	return startTrunkSBCWith(t, nil, tail, pbx, carrierRealm...)
+}
+
+// startTrunkSBCWith is startTrunkSBC with an option (a fake clock, say).
+func startTrunkSBCWith(t *testing.T, opt func(*sbc.Options), tail string, pbx string, carrierRealm ...string) *testSBC {
+	t.Helper()
 	cp, ep := freePort(t), freePort(t)
 	y := fmt.Sprintf(`
 realms:
@@ -77,7 +83,10 @@ media: {enabled: false}
 		y += fmt.Sprintf("routes:\n  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q], target_timeout: 400ms}\n", pbx)
 	}
 	y += tail
-	return runSBC(t, y, cp, ep)
+	if opt == nil {
+		return runSBC(t, y, cp, ep)
+	}
+	return runSBC(t, y, cp, ep, opt)
 }
 
 func trunkInfo(t *testing.T, s *testSBC, name string) api.Trunk {
