@@ -84,13 +84,15 @@ func TestAdmissionExactUnderRace(t *testing.T) {
 	a := NewAdmission()
 	a.Configure("k", AdmissionLimits{MaxCalls: 10})
 	var admitted, peak, cur atomic.Int64
-	var wg sync.WaitGroup
+	var wg, tried sync.WaitGroup
 	release := make(chan struct{})
 	for i := 0; i < 200; i++ {
 		wg.Add(1)
+		tried.Add(1)
 		go func() {
 			defer wg.Done()
 			tk, rej := a.Admit(time.Now(), "k")
+			tried.Done()
 			if rej != nil {
 				return
 			}
@@ -107,10 +109,8 @@ func TestAdmissionExactUnderRace(t *testing.T) {
 			tk.Release()
 		}()
 	}
-	for admitted.Load() < 10 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond)
+	// Every goroutine has had its try while the admitted ones hold.
+	tried.Wait()
 	close(release)
 	wg.Wait()
 	if admitted.Load() != 10 || peak.Load() != 10 {

@@ -6,6 +6,20 @@ import (
 	"time"
 )
 
+// Clock is where the limiters' owners read the time: time.Now in
+// production, a fake in tests, so that a bucket refills when the test says
+// and not when a loaded machine happens to get round to the next packet.
+// The limiters themselves take the time as an argument of every call.
+type Clock func() time.Time
+
+// Now is the clock's time, time.Now for a nil Clock.
+func (c Clock) Now() time.Time {
+	if c == nil {
+		return time.Now()
+	}
+	return c()
+}
+
 // Bucket is a token bucket: Rate tokens a second up to Burst. Not safe for
 // concurrent use on its own; its owners lock.
 type Bucket struct {

@@ -97,7 +97,8 @@ routes:
 // is set) with its realms on loopback ports cp and ep, and closes it when
 // the test ends. When y anchors media (media.enabled not false) the SBC
 // gets the media anchor sbcd would build from it, on the user-space relay.
-func runSBC(t *testing.T, y string, cp, ep int) *testSBC {
+// opts adjust its Options (a fake clock, say).
+func runSBC(t *testing.T, y string, cp, ep int, opts ...func(*sbc.Options)) *testSBC {
 	t.Helper()
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
@@ -109,6 +110,9 @@ func runSBC(t *testing.T, y string, cp, ep int) *testSBC {
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opt := sbc.Options{Logger: log, Registry: prometheus.NewRegistry()}
+	for _, o := range opts {
+		o(&opt)
+	}
 	var anchor *mediarelay.Anchor
 	if cfg.Media.Anchored() {
 		anchor = newAnchor(t, cfg, log, opt.Registry)

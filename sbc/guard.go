@@ -42,6 +42,7 @@ type guard struct {
 	verified *addrSet
 	trusted  *policy.ACL
 	realms   map[string]*realmGuard
+	now      policy.Clock // Options.Clock: time.Now when nil
 
 	// admissionKeys, when set, adds keys (a trunk's) to the realm's own
 	// for each new call; see SBC.SetAdmissionKeys.
@@ -172,14 +173,15 @@ func (g *guard) sweep(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case tick := <-t.C:
+			now := g.now.Now() // the limiters' clock, a test's fake one
 			g.bans.Expire(now)
 			g.limiter.Sweep(now)
 			g.strikes.Sweep(now)
 			g.verified.sweep(now)
 			for _, rg := range g.realms {
 				if rg.registrar != nil {
-					rg.registrar.loc.Expire(now)
+					rg.registrar.loc.Expire(tick) // the registrar reads time.Now
 				}
 			}
 		}
@@ -188,12 +190,12 @@ func (g *guard) sweep(ctx context.Context) {
 
 // ban bans src for the configured time.
 func (g *guard) ban(src netip.Addr, reason string) {
-	g.bans.Ban(src, g.cfg.Bans.Duration.Std(), reason, time.Now())
+	g.bans.Ban(src, g.cfg.Bans.Duration.Std(), reason, g.now.Now())
 }
 
 // strike records a bad event and bans src at the kind's threshold.
 func (g *guard) strike(src netip.Addr, kind string, threshold int) {
-	if g.strikes.Add(src, kind, threshold, time.Now()) {
+	if g.strikes.Add(src, kind, threshold, g.now.Now()) {
 		g.ban(src, kind)
 	}
 }
@@ -223,7 +225,7 @@ func addrOf(a net.Addr) netip.Addr {
 // and counted.
 func (g *guard) screen(r *Realm, p sip.TransportReadProps, data []byte) bool {
 	src := addrOf(p.RemoteAddr)
-	now := time.Now()
+	now := g.now.Now()
 	if g.bans.Banned(src, now) {
 		g.reject(r.Name, "banned")
 		return true
@@ -258,7 +260,7 @@ func (g *guard) mayAnswer(src netip.Addr, reqLen, resLen int) bool {
 
 // known is a source that proved its address or that the operator trusts.
 func (g *guard) known(src netip.Addr) bool {
-	return g.trusted != nil && g.trusted.Allows(src) || g.verified.has(src, time.Now())
+	return g.trusted != nil && g.trusted.Allows(src) || g.verified.has(src, g.now.Now())
 }
 
 // handler is a B2BUA request handler; an interceptor wraps one.
@@ -312,7 +314,7 @@ func (g *guard) authenticate(next handler) handler {
 			return
 		}
 		src := sourceOf(req).Addr()
-		now := time.Now()
+		now := g.now.Now()
 		// REGISTER is answered by its realm's registrar (401); other
 		// requests as a proxy would be (407), RFC 3261 22.3.
 		hdrIn, hdrOut, code, reason := "Authorization", "WWW-Authenticate", sip.StatusUnauthorized, "Unauthorized"
@@ -379,7 +381,7 @@ func (g *guard) admission(next handler) handler {
 		var t *policy.Ticket
 		var rej *policy.Rejection
 		if len(keys) > 0 {
-			t, rej = g.adm.Admit(time.Now(), keys...)
+			t, rej = g.adm.Admit(g.now.Now(), keys...)
 		}
 		if rej != nil {
 			g.reject(r.Name, "admission_"+rej.Reason)
@@ -395,7 +397,7 @@ func (g *guard) admission(next handler) handler {
 		if c.Answered() {
 			// The caller got our 2xx and ACKed (or the call went on):
 			// its address is real.
-			g.verified.add(src, time.Now())
+			g.verified.add(src, g.now.Now())
 		}
 		if t != nil {
 			c.OnEnd(t.Release)

@@ -17,7 +17,7 @@ import (
 //	GET    /api/v1/admission       admission keys, load and limits
 func (g *guard) admin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/bans", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, apiSlice(g.bans.List(time.Now()), apiBan))
+		writeJSON(w, apiSlice(g.bans.List(g.now.Now()), apiBan))
 	})
 	mux.HandleFunc("DELETE /api/v1/bans/{addr}", func(w http.ResponseWriter, r *http.Request) {
 		a, err := netip.ParseAddr(r.PathValue("addr"))
@@ -33,7 +33,7 @@ func (g *guard) admin(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /api/v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
 		out := []api.Registration{}
-		now := time.Now()
+		now := time.Now() // the registrar's clock
 		for _, name := range g.order {
 			if reg := g.realms[name].registrar; reg != nil {
 				for _, b := range reg.loc.List(now) {

@@ -12,11 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgesbc/edgesbc/internal/testphone"
+	"github.com/edgesbc/edgesbc/sbc"
 )
 
 // startGuarded runs a loopback B2BUA (carrier -> enterprise targets) with
 // a guard section.
-func startGuarded(t *testing.T, targets []string, guard string) *testSBC {
+func startGuarded(t *testing.T, targets []string, guard string, opts ...func(*sbc.Options)) *testSBC {
 	t.Helper()
 	cp, ep := freePort(t), freePort(t)
 	y := fmt.Sprintf(`
@@ -27,7 +28,7 @@ media: {timeout: 1m}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 400ms}
 %s`, cp, mediaPorts(t, mediaChunk), ep, mediaPorts(t, mediaChunk), strings.Join(targets, `","`), guard)
-	return runSBC(t, y, cp, ep)
+	return runSBC(t, y, cp, ep, opts...)
 }
 
 // gathered sums a metric family's series whose labels include all of want.
@@ -248,12 +249,14 @@ func TestGuardScannerAndRate(t *testing.T) {
 		p.Send(s.carrier, fmt.Sprintf("OPTIONS sip:100@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-s2\nFrom: <sip:100@x>;tag=1\nTo: <sip:100@x>\nCall-ID: scan2\nCSeq: 1 OPTIONS", s.carrier, p.Addr), "")
 		p.ExpectResponse(200, sip.OPTIONS, wait)
 	})
+	// The bucket's clock stands still (a fake one): exactly the burst is
+	// answered however long the 20 requests take to get through.
 	t.Run("rate", func(t *testing.T) {
 		p := testphone.NewLoopback(t)
 		s := startGuarded(t, []string{"127.0.0.1:9"}, `guard:
   sources: {rate: 5, burst: 5}
   bans: {rate_excess: 3}
-`)
+`, newFakeClock().option)
 		for i := 0; i < 20; i++ {
 			p.Send(s.carrier, fmt.Sprintf("OPTIONS sip:100@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-r%d\nFrom: <sip:100@x>;tag=1\nTo: <sip:100@x>\nCall-ID: rate%d\nCSeq: 1 OPTIONS", s.carrier, p.Addr, i, i), "")
 		}
@@ -261,14 +264,47 @@ func TestGuardScannerAndRate(t *testing.T) {
 		for p.Next(300*time.Millisecond, isResponse(200)) != nil {
 			got++
 		}
-		if got < 5 || got > 6 {
+		if got != 5 {
 			t.Errorf("%d of 20 answered, want the burst of 5", got)
 		}
 		if b := s.Bans().List(time.Now()); len(b) != 1 || b[0].Reason != "rate" {
 			t.Fatalf("bans %+v", b)
 		}
-		if r, b := s.rejected(t, "rate"), s.rejected(t, "banned"); r != 3 || b < 11 {
-			t.Errorf("rejected rate=%v banned=%v, want 3 and the rest", r, b)
+		if r, b := s.rejected(t, "rate"), s.rejected(t, "banned"); r != 3 || b != 12 {
+			t.Errorf("rejected rate=%v banned=%v, want 3 and the other 12", r, b)
+		}
+	})
+	// The bucket refills at the rate, by the clock: 400 ms at 5/s is two
+	// requests more, no fewer, no more.
+	t.Run("refill", func(t *testing.T) {
+		p := testphone.NewLoopback(t)
+		clock := newFakeClock()
+		s := startGuarded(t, []string{"127.0.0.1:9"}, `guard:
+  sources: {rate: 5, burst: 5}
+`, clock.option)
+		send := func(from, n int) int {
+			for i := from; i < from+n; i++ {
+				p.Send(s.carrier, fmt.Sprintf("OPTIONS sip:100@%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-f%d\nFrom: <sip:100@x>;tag=1\nTo: <sip:100@x>\nCall-ID: refill%d\nCSeq: 1 OPTIONS", s.carrier, p.Addr, i, i), "")
+			}
+			got := 0
+			for p.Next(300*time.Millisecond, isResponse(200)) != nil {
+				got++
+			}
+			return got
+		}
+		if got := send(0, 8); got != 5 {
+			t.Fatalf("%d of 8 answered, want the burst of 5", got)
+		}
+		clock.Add(400 * time.Millisecond)
+		if got := send(8, 5); got != 2 {
+			t.Errorf("%d of 5 answered 400 ms later, want 2 (5/s)", got)
+		}
+		clock.Add(time.Hour)
+		if got := send(13, 8); got != 5 {
+			t.Errorf("%d of 8 answered an hour later, want the burst of 5 (no more)", got)
+		}
+		if b := s.Bans().List(time.Now()); len(b) != 0 {
+			t.Errorf("bans %+v with no rate_excess", b)
 		}
 	})
 }

@@ -34,6 +34,10 @@ type Options struct {
 	FreeBind bool
 	// Recorder takes each call's detail record (cdr.go); nil: none.
 	Recorder CallRecorder
+	// Clock is the time the guard's rate limiters, strike counts, bans and
+	// admission (realm and trunk) read; time.Now when nil. Tests pass a
+	// fake clock so that a bucket's refill is theirs to decide.
+	Clock policy.Clock
 }
 
 // SBC is one running B2BUA.
@@ -98,6 +102,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.guard = newGuard(cfg.Guard, cfg.Realms, s, s.metrics, s.log)
+	s.guard.now = opt.Clock
 	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	if err := s.setupHEP(); err != nil {
 		s.cancel()

@@ -58,6 +58,7 @@ type trunkHold struct {
 	adm     trunkAdmitter
 	limited map[string]bool            // trunks with an admission policy
 	reject  func(realm, reason string) // counts a refusal (guard.reject)
+	now     policy.Clock               // the guard's clock (Options.Clock)
 
 	mu       sync.Mutex
 	trunk    *policy.Trunk
@@ -74,7 +75,7 @@ type trunkAdmitter interface {
 }
 
 func (s *SBC) holdTrunks(c *Call) *trunkHold {
-	h := &trunkHold{c: c, adm: s.guard.adm, reject: s.guard.reject}
+	h := &trunkHold{c: c, adm: s.guard.adm, reject: s.guard.reject, now: s.guard.now}
 	if s.trunks != nil {
 		h.limited = s.trunks.limited
 	}
@@ -100,7 +101,7 @@ func (h *trunkHold) admit(dec policy.Decision, i int) bool {
 	if h.ended {
 		return false // the call is over; nothing would release a new place
 	}
-	tk, rej := h.adm.Admit(time.Now(), trunkKey(t.Name))
+	tk, rej := h.adm.Admit(h.now.Now(), trunkKey(t.Name))
 	if rej != nil {
 		if h.refused == nil || rej.RetryAfter < h.refused.RetryAfter {
 			h.refused = rej

@@ -225,10 +225,14 @@ trunks:
 
 // TestTrunkAdmissionCPS: a trunk with max_cps 1 takes one of two
 // INVITEs in the same instant, the other goes to the next trunk; a third
-// within the second, with no next trunk, gets 503 + Retry-After.
+// within the second, with no next trunk, gets 503 + Retry-After; a
+// second later trunk a takes a call again. The admission clock is a fake
+// one: "the same instant" and "a second later" are the test's, not the
+// machine's.
 func TestTrunkAdmissionCPS(t *testing.T) {
 	pa, pb, caller := testphone.NewLoopback(t), testphone.NewLoopback(t), testphone.NewLoopback(t)
-	s := startTrunkSBC(t, fmt.Sprintf(`
+	clock := newFakeClock()
+	s := startTrunkSBCWith(t, clock.option, fmt.Sprintf(`
 trunks:
   - {name: a, realm: carrier, targets: [%q], admission: {max_cps: 1, retry_after: 2s}}
   - {name: b, realm: carrier, targets: [%q]}
@@ -256,6 +260,11 @@ routing:
 	pa.Answer(invA, 486, "Busy Here", "ca", "")
 	pb.Answer(invB, 486, "Busy Here", "cb", "")
 	caller.ExpectResponse(486, sip.INVITE, wait)
+	caller.ExpectResponse(486, sip.INVITE, wait)
+	clock.Add(time.Second)
+	caller.Invite(s.enterprise, "+4420123", "cps-4", testphone.TestSDP)
+	invA = pa.ExpectRequest(sip.INVITE, wait)
+	pa.Answer(invA, 486, "Busy Here", "ca4", "")
 	caller.ExpectResponse(486, sip.INVITE, wait)
 	s.waitIdle(t)
 	s.waitAdmitted(t, "trunk:a", 0)

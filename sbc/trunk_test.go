@@ -62,6 +62,12 @@ func startCarrier(t *testing.T, opt testcarrier.Options) (*testcarrier.Carrier, 
 // addresses. Calls from the carrier go to pbx (when given).
 func startTrunkSBC(t *testing.T, tail string, pbx string, carrierRealm ...string) *testSBC {
 	t.Helper()
+	return startTrunkSBCWith(t, nil, tail, pbx, carrierRealm...)
+}
+
+// startTrunkSBCWith is startTrunkSBC with an option (a fake clock, say).
+func startTrunkSBCWith(t *testing.T, opt func(*sbc.Options), tail string, pbx string, carrierRealm ...string) *testSBC {
+	t.Helper()
 	cp, ep := freePort(t), freePort(t)
 	y := fmt.Sprintf(`
 realms:
@@ -80,7 +86,10 @@ media: {timeout: 1m}
 		y += fmt.Sprintf("routes:\n  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q], target_timeout: 400ms}\n", pbx)
 	}
 	y += tail
-	return runSBC(t, y, cp, ep)
+	if opt == nil {
+		return runSBC(t, y, cp, ep)
+	}
+	return runSBC(t, y, cp, ep, opt)
 }
 
 func trunkInfo(t *testing.T, s *testSBC, name string) api.Trunk {
@@ -114,7 +123,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestTrunkRegisterDigest(t *testing.T) {
 	for _, algs := range [][]string{{"MD5"}, {"SHA-256"}, {"SHA-256", "MD5"}} {
 		t.Run(strings.Join(algs, "+"), func(t *testing.T) {
-			car, addr := startCarrier(t, testcarrier.Options{Realm: "carrier.test", User: "acct1", Password: "pw-1", Algorithms: algs, Grant: 1})
+			car, addr := startCarrier(t, testcarrier.Options{Realm: "carrier.test", User: "acct1", Password: "pw-1", Algorithms: algs, Grant: 2})
 			s := startTrunkSBC(t, fmt.Sprintf(`
 trunks:
   - name: upstream
@@ -124,11 +133,15 @@ trunks:
     credentials: {username: acct1, password: pw-1}
     register: {enabled: true, expires: 300}
 `, addr), "")
-			// Granted 1 s: refreshes at 0.5-0.8 s. Three registrations in 3 s.
-			eventually(t, 3*time.Second, "three registrations", func() bool { return len(car.Registers()) >= 3 })
+			// Granted 2 s: the contract is a refresh before the binding
+			// expires (under 2 s after the last one) and not before half
+			// of it has run (no REGISTER storm); the SBC aims at 50-80%,
+			// and a loaded machine can only make a timer late. Three
+			// registrations: 4 s at most, 8 s allowed.
+			eventually(t, 8*time.Second, "three registrations", func() bool { return len(car.Registers()) >= 3 })
 			regs := car.Registers()
 			for i, r := range regs {
-				if r.Algorithm != algs[0] || r.CallID != regs[0].CallID || (i > 0 && r.CSeq <= regs[i-1].CSeq) || r.Expires != 1 {
+				if r.Algorithm != algs[0] || r.CallID != regs[0].CallID || (i > 0 && r.CSeq <= regs[i-1].CSeq) || r.Expires != 2 {
 					t.Fatalf("register %d: %+v (first %+v)", i, r, regs[0])
 				}
 				if !strings.HasPrefix(r.Contact, "sip:acct1@"+strings.TrimPrefix(s.carrier, "")) {
@@ -136,13 +149,13 @@ trunks:
 				}
 				if i > 0 {
 					gap := r.At.Sub(regs[i-1].At)
-					if gap < 450*time.Millisecond || gap > 900*time.Millisecond {
-						t.Fatalf("refresh after %v, want 50-80%% of 1s", gap)
+					if gap < time.Second || gap >= 2*time.Second {
+						t.Fatalf("refresh after %v: want it before the 2 s binding expires, and not before half of it", gap)
 					}
 				}
 			}
 			ti := trunkInfo(t, s, "upstream")
-			if ti.Registration == nil || ti.Registration.State != "registered" || ti.Registration.Expires != 1 || ti.Registration.AOR != "sip:acct1@carrier.test" {
+			if ti.Registration == nil || ti.Registration.State != "registered" || ti.Registration.Expires != 2 || ti.Registration.AOR != "sip:acct1@carrier.test" {
 				t.Fatalf("admin state %+v", ti.Registration)
 			}
 			if got := metricValue(t, s, "sbc_trunk_registered", "trunk=upstream"); got != 1 {

@@ -121,7 +121,8 @@ func sippStep(t *testing.T, ns string, uasArgs []string, target string, rate int
 	n := fmt.Sprint(int(float64(rate) * step.Seconds()))
 	big := []string{"-buff_size", "8388608", "-max_socket", "1000"}
 	srv := startSIPp(t, ns, "-sn uas", append(append(uasArgs, "-m", n), big...)...)
-	time.Sleep(300 * time.Millisecond)
+	port, _ := strconv.Atoi(uasArgs[3]) // uasArgs: -i ADDR -p PORT
+	waitUDPListen(t, ns, uasArgs[1], port)
 	cl := startSIPp(t, "car", "-sn uac", append(carrierArgs(target, "-m", n, "-r", fmt.Sprint(rate), "-s", "1000", "-l", fmt.Sprint(rate*10)), big...)...)
 	limit := step + 90*time.Second
 	select {

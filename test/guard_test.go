@@ -158,34 +158,29 @@ func TestLabAdmissionBurst(t *testing.T) {
 
 // carrierBurst sends a SIPp burst of 30 calls at 100/s (each held 3 s)
 // from the carrier to the PBX (which takes 10) into an SBC that admits 10
-// under key, and checks what the SBC counted for the burst: exactly 10
-// completed, 20 refused by admission and answered 503, calls in progress
-// never above 10, the key's gauge peaking at exactly 10 and back to 0.
+// under key, and judges it at the ends: the caller's SIPp finishes all 30
+// (exit 0) with exactly 10 answered and completed (BYEs sent) and 20
+// refused with 503 (its message counts), the PBX's SIPp completes exactly
+// its 10 (exit 0, 10 successful calls). The calls in progress never
+// exceed 10 and the key's gauge peaks at exactly 10 and is back to 0.
 func carrierBurst(t *testing.T, s *sbcd, key string) {
 	t.Helper()
-	before := func() [3]float64 {
-		return [3]float64{
-			s.metric(t, "sbc_policy_rejected_total", `realm="carrier"`, `reason="admission_max_calls"`),
-			s.metric(t, "sbc_sip_responses_total", `realm="carrier"`, `direction="out"`, `code="503"`),
-			s.metric(t, "sbc_calls_total", `result="bye_a"`),
-		}
-	}
-	b := before()
 	w := watchAdmission(s, key)
 	srv := startSIPp(t, "ent", "uas.xml", pbxArgs("-m", "10")...)
-	time.Sleep(300 * time.Millisecond)
+	waitUDPListen(t, "ent", pbxHost, 5060)
 	start := time.Now()
 	cl := startSIPp(t, "car", "uac_admission.xml", carrierArgs(sbcExt+":5060", "-m", "30", "-r", "100", "-s", "1000", "-set", "hold_ms", "3000")...)
 	cl.wait(t, 40*time.Second)
 	srv.wait(t, 10*time.Second)
 	peak, peakGauge := w.done()
 	s.waitIdle(t)
-	a := before()
-	refused, sent503, done := a[0]-b[0], a[1]-b[1], a[2]-b[2]
-	t.Logf("%s: burst of 30 at 100/s in %v: %v completed, %v refused (503 sent %v); peak calls in the admin API %d, peak admission gauge %d",
-		key, time.Since(start).Round(time.Millisecond), done, refused, sent503, peak, peakGauge)
-	if done != 10 || refused != 20 || sent503 != 20 {
-		t.Errorf("completed %v, refused %v, 503s %v; want 10, 20, 20", done, refused, sent503)
+	ok, refused, answered := cl.stat(t, "SuccessfulCall(C)"), cl.count(t, "503_Recv"), cl.count(t, "BYE_Sent")
+	pbxCalls := srv.stat(t, "SuccessfulCall(C)")
+	t.Logf("%s: burst of 30 at 100/s in %v: at the caller %d successful, %d answered and hung up, %d refused with 503; at the PBX %d calls; peak calls in the admin API %d, peak admission gauge %d (sbcd counted %v refused by admission)",
+		key, time.Since(start).Round(time.Millisecond), ok, answered, refused, pbxCalls, peak, peakGauge,
+		s.metric(t, "sbc_policy_rejected_total", `reason="admission_max_calls"`)+s.metric(t, "sbc_calls_total", `result="trunks_full"`))
+	if ok != 30 || answered != 10 || refused != 20 || pbxCalls != 10 {
+		t.Errorf("caller: %d successful, %d answered, %d refused; PBX: %d calls; want 30, 10, 20 and 10", ok, answered, refused, pbxCalls)
 	}
 	if peak > 10 || peakGauge != 10 {
 		t.Errorf("peak %d calls (gauge %d): the limit of 10 did not hold exactly", peak, peakGauge)
@@ -205,15 +200,20 @@ func TestLabACL(t *testing.T) {
     - {realm: carrier, acl: {allow: ["`+carrierHost+`/32"]}}
 `))
 	other := carAddrs(t, 40, 40)[0]
+	pbx := startPBX(t, "1000")
 	p := testphone.New(t, carSocket(t, other))
 	p.Invite(sbcExt+":5060", "1000", "acl-lab-1", testphone.TestSDP)
 	p.ExpectResponse(403, sip.INVITE, 3*time.Second)
-	if n := s.metric(t, "sbc_policy_rejected_total", `realm="carrier"`, `reason="acl"`); n != 1 {
-		t.Errorf("rejected{acl} = %v, want 1", n)
+	// Then a call from the carrier to a number the PBX refuses: once
+	// its 486 is back, the PBX has seen whatever the SBC sent it.
+	carrier := testphone.New(t, carSocket(t, carrierHost))
+	carrier.Invite(sbcExt+":5060", "10001", "acl-lab-marker", testphone.TestSDP)
+	carrier.ExpectResponse(486, sip.INVITE, 3*time.Second)
+	if st := pbx.stats(); st.LegitInvites != 0 || st.OtherInvites != 1 {
+		t.Errorf("at the PBX: %d INVITEs of the refused call (want 0), %d of the carrier's (want 1)", st.LegitInvites, st.OtherInvites)
 	}
-	if n := s.metric(t, "sbc_sip_requests_total", `realm="enterprise"`, `direction="out"`); n != 0 {
-		t.Errorf("%v requests sent to the PBX for a refused call", n)
-	}
+	t.Logf("sbcd counted %v refused by the ACL", s.metric(t, "sbc_policy_rejected_total", `realm="carrier"`, `reason="acl"`))
+	pbx.close()
 	pair(t, true, "uas.xml", "uac.xml", 2, 5)
 }
 
@@ -239,7 +239,7 @@ func TestLabRegistrar(t *testing.T) {
 		t.Fatalf("registrations: %s", b)
 	}
 	srv := startSIPp(t, "ent", "uas.xml", "-i", pbxHost, "-p", "5070", "-m", "2")
-	time.Sleep(300 * time.Millisecond)
+	waitUDPListen(t, "ent", pbxHost, 5070)
 	cl := startSIPp(t, "car", "uac.xml", carrierArgs(sbcExt+":5060", "-m", "2", "-r", "2", "-s", "1000")...)
 	cl.wait(t, 30*time.Second)
 	srv.wait(t, 10*time.Second)
@@ -249,93 +249,162 @@ func TestLabRegistrar(t *testing.T) {
 	}
 }
 
-// flood sends INVITEs from each address for d at pps packets a second in
-// total, bounded by max packets; it returns how many it sent.
-func flood(t *testing.T, addrs []string, pps int, d time.Duration, max int) int64 {
+// flood sends INVITEs with an SDP offer, as a real attack does, to
+// routable numbers (prefix, the source's index digit, a call number:
+// the PBX tells the sources apart by them), from each address for d
+// at pps packets a second in total, bounded by max packets. It returns
+// how many datagrams it sent (writes that succeeded) and how long that
+// took, measured at the sender. A sender that falls behind catches up at
+// the next tick, so the rate is what it claims unless the machine cannot
+// send it (which the caller asserts).
+func flood(t *testing.T, addrs []string, prefix string, pps int, d time.Duration, max int) (int64, time.Duration) {
 	t.Helper()
 	var sent atomic.Int64
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
 	dst := &net.UDPAddr{IP: net.ParseIP(sbcExt), Port: 5060}
-	per := pps / len(addrs) / 100 // packets per 10 ms per source
+	perSource := float64(pps) / float64(len(addrs))
+	conns := make([]*net.UDPConn, len(addrs))
+	for i, a := range addrs {
+		conns[i] = carSocket(t, a)
+	}
+	start := time.Now()
+	end := start.Add(d)
 	var wg sync.WaitGroup
 	for i, a := range addrs {
-		c := carSocket(t, a)
+		c := conns[i]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(10 * time.Millisecond)
+			tick := time.NewTicker(5 * time.Millisecond)
 			defer tick.Stop()
 			port := c.LocalAddr().(*net.UDPAddr).Port
 			for n := 0; ; {
-				select {
-				case <-ctx.Done():
+				now := <-tick.C
+				if now.After(end) {
 					return
-				case <-tick.C:
 				}
-				for j := 0; j < per; j++ {
-					if sent.Add(1) > int64(max) {
+				due := int(perSource * now.Sub(start).Seconds())
+				for ; n < due; n++ {
+					if sent.Load() >= int64(max) {
 						return
 					}
-					n++
-					msg := fmt.Sprintf("INVITE sip:9999%d@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-f%d-%d\r\nMax-Forwards: 70\r\nFrom: <sip:flood@%s>;tag=f%d\r\nTo: <sip:9999@%s>\r\nCall-ID: flood-%d-%d\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@%s:%d>\r\nContent-Length: 0\r\n\r\n",
-						n, sbcExt, a, port, i, n, a, n, sbcExt, i, n, a, port)
-					_, _ = c.WriteToUDP([]byte(msg), dst)
+					sdp := fmt.Sprintf("v=0\r\no=- %d 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n", n, a, a, 20000+2*(n%10000))
+					num := fmt.Sprintf("%s%d%06d", prefix, i%10, n)
+					msg := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-f%d-%d\r\nMax-Forwards: 70\r\nFrom: <sip:flood@%s>;tag=f%d\r\nTo: <sip:%s@%s>\r\nCall-ID: flood-%d-%d\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@%s:%d>\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+						num, sbcExt, a, port, i, n, a, n, num, sbcExt, i, n, a, port, len(sdp), sdp)
+					if _, err := c.WriteToUDP([]byte(msg), dst); err == nil {
+						sent.Add(1)
+					}
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	return min(sent.Load(), int64(max))
+	return sent.Load(), time.Since(start)
+}
+
+// checkOffered fails unless the flood went out at (nearly) the rate the
+// test claims, measured at the sender: a flood test that offered less
+// proves less.
+func checkOffered(t *testing.T, sent int64, took time.Duration, pps int) {
+	t.Helper()
+	rate := float64(sent) / took.Seconds()
+	t.Logf("flood offered: %d INVITEs in %v, %.0f/s (claimed %d/s)", sent, took.Round(time.Millisecond), rate, pps)
+	if rate < 0.9*float64(pps) {
+		t.Errorf("the flood went out at %.0f/s, under 90%% of the %d/s claimed", rate, pps)
+	}
+}
+
+// legitResult judges SIPp's legitimate calls at both ends: SIPp's exit
+// status (0: all succeeded, 1: some failed; anything else is a broken
+// run) and its call counts, and the Go PBX's dialogs. It returns the
+// calls that succeeded at the caller and completed at the PBX.
+func legitResult(t *testing.T, cl *sippRun, pbx *labPBX, calls int, d time.Duration) (caller, callee int) {
+	t.Helper()
+	code := cl.exit(t, d)
+	ok, failed := cl.stat(t, "SuccessfulCall(C)"), cl.stat(t, "FailedCall(C)")
+	// The PBX's count settles when the last BYE's 200 is out.
+	deadline := time.Now().Add(5 * time.Second)
+	for pbx.stats().Completed < ok && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := pbx.stats()
+	t.Logf("legitimate calls: SIPp exit %d, %d successful, %d failed of %d; at the PBX %d INVITEs, %d answered, %d ACKed, %d completed",
+		code, ok, failed, calls, st.LegitInvites, st.Answered, st.Acked, st.Completed)
+	if code != 0 && code != 1 {
+		t.Fatalf("SIPp (caller) exit status %d: not a finished run\n%s", code, cl.errors())
+	}
+	if ok+failed != calls {
+		t.Errorf("SIPp finished %d+%d calls of %d", ok, failed, calls)
+	}
+	return ok, st.Completed
 }
 
 // Legitimate SIPp calls at 20 calls/s from the carrier's address while ten
-// other carrier-side addresses flood INVITEs at 20,000/s together (about
-// ten times what sbcd sets up per second on this machine, see bench-sip):
-// at least 99% of the legitimate calls complete and every flooding source
-// is banned and then dropped before parsing.
+// other carrier-side addresses flood INVITEs with SDP to routable numbers
+// at 20,000/s together (about ten times what sbcd sets up per second on
+// this machine, see bench-sip) for 3 s: at least 99% of the legitimate
+// calls succeed at the caller (SIPp's counts) and complete at the PBX
+// (the Go PBX's dialogs), every flooding source is banned and then
+// dropped before parsing, and the flood calls from each source that
+// reach the PBX are at most what its bucket lets through before its ban:
+// the burst plus the rate times the time until the ban.
 func TestLabFlood(t *testing.T) {
 	needLab(t)
+	// Per source 100/s, bursts of 100: three times what the legitimate
+	// carrier sends (20 calls/s, three requests each). What the flooders
+	// get through before their bans (each its burst and the refill) is a
+	// call each, with media ports: with bursts of 400 those 10 sources
+	// had 5,000+ calls in flight at once, the realm's whole port pool, and
+	// legitimate calls got 503 (ports exhausted).
 	s := startSBCD(t, guardConfig(t, `"`+pbxHost+`:5060"`, `guard:
-  sources: {rate: 200, burst: 400}
+  sources: {rate: 100, burst: 100}
   bans: {rate_excess: 50, duration: 2m}
 `))
 	flooders := carAddrs(t, 20, 29)
-	const calls = 200
-	srv := startSIPp(t, "ent", "uas.xml", pbxArgs("-m", strconv.Itoa(calls))...)
-	time.Sleep(300 * time.Millisecond)
+	const calls, pps = 200, 20000
+	pbx := startPBX(t, "1000")
 	cl := startSIPp(t, "car", "uac.xml", carrierArgs(sbcExt+":5060", "-m", strconv.Itoa(calls), "-r", "20", "-s", "1000", "-set", "hold_ms", "200")...)
-	time.Sleep(time.Second)
+	// The flood starts once legitimate calls are flowing (seen at the PBX).
+	deadline := time.Now().Add(10 * time.Second)
+	for pbx.stats().Completed < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no legitimate call completed before the flood: %+v\n%s", pbx.stats(), cl.errors())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	start := time.Now()
-	sent := flood(t, flooders, 20000, 4*time.Second, 100000)
-	took := time.Since(start)
-	t.Logf("flood: %d INVITEs from %d sources in %v (%.0f/s)", sent, len(flooders), took.Round(time.Millisecond), float64(sent)/took.Seconds())
-	// SIPp may report a failed call or two; the SBC's count decides.
-	select {
-	case err := <-cl.done:
-		cl.done <- err
-	case <-time.After(40 * time.Second):
-		t.Fatal("legitimate caller still running")
+	sent, took := flood(t, flooders, "1000", pps, 3*time.Second, 100000)
+	checkOffered(t, sent, took, pps)
+	ok, completed := legitResult(t, cl, pbx, calls, 40*time.Second)
+	if ok < calls*99/100 || completed < calls*99/100 {
+		t.Errorf("under the flood %d of %d legitimate calls succeeded at the caller, %d completed at the PBX; want 99%%\n%s", ok, calls, completed, cl.errors())
 	}
-	_ = srv.cmd.Process.Kill()
+	st := pbx.stats()
+	t.Logf("flood calls that reached the PBX: %d of %d sent, the last %v after the flood's start",
+		st.OtherInvites, sent, st.LastOther.Sub(start).Round(time.Millisecond))
+	if st.OtherInvites == 0 {
+		t.Errorf("no flood call reached the PBX: the flood's numbers are not routable, it tests nothing")
+	}
 	s.waitIdle(t)
-	done := s.metric(t, "sbc_calls_total", `result="bye_a"`)
-	t.Logf("legitimate calls completed: %v of %d (%.1f%%)", done, calls, 100*done/calls)
-	if done < 0.99*calls {
-		t.Errorf("only %v of %d legitimate calls completed under the flood\n%s", done, calls, cl.errors())
-	}
 	bans := s.bans(t)
 	var lastBan time.Time
-	for _, a := range flooders {
+	for i, a := range flooders {
 		b, ok := bans[a]
 		if !ok || b.Reason != "rate" {
 			t.Errorf("flooder %s not banned for rate: %+v", a, b)
+			continue
 		}
 		if b.Since.After(lastBan) {
 			lastBan = b.Since
 		}
+		// 100 in the burst, 100/s refilled until the ban (its time as
+		// sbcd stamped it), 10 more for the stamp's lag.
+		got := st.OtherByPrefix[fmt.Sprintf("1000%d", i)]
+		if limit := 100 + int(100*b.Since.Sub(start).Seconds()) + 10; got > limit {
+			t.Errorf("flooder %s: %d calls reached the PBX, over the %d its bucket allows before its ban %v in", a, got, limit, b.Since.Sub(start).Round(time.Millisecond))
+		}
 	}
-	t.Logf("every flooder banned %v after the flood started", lastBan.Sub(start).Round(time.Millisecond))
+	t.Logf("every flooder banned %v after the flood started; calls that reached the PBX by source %v", lastBan.Sub(start).Round(time.Millisecond), st.OtherByPrefix)
 	if _, ok := bans[carrierHost]; ok {
 		t.Errorf("the legitimate carrier was banned")
 	}
@@ -344,17 +413,76 @@ func TestLabFlood(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), flooders[0]) || !strings.Contains(string(out), fmt.Sprintf("%d banned", len(flooders))) {
 		t.Errorf("sbcctl bans: %v\n%s", err, out)
 	}
-	banned := s.metric(t, "sbc_policy_rejected_total", `reason="banned"`)
-	rate := s.metric(t, "sbc_policy_rejected_total", `reason="rate"`)
-	parsed := s.metric(t, "sbc_sip_requests_total", `realm="carrier"`, `method="INVITE"`)
-	t.Logf("flood INVITEs dropped before parsing: %v as banned, %v over the bucket; INVITEs that reached the B2BUA: %v (of which %d legitimate); sbc_bans_total %v, sbc_bans_active %v",
-		banned, rate, parsed, calls, s.metric(t, "sbc_bans_total"), s.metric(t, "sbc_bans_active"))
-	if s.metric(t, "sbc_bans_total", `reason="rate"`) != float64(len(flooders)) || s.metric(t, "sbc_bans_active") != float64(len(flooders)) {
-		t.Errorf("ban metrics: total %v active %v, want %d", s.metric(t, "sbc_bans_total"), s.metric(t, "sbc_bans_active"), len(flooders))
+	// sbcd's own view, for the log only: the verdict is the ends'.
+	t.Logf("sbcd's metrics: dropped as banned %v, over the bucket %v; INVITEs parsed %v; sbc_bans_total %v; %s",
+		s.metric(t, "sbc_policy_rejected_total", `reason="banned"`), s.metric(t, "sbc_policy_rejected_total", `reason="rate"`),
+		s.metric(t, "sbc_sip_requests_total", `realm="carrier"`, `method="INVITE"`), s.metric(t, "sbc_bans_total"), s.series(t, "sbc_calls_total"))
+}
+
+// The same flood against the shipped configs/lab.yaml as it is: no guard
+// section, so no per-source limit and no bans. Today that config does not
+// protect by default (issue 16 gives it default limits and bans), so
+// every flood INVITE is a call the SBC routes to the PBX. What this test
+// holds today: sbcd survives and keeps answering (its admin API, during
+// and after), legitimate calls keep at least 90% success at the caller
+// and the PBX, and the flood calls that reached the PBX are counted and
+// logged. When issue 16 lands, this test asserts what TestLabFlood does:
+// the flood is cut off at the sources' bans and 99% of calls succeed.
+func TestLabFloodShippedConfig(t *testing.T) {
+	needLab(t)
+	s := startSBCD(t, "") // configs/lab.yaml
+	flooders := carAddrs(t, 20, 29)
+	// 2,000/s, about what sbcd sets up per second here: without limits
+	// every one is a call, and ten times that only measures the queue.
+	const calls, pps = 60, 2000
+	pbx := startPBX(t, "1000")
+	cl := startSIPp(t, "car", "uac.xml", carrierArgs(sbcExt+":5060", "-m", strconv.Itoa(calls), "-r", "20", "-s", "1000", "-set", "hold_ms", "200")...)
+	deadline := time.Now().Add(10 * time.Second)
+	for pbx.stats().Completed < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no legitimate call completed before the flood: %+v\n%s", pbx.stats(), cl.errors())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if banned < float64(sent)*0.8 {
-		t.Errorf("only %v of %d flood packets dropped as banned", banned, sent)
+	var slowest atomic.Int64
+	probe := make(chan struct{})
+	go func() { // sbcd's admin API answers throughout
+		defer close(probe)
+		for i := 0; i < 15; i++ {
+			t0 := time.Now()
+			if _, err := s.get("/healthz"); err != nil {
+				slowest.Store(int64(time.Hour))
+				return
+			}
+			if d := int64(time.Since(t0)); d > slowest.Load() {
+				slowest.Store(d)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	sent, took := flood(t, flooders, "2000", pps, 3*time.Second, 10000)
+	checkOffered(t, sent, took, pps)
+	<-probe
+	ok, completed := legitResult(t, cl, pbx, calls, 40*time.Second)
+	st := pbx.stats()
+	t.Logf("unprotected: %d of %d flood calls reached the PBX (%.0f%%); slowest admin answer during the flood %v; sbcd's %s",
+		st.OtherInvites, sent, 100*float64(st.OtherInvites)/float64(sent), time.Duration(slowest.Load()).Round(time.Millisecond), s.series(t, "sbc_calls_total"))
+	if !s.alive() {
+		t.Fatal("sbcd died under the flood")
 	}
+	if d := time.Duration(slowest.Load()); d > 2*time.Second {
+		t.Errorf("sbcd's admin API took %v (or failed) during the flood", d)
+	}
+	if _, err := s.get("/healthz"); err != nil {
+		t.Errorf("sbcd unresponsive after the flood: %v", err)
+	}
+	if ok < calls*90/100 || completed < calls*90/100 {
+		t.Errorf("%d of %d legitimate calls succeeded at the caller, %d completed at the PBX; want 90%% even unprotected\n%s", ok, calls, completed, cl.errors())
+	}
+	if st.OtherInvites == 0 {
+		t.Errorf("no flood call reached the PBX: the flood's numbers are not routable, it tests nothing")
+	}
+	s.waitIdle(t)
 }
 
 // sipvicious against the SBC: svmap finds nothing to fingerprint and

@@ -274,6 +274,23 @@ func (s *sbcd) metric(t *testing.T, name string, labels ...string) float64 {
 	return sum
 }
 
+// series is every series of a metric, one "name{labels} value" each,
+// for a log line.
+func (s *sbcd) series(t *testing.T, name string) string {
+	t.Helper()
+	b, err := s.get("/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 func (s *sbcd) activeCalls(t *testing.T) int {
 	t.Helper()
 	b, err := s.get("/api/v1/calls")

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,7 +45,10 @@ func startSIPp(t *testing.T, ns, scenario string, args ...string) *sippRun {
 	if !slices.Contains(args, "-timeout") { // a scenario longer than a minute gives its own
 		full = append(full, "-timeout", "60s")
 	}
-	full = append(full, "-nostdin", "-timeout_error", "-trace_err", "-max_recv_loops", "10000")
+	// -trace_stat and -trace_counts: the call counts at this end (stats,
+	// counts), which the tests judge by instead of sbcd's metrics.
+	full = append(full, "-nostdin", "-timeout_error", "-trace_err", "-max_recv_loops", "10000",
+		"-trace_stat", "-stf", filepath.Join(dir, "stat.csv"), "-trace_counts")
 	r := &sippRun{name: ns + ":" + scenario, dir: dir, out: &bytes.Buffer{}, done: make(chan error, 1)}
 	r.cmd = exec.Command("ip", full...)
 	r.cmd.Dir = dir
@@ -78,6 +82,88 @@ func (r *sippRun) wait(t *testing.T, d time.Duration) {
 		_ = r.cmd.Process.Signal(syscall.SIGKILL)
 		t.Fatalf("%s: still running after %v\n%s", r.name, d, r.errors())
 	}
+}
+
+// exit waits for SIPp to exit and returns its exit status (0: every call
+// succeeded, 1: some failed; others: SIPp could not run its scenario).
+// It fails the test only when SIPp does not exit within d.
+func (r *sippRun) exit(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if err == nil {
+			return 0
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		t.Fatalf("%s: %v", r.name, err)
+	case <-time.After(d):
+		_ = r.cmd.Process.Signal(syscall.SIGKILL)
+		t.Fatalf("%s: still running after %v\n%s", r.name, d, r.errors())
+	}
+	return -1
+}
+
+// lastCSV is the header and the last line of a SIPp CSV file (fields
+// separated by ';'), as a map.
+func lastCSV(t *testing.T, glob string) map[string]string {
+	t.Helper()
+	m, _ := filepath.Glob(glob)
+	if len(m) != 1 {
+		t.Fatalf("SIPp statistics %s: %d files", glob, len(m))
+	}
+	b, err := os.ReadFile(m[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("%s: no data line:\n%s", m[0], b)
+	}
+	head, last := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
+	out := map[string]string{}
+	for i, h := range head {
+		if i < len(last) {
+			out[h] = last[i]
+		}
+	}
+	return out
+}
+
+// stat is one of SIPp's final call counters (-trace_stat), e.g.
+// "SuccessfulCall(C)", "FailedCall(C)", "OutgoingCall(C)". Read it after
+// SIPp exited.
+func (r *sippRun) stat(t *testing.T, name string) int {
+	t.Helper()
+	v, ok := lastCSV(t, filepath.Join(r.dir, "stat.csv"))[name]
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if !ok || err != nil {
+		t.Fatalf("%s: no SIPp statistic %q (%q)", r.name, name, v)
+	}
+	return n
+}
+
+// count sums SIPp's message counters (-trace_counts) of every scenario
+// step named like "*_<what>", e.g. "503_Recv" or "INVITE_Sent".
+func (r *sippRun) count(t *testing.T, what string) int {
+	t.Helper()
+	sum, found := 0, false
+	for k, v := range lastCSV(t, filepath.Join(r.dir, "*_counts.csv")) {
+		if strings.HasSuffix(k, "_"+what) {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("%s: counter %s = %q", r.name, k, v)
+			}
+			sum, found = sum+n, true
+		}
+	}
+	if !found {
+		t.Fatalf("%s: no SIPp counter *_%s", r.name, what)
+	}
+	return sum
 }
 
 func (r *sippRun) errors() string {

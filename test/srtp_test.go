@@ -173,10 +173,18 @@ func TestSRTPCarrierToPlainPBX(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		bRTP.WaitFor(0xA2, 1, time.Second)
-		time.Sleep(200 * time.Millisecond)
-		if got := bRTP.Received(0xA2); len(got) != 1 {
-			t.Fatalf("the PBX got %d copies of the packet, want exactly 1", len(got))
+		// Then the next packet, a marker: once it is through, every copy
+		// before it has been dealt with.
+		next, err := aRTP.Packet(0xA2, 51)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := aRTP.SendRaw(aTo, next); err != nil {
+			t.Fatal(err)
+		}
+		bRTP.WaitFor(0xA2, 2, 2*time.Second)
+		if got := bRTP.Received(0xA2); len(got) != 2 || got[0] != 50 || got[1] != 51 {
+			t.Fatalf("the PBX got sequence numbers %v, want 50 once, then the marker 51", got)
 		}
 		var ci struct {
 			Media mediarelay.CallMedia `json:"media"`
@@ -240,7 +248,12 @@ func TestSRTPCarrierToPlainPBX(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = aRTP.Send(aTo, 0xA4, 1, 5, 5*time.Millisecond)
-		time.Sleep(200 * time.Millisecond)
+		// A marker under the current key: once it is through, the five
+		// before it have been dealt with.
+		if err := aRTP.SetSendKey(&keyA2); err != nil {
+			t.Fatal(err)
+		}
+		rtpMarker(t, aRTP, bRTP, aTo, 0xA4F)
 		if got := bRTP.Received(0xA4); len(got) != 0 {
 			t.Fatalf("%d packets under the retired key were forwarded", len(got))
 		}

@@ -92,7 +92,7 @@ func TestTLSCallsInLab(t *testing.T) {
 	t.Run("carrier (TLS) calls PBX (SIPp UDP), caller hangs up", func(t *testing.T) {
 		const n = 3
 		pbx := startSIPp(t, "ent", "uas.xml", pbxArgs("-m", fmt.Sprint(n))...)
-		time.Sleep(300 * time.Millisecond)
+		waitUDPListen(t, "ent", pbxHost, 5060)
 		c := l.dialSBC(t)
 		phone := testphone.NewStream(t, "TLS", c.LocalAddr().String())
 		phone.Use(c) // one trunk connection for all calls
@@ -112,7 +112,7 @@ func TestTLSCallsInLab(t *testing.T) {
 
 	t.Run("carrier (TLS) calls PBX (SIPp UDP), callee hangs up", func(t *testing.T) {
 		pbx := startSIPp(t, "ent", "uas_bye.xml", pbxArgs("-m", "1")...)
-		time.Sleep(300 * time.Millisecond)
+		waitUDPListen(t, "ent", pbxHost, 5060)
 		c := l.dialSBC(t)
 		phone := testphone.NewStream(t, "TLS", c.LocalAddr().String())
 		phone.Use(c)

@@ -30,11 +30,13 @@ routing:
     - {name: uk, from_realm: enterprise, prefix: "+44", trunks: [{trunk: main}]}
 `, sbcExt, sbcInt, pbxHost, carrierHost)))
 
-	// Out, PBX -> SBC -> carrier.
+	// Out, PBX -> SBC -> carrier. Judged at the ends: the PBX's SIPp
+	// (10 answered and hung up, 20 refused with 503), the carrier's
+	// (exactly 10 calls) and the 503s on the PBX's wire.
 	wire := startCapture(t, "ent", "ent0")
 	w := watchAdmission(s, "trunk:main")
 	srv := startSIPp(t, "car", "uas.xml", carrierArgs("-m", "10")...)
-	time.Sleep(300 * time.Millisecond)
+	waitUDPListen(t, "car", carrierHost, 5060)
 	start := time.Now()
 	cl := startSIPp(t, "ent", "uac_admission.xml", pbxArgs(sbcInt+":5060", "-m", "30", "-r", "100", "-s", "+442071234567", "-set", "hold_ms", "3000")...)
 	cl.wait(t, 40*time.Second)
@@ -42,19 +44,19 @@ routing:
 	_, peakGauge := w.done()
 	s.waitIdle(t)
 	outDur := time.Since(start)
-	invites := s.metric(t, "sbc_sip_requests_total", `realm="carrier"`, `direction="out"`, `method="INVITE"`)
-	full := s.metric(t, "sbc_calls_total", `result="trunks_full"`)
-	done := s.metric(t, "sbc_calls_total", `result="bye_a"`)
+	ok, answered, refused503 := cl.stat(t, "SuccessfulCall(C)"), cl.count(t, "BYE_Sent"), cl.count(t, "503_Recv")
+	carrierCalls := srv.stat(t, "SuccessfulCall(C)")
 	var refusals []string
 	for _, m := range sipMessages(wire.stop(t), "SIP/2.0 503 ") {
 		if strings.Contains(m, "CSeq: 1 INVITE") {
 			refusals = append(refusals, m)
 		}
 	}
-	t.Logf("out: burst of 30 at 100/s in %v: %v INVITEs to the trunk, %v completed, %v refused (%d 503s on the wire); peak trunk gauge %d",
-		outDur.Round(time.Millisecond), invites, done, full, len(refusals), peakGauge)
-	if invites != 10 || done != 10 || full != 20 || len(refusals) != 20 {
-		t.Errorf("out: %v INVITEs to the trunk, %v completed, %v refused, %d 503s; want 10, 10, 20, 20", invites, done, full, len(refusals))
+	t.Logf("out: burst of 30 at 100/s in %v: at the PBX %d successful, %d answered, %d refused (%d 503s on the wire); at the carrier %d calls; peak trunk gauge %d (sbcd: %v INVITEs to the trunk, %v trunks_full)",
+		outDur.Round(time.Millisecond), ok, answered, refused503, len(refusals), carrierCalls, peakGauge,
+		s.metric(t, "sbc_sip_requests_total", `realm="carrier"`, `direction="out"`, `method="INVITE"`), s.metric(t, "sbc_calls_total", `result="trunks_full"`))
+	if ok != 30 || answered != 10 || refused503 != 20 || len(refusals) != 20 || carrierCalls != 10 {
+		t.Errorf("out: PBX %d successful, %d answered, %d refused, %d 503s on the wire; carrier %d calls; want 30, 10, 20, 20, 10", ok, answered, refused503, len(refusals), carrierCalls)
 	}
 	for _, m := range refusals {
 		if !strings.Contains(m, "\r\nRetry-After: 3\r\n") {

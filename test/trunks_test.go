@@ -202,7 +202,8 @@ routing:
 	wire := startCapture(t, "car", "car0")
 	busy := startSIPp(t, "car", "uas_503.xml", "-i", carrierHost, "-p", "5062", "-m", "1")
 	main := startSIPp(t, "car", "uas.xml", carrierArgs("-m", "1")...)
-	time.Sleep(300 * time.Millisecond)
+	waitUDPListen(t, "car", carrierHost, 5062)
+	waitUDPListen(t, "car", carrierHost, 5060)
 	cl := startSIPp(t, "ent", "uac_pai.xml", pbxArgs(sbcInt+":5060", "-m", "1", "-s", "+442071234567")...)
 	cl.wait(t, 30*time.Second)
 	busy.wait(t, 10*time.Second)
@@ -237,7 +238,7 @@ routing:
 	// number; the PBX sees E.164.
 	entWire := startCapture(t, "ent", "ent0")
 	pbx := startSIPp(t, "ent", "uas.xml", pbxArgs("-m", "1")...)
-	time.Sleep(300 * time.Millisecond)
+	waitUDPListen(t, "ent", pbxHost, 5060)
 	in := startSIPp(t, "car", "uac.xml", carrierArgs(sbcExt+":5060", "-m", "1", "-s", "030123")...)
 	in.wait(t, 30*time.Second)
 	pbx.wait(t, 10*time.Second)
