@@ -68,8 +68,12 @@ func (s *SBC) relayEarlyOffer(r *Realm, req *sip.Request, tx sip.ServerTransacti
 	}
 	seq, d := y.nextCSeqLocked(), y.d
 	c.mu.Unlock()
+	// release ends this offer before its answer leaves: a peer may send
+	// its next offer the moment it has the answer, which must not be 491.
+	released := false
 	release := func() {
-		if offers {
+		if offers && !released {
+			released = true
 			c.mu.Lock()
 			st.earlyBusy = false
 			c.mu.Unlock()
@@ -106,6 +110,7 @@ func (s *SBC) relayEarlyOffer(r *Realm, req *sip.Request, tx sip.ServerTransacti
 		s.rollbackOffer(c) // the early session is as before the offer
 	}
 	if res == nil {
+		release()
 		s.reply(r, req, tx, sip.StatusRequestTimeout, "Request Timeout", "")
 		return
 	}
@@ -129,5 +134,6 @@ func (s *SBC) relayEarlyOffer(r *Realm, req *sip.Request, tx sip.ServerTransacti
 		filter, from = r.filter, res
 	}
 	back := topology.BuildResponse(req, res.StatusCode, res.Reason, x.d.LocalTag, res.IsSuccess() && isUpdate, x.local, filter, from, rbody, contentType(res))
+	release()
 	s.respond(r, tx, back)
 }
