@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-unit deps lab-up lab-down bench-load bench-sip bench-media bench-ha bench-raft bench-tls fuzz vet fmt clean
+.PHONY: all build run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-media bench-ha bench-raft bench-tls fuzz vet fmt clean
 
 all: build
 
@@ -35,19 +35,25 @@ deps:
 # coordinator under load and fails with "context deadline exceeded" and no
 # crasher (golang/go#75804, fixed in Go 1.27).
 TESTJSON  ?= .ci/out/test.json
-LAB_PKGS  := ./ha ./test ./test/ha
+LAB_PKGS  := ./test ./test/ha # then ha's multi-process TestPrivileged* (the rest ran under -race)
 UNIT_PKGS  = $(shell $(GO) list $(PKGS) | grep -v -e '/test$$' -e '/test/ha$$' -e '/edgesbc/ha$$')
 test: deps build
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 	bash -o pipefail -c '{ $(GO) test -json -race -count=1 -timeout 20m $(UNIT_PKGS); u=$$?; \
 		$(GO) test -json -race -short -count=1 -timeout 10m ./ha; r=$$?; \
-		$(GO) test -json -p 1 -count=1 -timeout 20m $(LAB_PKGS); l=$$?; exit $$((u|r|l)); } \
+		$(GO) test -json -p 1 -count=1 -timeout 20m $(LAB_PKGS); l=$$?; \
+		$(GO) test -json -count=1 -timeout 10m -run '^TestPrivileged' ./ha; h=$$?; exit $$((u|r|l|h)); } \
 		| $(GO) run ./internal/ci/testsummary -o $(TESTJSON)'
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzCheck -fuzztime 200000x ./sbc/sipguard
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 80000x -fuzzminimizetime 2000x ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzParseCrypto -fuzztime 60000x -fuzzminimizetime 2000x ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 15000x -fuzzminimizetime 2000x ./sbc
+
+# The lab tests that take minutes of real time (RFC 4028's 90 s session
+# floor against SIPp), left out of make test.
+test-long: deps build
+	SBC_LONG=1 $(GO) test -count=1 -timeout 20m -run 'TestSessionTimerSilentCaller' -v ./test
 
 # Without the lab (no root needed).
 test-unit:

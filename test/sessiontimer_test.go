@@ -15,6 +15,12 @@ import (
 // captured and checked for the other side's hosts and identifiers.
 func TestSessionTimerSilentCaller(t *testing.T) {
 	needLab(t)
+	if os.Getenv("SBC_LONG") == "" {
+		// RFC 4028's 90 s floor in real time: 105 s, a sixth of CI's budget.
+		// The same behaviour runs in CI on a scaled clock (sbc's
+		// sessiontimer_test.go); this is the real binary against SIPp.
+		t.Skip("long: 105 s of real session time; make test-long runs it")
+	}
 	// SIPp sends no RTP: the media timeout must not end the calls first.
 	cfg := writeLabConfig(t, []string{pbxHost + ":5060"}, "3s")
 	b, err := os.ReadFile(cfg)
