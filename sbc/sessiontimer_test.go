@@ -60,25 +60,6 @@ func stRequest(p *testphone.Phone, d testphone.Dialog, method string, cseq int, 
 		d.RemoteURI, d.RemoteTag, d.CallID, cseq, method, p.Addr, extra), body)
 }
 
-// stAnswer answers req with extra header lines.
-func stAnswer(p *testphone.Phone, req *sip.Request, code int, reason, toTag, extra, body string) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "SIP/2.0 %d %s\n", code, reason)
-	for _, v := range req.GetHeaders("Via") {
-		fmt.Fprintf(&b, "Via: %s\n", v.Value())
-	}
-	to := req.To().Value()
-	if toTag != "" && !strings.Contains(to, "tag=") {
-		to += ";tag=" + toTag
-	}
-	fmt.Fprintf(&b, "From: %s\nTo: %s\nCall-ID: %s\nCSeq: %s\n", req.From().Value(), to, req.CallID().Value(), req.CSeq().Value())
-	if code > 100 && code < 300 {
-		fmt.Fprintf(&b, "Contact: <sip:callee@%s>\n", p.Addr)
-	}
-	b.WriteString(extra)
-	p.Send(req.Source(), b.String(), body)
-}
-
 func headerValues(m sip.Message, name string) string {
 	var v []string
 	for _, h := range m.GetHeaders(name) {
@@ -106,7 +87,7 @@ func TestSessionTimerCallerStopsRefreshing(t *testing.T) {
 	if !strings.Contains(headerValues(inv, "Supported"), "timer") || headerValues(inv, "Min-SE") != "90" {
 		t.Errorf("leg B INVITE: Supported %q Min-SE %q, want timer and 90", headerValues(inv, "Supported"), headerValues(inv, "Min-SE"))
 	}
-	stAnswer(callee, inv, 200, "OK", "callee1", "", testphone.TestSDP)
+	respondWith(callee, inv, 200, "OK", "callee1", "", testphone.TestSDP)
 	ok := caller.ExpectResponse(200, sip.INVITE, wait)
 	if se := headerValues(ok, "Session-Expires"); se != "90;refresher=uac" {
 		t.Errorf("2xx Session-Expires %q, want 90;refresher=uac", se)
@@ -165,7 +146,7 @@ func TestSessionTimerSBCRefreshes(t *testing.T) {
 	if se := headerValues(inv, "Session-Expires"); se != "120" {
 		t.Errorf("leg B INVITE Session-Expires %q, want the realm's 120", se)
 	}
-	stAnswer(callee, inv, 200, "OK", "callee1", "Session-Expires: 120;refresher=uac\nRequire: timer\nAllow: INVITE, ACK, BYE, CANCEL, UPDATE\n", testphone.TestSDP)
+	respondWith(callee, inv, 200, "OK", "callee1", "Session-Expires: 120;refresher=uac\nRequire: timer\nAllow: INVITE, ACK, BYE, CANCEL, UPDATE\n", testphone.TestSDP)
 	ok := caller.ExpectResponse(200, sip.INVITE, wait)
 	if se := headerValues(ok, "Session-Expires"); se != "90;refresher=uas" {
 		t.Errorf("2xx Session-Expires %q, want 90;refresher=uas (the caller supports no timer)", se)
@@ -189,7 +170,7 @@ func TestSessionTimerSBCRefreshes(t *testing.T) {
 	if se := headerValues(reinv, "Session-Expires"); se != "90;refresher=uac" {
 		t.Errorf("refresh Session-Expires %q, want 90;refresher=uac", se)
 	}
-	stAnswer(caller, reinv, 200, "OK", "", "", testphone.TestSDP)
+	respondWith(caller, reinv, 200, "OK", "", "", testphone.TestSDP)
 	if ack := caller.ExpectRequest(sip.ACK, wait); ack.CSeq().SeqNo != reinv.CSeq().SeqNo {
 		t.Errorf("ACK CSeq %d for re-INVITE %d", ack.CSeq().SeqNo, reinv.CSeq().SeqNo)
 	}
@@ -201,7 +182,7 @@ func TestSessionTimerSBCRefreshes(t *testing.T) {
 	if se := headerValues(up, "Session-Expires"); se != "120;refresher=uac" {
 		t.Errorf("leg B refresh Session-Expires %q, want 120;refresher=uac", se)
 	}
-	stAnswer(callee, up, 200, "OK", "", "Session-Expires: 120;refresher=uac\nRequire: timer\n", "")
+	respondWith(callee, up, 200, "OK", "", "Session-Expires: 120;refresher=uac\nRequire: timer\n", "")
 	isReq := func(m sip.Message) bool { _, ok := m.(*sip.Request); return ok }
 	caller.Quiet(5*unit, func(m sip.Message) bool { r, ok := m.(*sip.Request); return ok && r.Method == sip.UPDATE }, "leg B's refresh on leg A")
 
@@ -210,7 +191,7 @@ func TestSessionTimerSBCRefreshes(t *testing.T) {
 	if string(reinv2.Body()) != string(ok.Body()) {
 		t.Errorf("second refresh changed leg A's SDP")
 	}
-	stAnswer(caller, reinv2, 200, "OK", "", "", testphone.TestSDP)
+	respondWith(caller, reinv2, 200, "OK", "", "", testphone.TestSDP)
 	caller.ExpectRequest(sip.ACK, wait)
 
 	caller.Request(dA, "BYE", 3, "st-refresh-bye", "")
@@ -230,12 +211,12 @@ func TestSessionTimerRefreshFails(t *testing.T) {
 	s := timerSBC(t, callee.Addr, "{expires: 90s}", "{expires: 0s}")
 	stInvite(caller, s.carrier, "st-481", 1, "Allow: INVITE, ACK, BYE, UPDATE")
 	inv := callee.ExpectRequest(sip.INVITE, wait)
-	stAnswer(callee, inv, 200, "OK", "callee1", "", testphone.TestSDP)
+	respondWith(callee, inv, 200, "OK", "callee1", "", testphone.TestSDP)
 	ok := caller.ExpectResponse(200, sip.INVITE, wait)
 	caller.Ack(testphone.CallerDialog(ok, s.carrier), 1, "st-481-ack")
 	callee.ExpectRequest(sip.ACK, wait)
 	up := caller.ExpectRequest(sip.UPDATE, 60*unit)
-	stAnswer(caller, up, 481, "Call/Transaction Does Not Exist", "", "", "")
+	respondWith(caller, up, 481, "Call/Transaction Does Not Exist", "", "", "")
 	bye := callee.ExpectRequest(sip.BYE, wait)
 	if r := headerValues(bye, "Reason"); !strings.Contains(r, "Q.850") {
 		t.Errorf("BYE Reason %q", r)
@@ -266,7 +247,7 @@ func TestSessionTimer422(t *testing.T) {
 
 	stInvite(caller, s.carrier, "st-422", 2, "Supported: timer\nSession-Expires: 120\nMin-SE: 120")
 	inv := callee.ExpectRequest(sip.INVITE, wait)
-	stAnswer(callee, inv, 422, "Session Interval Too Small", "c422", "Min-SE: 300\n", "")
+	respondWith(callee, inv, 422, "Session Interval Too Small", "c422", "Min-SE: 300\n", "")
 	callee.ExpectRequest(sip.ACK, wait)
 	inv2 := callee.ExpectRequest(sip.INVITE, wait)
 	if inv2.CallID().Value() != inv.CallID().Value() || testphone.FromTag(inv2.From()) != testphone.FromTag(inv.From()) || inv2.CSeq().SeqNo != inv.CSeq().SeqNo+1 {
@@ -276,7 +257,7 @@ func TestSessionTimer422(t *testing.T) {
 	if se, ms := headerValues(inv2, "Session-Expires"), headerValues(inv2, "Min-SE"); se != "300" || ms != "300" {
 		t.Errorf("retry Session-Expires %q Min-SE %q, want 300 and 300", se, ms)
 	}
-	stAnswer(callee, inv2, 200, "OK", "callee1", "Session-Expires: 300;refresher=uas\n", testphone.TestSDP)
+	respondWith(callee, inv2, 200, "OK", "callee1", "Session-Expires: 300;refresher=uas\n", testphone.TestSDP)
 	ok := caller.ExpectResponse(200, sip.INVITE, wait)
 	if se := headerValues(ok, "Session-Expires"); se != "120;refresher=uac" {
 		t.Errorf("leg A 2xx Session-Expires %q, want its own 120;refresher=uac", se)
