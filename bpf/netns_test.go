@@ -106,7 +106,7 @@ func vethPair(t testing.TB, n1 *testNS, dev1, addr1 string, n2 *testNS, dev2, ad
 	n2.ip(t, "link", "set", dev2, "up")
 }
 
-// nicLike gives a host veth the lab's NIC-like settings (DESIGN.md): full
+// nicLike gives a host veth the lab's NIC-like settings (docs/architecture.md): full
 // checksums on transmit, and GRO on (NAPI, so XDP redirects into it land)
 // unless gro is false.
 func (n *testNS) nicLike(t testing.TB, dev string, gro bool) {

@@ -27,7 +27,7 @@ import (
 	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
-// Fixed lab addresses (DESIGN.md, "The netns lab").
+// Fixed lab addresses (docs/architecture.md, "The netns lab").
 const (
 	carrierHost = "203.0.113.10"
 	sbcExt      = "203.0.113.1"

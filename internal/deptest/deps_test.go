@@ -1,5 +1,5 @@
 // Package deptest holds the test that keeps the package graph the shape
-// DESIGN.md draws: cmd -> sbc -> {topology, policy, mediarelay, cdr, hep},
+// docs/architecture.md draws: cmd -> sbc -> {topology, policy, mediarelay, cdr, hep},
 // mediarelay -> bpf, and everything may import the leaves config and api.
 // sbcd's parts under cmd/sbcd/internal (the failover order, the kernel
 // datapath) have arrows of their own.

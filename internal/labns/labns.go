@@ -1,4 +1,4 @@
-// Package labns is what tests need to work in the netns lab of DESIGN.md:
+// Package labns is what tests need to work in the netns lab of docs/architecture.md:
 // the machine-wide lab lock, running code inside a lab namespace, and
 // sockets and HTTP clients that live there.
 package labns

@@ -18,7 +18,7 @@ import (
 	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
-// Fixed HA lab addresses (DESIGN.md).
+// Fixed HA lab addresses (docs/architecture.md, "The netns lab").
 const (
 	carrierHost = "203.0.113.10"
 	pbxHost     = "198.51.100.10"

@@ -1,6 +1,6 @@
 // Package ha_test runs the HA pair end to end: three real sbcd processes
 // (node A in namespace sbca, node B in sbcb, the witness in wit) in the
-// HA lab of DESIGN.md, Go test phones with real RTP in car and ent, and
+// HA lab of docs/architecture.md, Go test phones with real RTP in car and ent, and
 // kill -9 of the active node. Root only; it takes the lab lock and builds
 // the lab with scripts/lab.sh ha-up.
 package ha_test
