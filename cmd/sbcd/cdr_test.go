@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/edgesbc/edgesbc/cdr"
 	"github.com/edgesbc/edgesbc/internal/pgtest"
-	"github.com/edgesbc/edgesbc/internal/syncbuf"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 )
 
@@ -46,7 +44,7 @@ cdr:
   node: kill9-node
   file: {path: %q, fsync: batch, fsync_interval: 100ms}
 `, carrier, sipPorts[1], callee.Addr, admin, path)
-	p := runSBCDConfig(t, y, admin)
+	p := runSBCD(t, y, admin, false)
 
 	const calls = 5
 	cdrCalls(t, caller, callee, carrier, "kill9-call", 0, calls)
@@ -92,42 +90,6 @@ cdr:
 	}
 	if !strings.Contains(p.out.String(), "call detail records on") {
 		t.Error("sbcd did not log its CDR sinks at start")
-	}
-}
-
-// runSBCDConfig runs sbcd on config y and returns once /healthz answers.
-func runSBCDConfig(t *testing.T, y, admin string) *sbcd {
-	t.Helper()
-	cfgPath := filepath.Join(t.TempDir(), "sbcd.yaml")
-	if err := os.WriteFile(cfgPath, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := &sbcd{t: t, admin: admin, out: &syncbuf.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(sbcdBin, "-config", cfgPath)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("sbcd output:\n%s", tailLines(p.out.String(), 60))
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if code, _ := p.get("/healthz"); code == 200 {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sbcd admin API not up:\n%s", p.out)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -186,7 +148,7 @@ func TestCDRPostgresDownDuringCalls(t *testing.T) {
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	sipPorts := freePorts(t, "udp", 2)
 	carrier := fmt.Sprintf("127.0.0.1:%d", sipPorts[0])
-	p := runSBCDConfig(t, fmt.Sprintf(`
+	p := runSBCD(t, fmt.Sprintf(`
 realms:
   - {name: carrier, listen: %q, media: {ports: 44000-44999}}
   - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: 45000-45999}}
@@ -196,7 +158,7 @@ media: {datapath: userspace}
 admin: {listen: %q}
 cdr:
   postgres: {dsn: %q, batch_size: 5, batch_interval: 50ms, connect_timeout: 1s, spool_dir: %q}
-`, carrier, sipPorts[1], callee.Addr, admin, srv.DSN, filepath.Join(t.TempDir(), "spool")), admin)
+`, carrier, sipPorts[1], callee.Addr, admin, srv.DSN, filepath.Join(t.TempDir(), "spool")), admin, false)
 
 	cdrCalls(t, caller, callee, carrier, "pg", 0, 3)
 	p.waitMetric("cdr_records_written_total", `sink="postgres"`, 3, 5*time.Second)
