@@ -117,7 +117,7 @@ func calls(c *http.Client, admin string, asJSON bool) error {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTATE\tAGE\tROUTE\tMOS\tA REALM\tA PEER\tA CALL-ID\tB REALM\tB PEER\tB CALL-ID")
+	fmt.Fprintln(w, "ID\tSTATE\tAGE\tROUTE\tPATH\tMOS\tA REALM\tA PEER\tA CALL-ID\tB REALM\tB PEER\tB CALL-ID")
 	for _, ci := range list {
 		bRealm, bPeer, bCID := "-", "-", "-"
 		if ci.B != nil {
@@ -127,8 +127,12 @@ func calls(c *http.Client, admin string, asJSON bool) error {
 		if ci.MOS > 0 {
 			mos = fmt.Sprintf("%.2f", ci.MOS)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ci.ID, ci.State,
-			time.Since(ci.Start).Round(time.Second), ci.Route, mos,
+		path := "-"
+		if ci.Path != "" {
+			path = ci.Path
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ci.ID, ci.State,
+			time.Since(ci.Start).Round(time.Second), ci.Route, path, mos,
 			ci.A.Realm, ci.A.Peer, ci.A.CallID, bRealm, bPeer, bCID)
 	}
 	fmt.Fprintf(w, "%d calls\n", len(list))
