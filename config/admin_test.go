@@ -37,8 +37,8 @@ func TestAdminTokenAndTLS(t *testing.T) {
 		{"default", baseYAML, "", true, false},
 		{"loopback with token", admin(`listen: "127.0.0.1:8080", token: 0123456789abcdef`), "0123456789abcdef", true, false},
 		{"ipv6 loopback", admin(`listen: "[::1]:8080"`), "", true, false},
-		{"token file's first line", admin(`listen: "127.0.0.1:8080", token_file: `+tokFile), "0123456789abcdef0123", true, false},
-		{"management address with token and tls", admin(`listen: "192.0.2.2:8443", token_file: `+tokFile+`,`+tls), "0123456789abcdef0123", false, true},
+		{"token file's first line", admin(`listen: "127.0.0.1:8080", token_file: ` + tokFile), "0123456789abcdef0123", true, false},
+		{"management address with token and tls", admin(`listen: "192.0.2.2:8443", token_file: ` + tokFile + `,` + tls), "0123456789abcdef0123", false, true},
 	}
 	for _, c := range good {
 		cfg, err := config.Parse([]byte(c.yaml))
