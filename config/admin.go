@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 )
 
 // Admin is the HTTP admin API and the dashboard:
@@ -15,6 +16,7 @@ import (
 //	  token_file: /etc/edgesbc/admin.token   # or token: "..." inline
 //	  tls_cert: /etc/edgesbc/admin.crt       # with tls_key: HTTPS
 //	  tls_key: /etc/edgesbc/admin.key
+//	  history_interval: 10s   # the dashboard's charts: one point per interval, the last hour kept
 //
 // On loopback, reads need nothing; on any other address everything but
 // the dashboard's page and /healthz needs the token, and the listener
@@ -30,6 +32,21 @@ type Admin struct {
 	// TLSCert and TLSKey are PEM files; set both to serve HTTPS.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+	// HistoryInterval is the time between the samples behind the
+	// dashboard's charts (GET /api/v1/history); an hour of them is kept.
+	HistoryInterval Duration `yaml:"history_interval"`
+}
+
+// HistoryPoints is how many samples make the last hour.
+func (a Admin) HistoryPoints() int { return int(time.Hour / a.HistoryInterval.Std()) }
+
+func (a *Admin) applyDefaults() {
+	if a.Listen == "" {
+		a.Listen = "127.0.0.1:8080"
+	}
+	if a.HistoryInterval == 0 {
+		a.HistoryInterval = Duration(10 * time.Second)
+	}
 }
 
 // MinAdminToken is the shortest token accepted: 16 bytes is 128 bits
@@ -65,6 +82,9 @@ func (a Admin) validate() error {
 	ap, err := netip.ParseAddrPort(a.Listen)
 	if err != nil {
 		return keyErr("admin.listen", "%q is not ip:port (%v)", a.Listen, err)
+	}
+	if d := a.HistoryInterval.Std(); d < time.Second || d > time.Minute {
+		return keyErr("admin.history_interval", "must be between 1s and 1m")
 	}
 	if a.Token != "" && a.TokenFile != "" {
 		return keyErr("admin.token", "set token or token_file, not both")

@@ -56,6 +56,18 @@ func TestAdminTokenAndTLS(t *testing.T) {
 		}
 	}
 
+	for _, c := range []struct {
+		yaml   string
+		points int
+	}{{baseYAML, 360}, {admin(`listen: "127.0.0.1:8080", history_interval: 1s`), 3600}, {admin(`listen: "127.0.0.1:8080", history_interval: 1m`), 60}} {
+		cfg, err := config.Parse([]byte(c.yaml))
+		if err != nil {
+			t.Errorf("history: %v", err)
+		} else if n := cfg.Admin.HistoryPoints(); n != c.points {
+			t.Errorf("history: %d points, want %d", n, c.points)
+		}
+	}
+
 	bad := []struct {
 		name string
 		yaml string
@@ -73,6 +85,8 @@ func TestAdminTokenAndTLS(t *testing.T) {
 		{"cert without key", admin(`listen: "127.0.0.1:8080", tls_cert: ` + pair.CertFile), []string{"admin.tls_key", "tls_key is not"}},
 		{"key without cert", admin(`listen: "127.0.0.1:8080", tls_key: ` + pair.KeyFile), []string{"admin.tls_cert", "tls_cert is not"}},
 		{"unreadable cert", admin(`listen: "127.0.0.1:8080", tls_cert: /nonexistent.pem, tls_key: ` + pair.KeyFile), []string{"admin.tls_cert"}},
+		{"history too fine", admin(`listen: "127.0.0.1:8080", history_interval: 500ms`), []string{"admin.history_interval", "between 1s and 1m"}},
+		{"history too coarse", admin(`listen: "127.0.0.1:8080", history_interval: 2m`), []string{"admin.history_interval"}},
 		{"unknown key", admin(`listen: "127.0.0.1:8080", password: x`), []string{"password"}},
 	}
 	for _, c := range bad {

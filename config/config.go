@@ -258,9 +258,7 @@ func (c *Config) applyDefaults() {
 	if c.Media.Timeout == 0 {
 		c.Media.Timeout = Duration(30 * time.Second)
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:8080"
-	}
+	c.Admin.applyDefaults()
 	if c.SIP.UDPReadBuffer == 0 {
 		c.SIP.UDPReadBuffer = 4 << 20
 	}
