@@ -8,13 +8,16 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/edgesbc/edgesbc/api"
 )
 
-const usage = `usage: sbcctl [-admin URL] COMMAND
+const usage = `usage: sbcctl [-admin URL] [-token-file FILE] [-cacert FILE] [-json] COMMAND
+The admin token (needed by unban, and by everything when the admin API is
+not on loopback) comes from -token-file or $SBCCTL_TOKEN.
 commands:
   calls     active calls as a table, with MOS (-json for the raw list)
   call ID   one call with its media streams (JSON)
@@ -28,14 +31,19 @@ commands:
 func main() {
 	admin := flag.String("admin", "http://127.0.0.1:8080", "admin API base URL")
 	asJSON := flag.Bool("json", false, "print JSON instead of a table")
+	tokenFile := flag.String("token-file", "", "file holding the admin token (else $"+tokenEnv+")")
+	caFile := flag.String("cacert", "", "PEM file of the CA that signed the admin API's certificate (https)")
 	flag.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
 	flag.Parse()
 	if flag.NArg() < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	var err error
+	client, err := newClient(*tokenFile, *caFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sbcctl:", err)
+		os.Exit(2)
+	}
 	switch flag.Arg(0) {
 	case "calls":
 		err = calls(client, *admin, *asJSON)
@@ -89,7 +97,7 @@ func get(c *http.Client, url string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", url, err)
 	}
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, res.Status)
+		return nil, fmt.Errorf("%s: %s: %s", url, res.Status, strings.TrimSpace(string(b[:min(len(b), 512)])))
 	}
 	return b, nil
 }
