@@ -34,14 +34,30 @@ function el(tag, text, cls) {
   return e;
 }
 
-function fill(id, rows, cells) {
-  const body = document.querySelector("#" + id + " tbody");
+// fill replaces a table's rows: cells(row, tr) gives each row's cells,
+// as <td> nodes or values; an empty list shows one row saying so.
+function fill(id, rows, cells, empty = "none") {
+  const table = document.getElementById(id);
   const out = rows.map((r) => {
     const tr = document.createElement("tr");
     cells(r, tr).forEach((c) => tr.append(c instanceof Node ? c : el("td", c)));
     return tr;
   });
-  body.replaceChildren(...out);
+  if (!out.length) {
+    const td = el("td", empty, "empty");
+    td.colSpan = table.tHead.rows[0].cells.length;
+    out.push(document.createElement("tr"));
+    out[0].append(td);
+  }
+  table.tBodies[0].replaceChildren(...out);
+}
+
+// long is a cell for a value that may be long (Call-IDs, peers): cut
+// short on screen, whole in its title.
+function long(v) {
+  const td = el("td", v, "long");
+  td.title = v;
+  return td;
 }
 
 function num(v) { return el("td", v, "num"); }
@@ -60,8 +76,8 @@ function calls(list) {
     tr.dataset.callId = c.id;
     const b = c.b || { realm: "-", peer: "-", call_id: "-" };
     return [c.id, c.state, num(duration(now - Date.parse(c.start))), c.route, c.path || "-",
-      num(c.mos > 0 ? c.mos.toFixed(2) : "-"), c.a.realm, c.a.peer, c.a.call_id, b.realm, b.peer, b.call_id];
-  });
+      num(c.mos > 0 ? c.mos.toFixed(2) : "-"), c.a.realm, long(c.a.peer), long(c.a.call_id), b.realm, long(b.peer), long(b.call_id)];
+  }, "no calls");
 }
 
 function trunks(list) {
@@ -71,7 +87,7 @@ function trunks(list) {
     if (t.dns_error) targets.append(el("span", "DNS: " + t.dns_error, "down"));
     const reg = t.registration ? t.registration.state + (t.registration.last_code ? " (" + t.registration.last_code + ")" : "") : "-";
     return [t.name, t.realm, el("td", t.up ? "up" : "down", t.up ? "up" : "down"), targets, reg];
-  });
+  }, "no trunks");
 }
 
 function flows(f) {
@@ -82,7 +98,7 @@ function flows(f) {
     p.n++; p.packets += x.packets; p.bytes += x.bytes;
   }
   fill("flows", Object.values(by).sort((a, b) => a.path.localeCompare(b.path)),
-    (p) => [p.path, num(p.n), num(p.packets), num(p.bytes)]);
+    (p) => [p.path, num(p.n), num(p.packets), num(p.bytes)], "no flows");
 }
 
 function ha(h) {
@@ -90,7 +106,7 @@ function ha(h) {
   if (!h) {
     pill.textContent = "HA off";
     pill.className = "pill";
-    fill("ha", [], () => []);
+    fill("ha", [], () => [], "HA off: no ha section or state_dir");
     return;
   }
   pill.textContent = h.node_id + ": " + h.role + " (term " + h.term + ")";
@@ -100,7 +116,7 @@ function ha(h) {
 }
 
 function admission(list) {
-  fill("admission", list, (a) => [a.key, num(a.active), num(a.max_calls || "-"), num(a.max_cps || "-")]);
+  fill("admission", list, (a) => [a.key, num(a.active), num(a.max_calls || "-"), num(a.max_cps || "-")], "no admission limits");
 }
 
 function bans(list) {
@@ -112,7 +128,7 @@ function bans(list) {
     const td = el("td");
     td.append(btn);
     return [b.addr, b.reason, new Date(b.since).toLocaleTimeString(), num(duration(Date.parse(b.until) - now)), num(b.dropped), td];
-  });
+  }, "no bans");
 }
 
 // unban is a write action: it needs the admin token on any address.
@@ -143,12 +159,21 @@ function chart(id, series, fixedMax) {
     if (i) pl.setAttribute("class", "second");
     kids.push(pl);
   });
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", 2);
-  label.setAttribute("y", 9);
+  const text = (x, y, anchor, t) => {
+    const e = document.createElementNS(ns, "text");
+    e.setAttribute("x", x);
+    e.setAttribute("y", y);
+    e.setAttribute("text-anchor", anchor);
+    e.textContent = t;
+    kids.push(e);
+  };
+  const axis = document.createElementNS(ns, "line");
+  [["x1", 0], ["y1", H - 0.5], ["x2", W], ["y2", H - 0.5]].forEach(([k, v]) => axis.setAttribute(k, v));
+  kids.push(axis);
   const last = series[0].length ? series[0][series[0].length - 1][1] : 0;
-  label.textContent = "max " + +max.toFixed(2) + ", now " + +last.toFixed(2);
-  kids.push(label);
+  text(2, 9, "start", "max " + +max.toFixed(2) + ", now " + +last.toFixed(2));
+  text(2, H - 3, "start", "-60 min");
+  text(W - 2, H - 3, "end", "now");
   svg.dataset.points = series[0].length;
   svg.replaceChildren(...kids);
 }
