@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -41,6 +42,7 @@ realms:
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q]}
 media: {datapath: userspace}
+trunks: [{name: pstn, realm: enterprise, targets: ["127.0.0.2:9"], options: {interval: 1s}}]
 guard:
   realms: [{realm: carrier, admission: {max_calls: 3, retry_after: 3s}}]
 admin: {listen: %q, history_interval: 1s}
@@ -74,19 +76,36 @@ admin: {listen: %q, history_interval: 1s}
 			t.Fatalf("admin API lists %d calls, want %d, all with MOS: %+v", len(listed), calls, listed)
 		}
 	}
-	// Two history points with the shed call behind them (one a second).
+	// The history (a point a second) counts the four calls offered and
+	// the one shed, and has the calls' MOS.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		var h api.History
 		_, body := p.get("/api/v1/history")
 		if err := json.Unmarshal([]byte(body), &h); err != nil {
 			t.Fatalf("/api/v1/history: %v\n%s", err, body)
 		}
-		if len(h.Points) >= 2 && h.Points[len(h.Points)-1].Active == calls {
+		offered, shed, mos := 0.0, 0.0, 0.0
+		for _, pt := range h.Points {
+			offered += pt.CPS * h.IntervalS
+			shed += pt.ShedPS * h.IntervalS
+			mos = max(mos, pt.MOS)
+		}
+		last := api.HistoryPoint{}
+		if len(h.Points) > 0 {
+			last = h.Points[len(h.Points)-1]
+		}
+		// Rates are over the time between ticks, which jitters: 10%.
+		if last.Active == calls && math.Abs(offered-calls-1) < 0.4 && math.Abs(shed-1) < 0.1 && mos > 4 && last.MOSMin > 4 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("history has no point with %d active calls: %+v", calls, h)
+			t.Fatalf("history: %.2f calls offered, %.2f shed, best MOS %.2f, last point %+v; want %d, 1, above 4, %d active",
+				offered, shed, mos, last, calls+1, calls)
 		}
+	}
+	var trunks []api.Trunk
+	if _, body := p.get("/api/v1/trunks"); json.Unmarshal([]byte(body), &trunks) != nil || len(trunks) != 1 || len(trunks[0].Targets) != 1 {
+		t.Fatalf("/api/v1/trunks: %s", body)
 	}
 
 	var flows api.Flows
@@ -125,6 +144,8 @@ admin: {listen: %q, history_interval: 1s}
 		`(datapath userspace)`,
 		`<td>userspace</td><td class="num">` + strconv.Itoa(len(flows.Flows)) + "<", // rtp and rtcp, each side
 		`updated `,
+		`<td>pstn</td><td>enterprise</td>`,
+		">" + trunks[0].Targets[0].Target + " ", // its state changes as the probes fail
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page has no %q", want)
