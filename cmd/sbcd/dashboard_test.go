@@ -27,8 +27,8 @@ import (
 // (Debian's chromium) against the real sbcd with three calls up and RTP
 // through them, and a fourth call shed by admission: the page's DOM shows
 // every call the admin API lists, with both legs, state, media path and
-// MOS, the admission key with its limit, the datapath's flows and charts
-// with points. The screenshot is kept in .ci/out/dashboard.png.
+// MOS, the admission key with its limit, the datapath's flows, a trunk,
+// the HA role (state_dir: a one-voter Raft) and charts with points. The screenshot is kept in .ci/out/dashboard.png.
 func TestDashboardShowsLiveCalls(t *testing.T) {
 	ci.Require(t, "chromium")
 	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
@@ -46,8 +46,18 @@ trunks: [{name: pstn, realm: enterprise, targets: ["127.0.0.2:9"], options: {int
 guard:
   realms: [{realm: carrier, admission: {max_calls: 3, retry_after: 3s}}]
 admin: {listen: %q, history_interval: 1s}
-`, carrier, sipPorts[1], callee.Addr, admin), admin, false)
+state_dir: %q
+`, carrier, sipPorts[1], callee.Addr, admin, t.TempDir()), admin, false)
 
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var h api.HA
+		if _, body := p.get("/api/v1/ha"); json.Unmarshal([]byte(body), &h) == nil && h.Role == "leader" {
+			break // a standby drops SIP
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the one-voter Raft did not lead within 5 s")
+		}
+	}
 	const calls = 3
 	ids := make([]string, calls)
 	for i := range calls {
@@ -139,7 +149,8 @@ admin: {listen: %q, history_interval: 1s}
 	}
 	for _, want := range []string{
 		`<span id="calls-count" class="count">(3)</span>`,
-		`<span id="ha-role" class="pill">HA off</span>`,
+		`<span id="ha-role" class="pill leader">local: leader (term `, // state_dir: a one-voter Raft
+		`<td>local (this node)</td>`,
 		`<td>realm:carrier</td><td class="num">3</td><td class="num">3</td>`,
 		`(datapath userspace)`,
 		`<td>userspace</td><td class="num">` + strconv.Itoa(len(flows.Flows)) + "<", // rtp and rtcp, each side
