@@ -26,6 +26,7 @@ func TestAdminWritesNeedToken(t *testing.T) {
 	for _, w := range []struct{ method, path string }{
 		{http.MethodDelete, "/api/v1/bans/192.0.2.77"},
 		{http.MethodPost, "/api/v1/reload"},
+		{http.MethodPost, "/api/v1/config/reload"},
 		{http.MethodPost, "/api/v1/drain"},
 		{http.MethodPut, "/api/v1/calls"},
 		{http.MethodPatch, "/"},
