@@ -83,7 +83,7 @@ function calls(list) {
 function trunks(list) {
   fill("trunks", list, (t) => {
     const targets = el("td");
-    t.targets.forEach((x) => targets.append(el("span", x.target + " " + x.state + " ", x.state)));
+    (t.targets || []).forEach((x) => targets.append(el("span", x.target + " " + x.state + " ", x.state)));
     if (t.dns_error) targets.append(el("span", "DNS: " + t.dns_error, "down"));
     const reg = t.registration ? t.registration.state + (t.registration.last_code ? " (" + t.registration.last_code + ")" : "") : "-";
     return [t.name, t.realm, el("td", t.up ? "up" : "down", t.up ? "up" : "down"), targets, reg];
@@ -93,7 +93,7 @@ function trunks(list) {
 function flows(f) {
   document.getElementById("datapath").textContent = "(datapath " + f.datapath + ")";
   const by = {};
-  for (const x of f.flows) {
+  for (const x of f.flows || []) {
     const p = by[x.path] || (by[x.path] = { path: x.path, n: 0, packets: 0, bytes: 0 });
     p.n++; p.packets += x.packets; p.bytes += x.bytes;
   }
