@@ -24,6 +24,7 @@ commands:
   flows     media flows: path (xdp, tc, userspace), packets, last seen (-json for raw)
   trunks    trunks: registration and each target's health (-json for the raw list)
   ha        HA role, leader, voters, applied index and replication lag (-json for raw)
+  history   the dashboard's samples of the last hour: calls/s, active, shed/s, MOS (-json for raw)
   health    exits 0 when sbcd answers /healthz
   metrics   the Prometheus metrics text
 ` + guardUsage
@@ -62,6 +63,8 @@ func main() {
 		err = flows(client, *admin, *asJSON)
 	case "ha":
 		err = haStatus(client, *admin, *asJSON)
+	case "history":
+		err = history(client, *admin, *asJSON)
 	case "health":
 		_, err = get(client, *admin+"/healthz")
 		if err == nil {

@@ -174,6 +174,13 @@ state_dir: %q
 	if t.Failed() {
 		t.Logf("page:\n%s", dom)
 	}
+	// sbcctl reads the same API: the same calls, paths and MOS.
+	table, code := p.sbcctl(buildSbcctl(t), "calls")
+	for _, c := range listed {
+		if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(c.ID) + `\s+confirmed\s+\S+\s+in\s+userspace\s+` + regexp.QuoteMeta(strconv.FormatFloat(c.MOS, 'f', 2, 64))).MatchString(table) {
+			t.Errorf("sbcctl calls (exit %d) does not show call %s as the page does:\n%s", code, c.ID, table)
+		}
+	}
 
 	out := filepath.Join("..", "..", ".ci", "out")
 	if err := os.MkdirAll(out, 0o755); err != nil {
