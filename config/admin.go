@@ -49,15 +49,16 @@ func (a *Admin) applyDefaults() {
 	}
 }
 
-// MinAdminToken is the shortest token accepted: 16 bytes is 128 bits
-// when random (openssl rand -hex 16 gives 32 characters).
+// MinAdminToken is the shortest token accepted, a floor against "admin"
+// and typos; make a real one with openssl rand -hex 16 (32 characters,
+// 128 bits).
 const MinAdminToken = 16
 
 // Loopback reports whether the admin API listens on a loopback address
 // only (valid after Validate).
 func (a Admin) Loopback() bool {
 	ap, err := netip.ParseAddrPort(a.Listen)
-	return err == nil && ap.Addr().IsLoopback()
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 // TLS reports whether the admin API serves HTTPS.
@@ -117,7 +118,7 @@ func (a Admin) validate() error {
 			return keyErr("admin.tls_cert", "%v", err)
 		}
 	}
-	if ap.Addr().IsLoopback() {
+	if ap.Addr().Unmap().IsLoopback() {
 		return nil
 	}
 	// Anyone who reaches a non-loopback address can read every call and
