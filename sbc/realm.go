@@ -43,7 +43,7 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	r := &Realm{
 		Name:   rc.Name,
 		cfg:    rc,
-		filter: topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.List),
+		filter: topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.AllowedHeaders()),
 		log:    s.log.With("realm", rc.Name),
 		ready:  make(chan struct{}),
 		hep:    s.hep,
