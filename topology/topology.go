@@ -25,8 +25,8 @@ var compact = map[string]string{
 
 // HeaderFilter says which of the other side's headers may enter a realm.
 type HeaderFilter struct {
-	allow bool
-	names map[string]bool
+	allow   bool
+	names   map[string]bool
 	rules   []headerRule // rules.go
 	trusted bool         // the realm is trusted (identity.go)
 }
