@@ -291,3 +291,38 @@ func TestOptionsAdvertisesOwnCapabilities(t *testing.T) {
 		t.Errorf("OPTIONS Allow %q", got)
 	}
 }
+
+// Hostile identity headers through real sockets: no angle brackets, a
+// huge value, many values, an unclosed bracket. Each is rebuilt or
+// dropped, never relayed as it came, and the call goes through.
+func TestMalformedIdentityBounded(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBCMedia(t, []string{callee.Addr}, []string{"127.0.0.1:9"}, false)
+	ent := strings.Split(s.enterprise, ":")[0]
+	many := strings.TrimSuffix(strings.Repeat("<sip:2@pbx.corp.example>, <tel:+3>, ", 12), ", ")
+	cases := []struct {
+		name, hdrs, pai string
+	}{
+		{"no angle brackets", "P-Asserted-Identity: sip:+4930111@pbx.corp.example;user=phone", "<sip:+4930111@" + ent + ">"},
+		{"huge", "P-Asserted-Identity: <sip:" + strings.Repeat("9", 700) + "@pbx.corp.example>", ""},
+		{"many values", "P-Asserted-Identity: " + many, "<sip:2@" + ent + "> | <tel:+3>"},
+		{"many headers", strings.Repeat("P-Asserted-Identity: <sip:4@10.1.2.3>\n", 20), "<sip:4@" + ent + ">"},
+		{"unclosed bracket", "P-Asserted-Identity: <sip:5@pbx.corp.example\nDiversion: <sip:6@10.1.2.3", ""},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := fmt.Sprintf("id-bad-%d", i)
+			identityInvite(caller, s.carrier, id, tc.hdrs)
+			caller.ExpectResponse(100, sip.INVITE, wait)
+			inv := callee.ExpectRequest(sip.INVITE, wait)
+			noInsideHost(t, "leg B INVITE", inv)
+			if got := hvals(inv, "P-Asserted-Identity"); got != tc.pai {
+				t.Errorf("PAI = %q, want %q", got, tc.pai)
+			}
+			respondWith(callee, inv, 486, "Busy Here", "c-"+id, "", "")
+			callee.ExpectRequest(sip.ACK, wait)
+			caller.ExpectResponse(486, sip.INVITE, wait)
+			s.waitIdle(t)
+		})
+	}
+}
