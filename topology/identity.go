@@ -328,6 +328,11 @@ func crossIdentity(dst Editable, src sip.Message, o *Origin, host string, toTrus
 	for _, n := range pai {
 		dst.AppendHeader(sip.NewHeader("P-Asserted-Identity", n.format(n.uri(host, o.Normalize), nil)))
 	}
+	if len(pai) > 0 && Privacy(src, "id") && !Privacy(dst, "id") {
+		// The identity goes on only with the request for its privacy, even
+		// where the realm's header list leaves Privacy out.
+		dst.AppendHeader(sip.NewHeader("Privacy", "id"))
+	}
 	for _, n := range ppi {
 		dst.AppendHeader(sip.NewHeader("P-Preferred-Identity", n.format(n.uri(host, o.Normalize), nil)))
 	}

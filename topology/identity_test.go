@@ -104,6 +104,19 @@ func TestIdentityCrossing(t *testing.T) {
 			}
 		})
 	}
+
+	// A realm whose list leaves Privacy out still gets it with the PAI.
+	src := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "100", Host: "203.0.113.1"})
+	src.AppendHeader(sip.NewHeader(pai[0], pai[1]))
+	src.AppendHeader(sip.NewHeader("Privacy", "id"))
+	f := topology.NewHeaderFilter("allow", []string{"Subject"})
+	f.SetTrusted(true)
+	l := legBLocal
+	l.From = trusted
+	out := topology.BuildRequest(sip.INVITE, legBDialog(), 1, 70, l, f, src, nil, "")
+	if got := headerValues(out, "Privacy"); got != "id" || headerValues(out, "P-Asserted-Identity") == "" {
+		t.Errorf("PAI without its Privacy: Privacy %q\n%s", got, out)
+	}
 }
 
 func TestRedirectHistory(t *testing.T) {
