@@ -15,11 +15,9 @@ import (
 // headers and everything under them. A section's owner adds its key here,
 // one line, in the same change that makes Reload apply it.
 var liveKeys = []string{
-	"routes",                // policy.Router, rebuilt
-	"routing",               // the dial plan over the running trunks
-	"realms[].headers",      // header filter and rules, per realm
-	"realms[].media.codecs", // offers into the realm
-	"realms[].media.srtp",   // the realm's SRTP policy
+	"routes",           // policy.Router, rebuilt
+	"routing",          // the dial plan over the running trunks
+	"realms[].headers", // header filter and rules, per realm
 	"log.level",
 }
 

@@ -47,6 +47,9 @@ type Leg struct {
 	ack *sip.Request
 	// rel is the leg's 100rel and early offer/answer state (prack.go).
 	rel relState
+	// filter is the realm's header policy when the leg was made: a
+	// reload changes new calls only (reload.go). Nil: the realm's current.
+	filter *topology.HeaderFilter
 }
 
 // Call is one B2BUA call: leg A toward the caller, leg B toward the callee.
@@ -451,4 +454,13 @@ func (t *callTable) count() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.calls)
+}
+
+// headerFilter is the header policy of the leg's messages: the one its
+// realm had when the leg was made.
+func (l *Leg) headerFilter() *topology.HeaderFilter {
+	if l.filter != nil {
+		return l.filter
+	}
+	return l.realm.filter.Load()
 }

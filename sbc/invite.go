@@ -23,6 +23,9 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.onInDialog(r, req, tx)
 		return
 	}
+	if s.refuseDrained(r, req, tx) { // drain.go
+		return
+	}
 	mf := maxForwards(req)
 	if mf <= 0 {
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", newTag())
@@ -45,7 +48,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.respond(r, tx, buildLocalResponse(r, req, sip.StatusTrying, "Trying", ""))
 
-	dec, ok := s.router.RouteCall(policy.Call{Realm: r.Name, User: req.Recipient.User, To: toUser(req), Source: req.Source()})
+	dec, ok := s.policy().router.RouteCall(policy.Call{Realm: r.Name, User: req.Recipient.User, To: toUser(req), Source: req.Source()})
 	if !ok {
 		s.reply(r, req, tx, sip.StatusNotFound, "Not Found", newTag())
 		s.metrics.Calls.WithLabelValues("no_route").Inc()
@@ -76,7 +79,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	c.cancelSetup = cancel
 	c.mu.Unlock()
 	if !tx.OnCancel(func(cr *sip.Request) {
-		c.setCancelReason(relayedReason(cr, out.filter)) // RFC 3326: it crosses
+		c.setCancelReason(relayedReason(cr, out.filter.Load())) // RFC 3326: it crosses
 		cancel()
 	}) {
 		cancel() // CANCEL (and sipgo's 487) came before we could listen
@@ -179,7 +182,7 @@ func statusOf(res *sip.Response) int {
 func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call {
 	from, to := req.From(), req.To()
 	a := &Leg{
-		side: SideA, realm: r, local: r.localFor(req),
+		side: SideA, realm: r, local: r.localFor(req), filter: r.filter.Load(),
 		peer: req.Source(), invite: req, remoteCSeq: req.CSeq().SeqNo,
 	}
 	a.rel.mode = relModeOf(req) // prack.go
@@ -224,7 +227,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	t := dec.Targets[i]
 	b := s.newLegB(c, out, t, req)
 	trunkNumbers(b, dec, i, req)
-	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, out.filter, req, offer, contentType(req))
+	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, b.headerFilter(), req, offer, contentType(req))
 	trunkIdentity(inv, dec, i)
 	offer100rel(inv)         // prack.go
 	s.inviteTimer(c, b, inv) // sessiontimer.go
@@ -376,7 +379,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *Leg {
 	transport, target := legBTarget(t, req.Recipient.User, isSIPS(req))
 	from, to := req.From(), req.To()
-	b := &Leg{side: SideB, realm: out, local: out.local(transport), peer: t.String(), cseq: uint32(randUint16()) + 1}
+	b := &Leg{side: SideB, realm: out, local: out.local(transport), filter: out.filter.Load(), peer: t.String(), cseq: uint32(randUint16()) + 1}
 	b.local.SIPS = target.Scheme == "sips"
 	b.d = topology.Dialog{
 		CallID:     newSIPCallID(),
@@ -416,7 +419,7 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 	}
 	a := c.a
 	c.mu.Unlock()
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.realm.filter, res, body, contentType(res))
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, contentType(res))
 	s.toLegA(c, txA, out, reliable, held) // prack.go: reliably as leg A allows
 }
 
@@ -431,7 +434,7 @@ func (s *SBC) relayFinal(c *Call, r *Realm, req *sip.Request, tx sip.ServerTrans
 	if code == sip.StatusServiceUnavailable && as503 != 0 {
 		code, phrase = as503, statusPhrase(as503)
 	}
-	out := topology.BuildResponse(req, code, phrase, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	out := topology.BuildResponse(req, code, phrase, c.a.d.LocalTag, false, c.a.local, c.a.headerFilter(), res, nil, "")
 	if res.StatusCode == sip.StatusServiceUnavailable {
 		out.RemoveHeader("Retry-After")
 	}
@@ -483,7 +486,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	a, b := c.a, c.b
 	c.mu.Unlock()
 
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, r.filter, res, body, contentType(res))
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, contentType(res))
 	s.awaitPrackBefore2xx(c)          // prack.go: RFC 3262 3
 	s.confirmTimers(c, req, res, out) // sessiontimer.go
 	s.respond(r, tx, out)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -21,9 +22,11 @@ import (
 // client, bound to the realm's address, so every message toward that
 // network leaves from the realm's listener and nothing crosses by accident.
 type Realm struct {
-	Name   string
-	cfg    config.Realm
-	filter *topology.HeaderFilter
+	Name string
+	cfg  config.Realm
+	// filter is the realm's header policy for new calls; a reload swaps
+	// it, and each leg keeps the one it started with (Leg.filter).
+	filter atomic.Pointer[topology.HeaderFilter]
 	log    *slog.Logger
 
 	ua  *sipgo.UserAgent
@@ -41,16 +44,17 @@ type Realm struct {
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	r := &Realm{
-		Name:   rc.Name,
-		cfg:    rc,
-		filter: topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.List),
-		log:    s.log.With("realm", rc.Name),
-		ready:  make(chan struct{}),
-		hep:    s.hep,
+		Name:  rc.Name,
+		cfg:   rc,
+		log:   s.log.With("realm", rc.Name),
+		ready: make(chan struct{}),
+		hep:   s.hep,
 	}
-	if err := r.filter.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
-		return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
+	f, err := newHeaderFilter(rc)
+	if err != nil {
+		return nil, err
 	}
+	r.filter.Store(f)
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
 	if err := r.setupTLS(s); err != nil {

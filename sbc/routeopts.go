@@ -24,7 +24,7 @@ func newRouteOpts(routes []config.Route) map[string]routeOpts {
 // routeOpts is route name's settings; the defaults for a call the dial
 // plan routed, or a route without them.
 func (s *SBC) routeOpts(name string) routeOpts {
-	o := s.routes[name]
+	o := s.policy().routes[name]
 	if o.ring <= 0 {
 		o.ring = config.DefaultRingTimeout
 	}

@@ -45,31 +45,45 @@ func main() {
 	}
 }
 
-func loadConfig(path string) (*config.Config, error) {
+// loadConfig reads the config and returns it with the bytes it came from
+// (their hash is the config's identity in /api/v1/config).
+func loadConfig(path string) (*config.Config, []byte, error) {
 	if path == "" {
 		c, err := config.Parse(configs.Default)
 		if err != nil {
-			return nil, fmt.Errorf("embedded default config: %w", err)
+			return nil, nil, fmt.Errorf("embedded default config: %w", err)
 		}
-		return c, nil
+		return c, configs.Default, nil
 	}
-	return config.Load(path)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	c, err := config.Parse(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, raw, nil
 }
 
 func run(path string) error {
-	cfg, err := loadConfig(path)
+	cfg, raw, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	level := new(slog.LevelVar) // a reload may change it
+	setLevel(level, cfg.Log.Level)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
-	// From here on a signal ends the process within the grace, whatever
-	// is stuck (exit 3 and a goroutine dump past it).
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// From here on a signal (or the end of a drain) ends the process
+	// within the grace, whatever is stuck (exit 3 and a goroutine dump
+	// past it).
+	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	ctx, exit := context.WithCancel(sigCtx)
+	defer exit()
 	watchdog.BoundShutdown(ctx, cfg.ShutdownGrace.Std(), os.Stderr)
+	sayWhatSIGTERMDoes(cfg, log)
 
 	reg := prometheus.NewRegistry()
 	opt := sbc.Options{Logger: log, Registry: reg}
@@ -123,7 +137,14 @@ func run(path string) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
-	fo, err := newFailover(node, vips, cfg, log, s, afterRestore, fence) // nil without HA
+	ready := &readyOnce{status: "serving SIP", log: log} // notify.go: systemd Type=notify
+	if cfg.HA != nil {
+		ready.status = "following HA leadership"
+	}
+	if node == nil {
+		ready.ready() // Start serves at once
+	}
+	fo, err := newFailover(node, vips, cfg, log, s, ready.ready, afterRestore, fence) // nil without HA
 	if err != nil {
 		return err
 	}
@@ -143,13 +164,23 @@ func run(path string) error {
 	}
 	wd.Add("sip", s.CheckHandlers)
 	fo.Run(wd.Healthy) // follow HA leadership: restore, reprogram, VIPs, serve
+	if cfg.HA != nil {
+		// A standby of a pair may never serve: it is ready once it follows
+		// (state_dir alone: ready at its first Serve, which comes at once).
+		ready.ready()
+	}
 	go wd.Run(ctx)
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		_ = s.Close(context.Background())
 		return fmt.Errorf("admin API listen %s: %w", cfg.Admin.Listen, err)
 	}
-	handler := watchdog.TestHooks(wd.Healthz(haAdmin(node, s.AdminHandler())), stalls) // hooks: EDGESBC_TEST_HOOKS=1 only
+	rl := newReloader(path, raw, cfg, s, level, log, reg) // reload.go
+	dr := &drainer{s: s, exit: exit, log: log, poll: 100 * time.Millisecond}
+	// Every admin endpoint, the writes (reload, drain, unban) included,
+	// goes through this one chain: the dashboard's admin token check
+	// wraps it.
+	handler := watchdog.TestHooks(wd.Healthz(haAdmin(node, opsAdmin(rl, dr, s.AdminHandler()))), stalls) // hooks: EDGESBC_TEST_HOOKS=1 only
 	admin := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -158,9 +189,10 @@ func run(path string) error {
 	}()
 	log.Info("sbcd running", "admin", cfg.Admin.Listen, "config", orDefault(path))
 
-	reloadTLSOnHUP(ctx, s, log)
+	reloadOnHUP(ctx, rl, s, log)
 	<-ctx.Done()
-	log.Info("shutting down: ending calls")
+	_ = sdNotify("STOPPING=1")
+	log.Info("shutting down")
 	shutdownHold.Wait()
 	// Half the grace for the calls to end; the rest is for the media,
 	// datapath and Raft to close before BoundShutdown cuts it short.
