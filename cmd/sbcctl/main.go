@@ -23,7 +23,7 @@ commands:
   ha        HA role, leader, voters, applied index and replication lag (-json for raw)
   health    exits 0 when sbcd answers /healthz
   metrics   the Prometheus metrics text
-` + guardUsage
+` + guardUsage + "\n" + opsUsage
 
 func main() {
 	admin := flag.String("admin", "http://127.0.0.1:8080", "admin API base URL")
@@ -67,6 +67,10 @@ func main() {
 	default:
 		if ok, gerr := guardCommand(client, *admin, flag.Arg(0), flag.Args()[1:], *asJSON); ok {
 			err = gerr
+			break
+		}
+		if ok, oerr := opsCommand(client, *admin, flag.Arg(0), flag.Args()[1:], *asJSON); ok { // ops.go
+			err = oerr
 			break
 		}
 		flag.Usage()
