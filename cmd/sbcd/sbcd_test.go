@@ -44,7 +44,7 @@ type sbcd struct {
 	cmd   *exec.Cmd
 	admin string
 	cfg   string // the config file, which a reload test rewrites
-	sip   []int // the carrier and enterprise realms' SIP ports
+	sip   []int  // the carrier and enterprise realms' SIP ports
 	out   *syncbuf.Buffer
 	done  chan struct{}
 	err   error // Wait's, once done is closed
