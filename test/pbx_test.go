@@ -35,6 +35,7 @@ type pbxStats struct {
 	LegitInvites, Answered, Acked, Completed int
 	OtherInvites, Refused                    int
 	FirstOther, LastOther                    time.Time // when flood calls arrived
+	FirstLegit, LastLegit                    time.Time // when legit calls arrived
 	// OtherByPrefix counts the other calls by the first byPrefix digits
 	// of their number (a flood test puts its source's index there).
 	OtherByPrefix map[string]int
@@ -56,10 +57,16 @@ const maxPBXCalls = 200000
 
 func startPBX(t *testing.T, legit string) *labPBX {
 	t.Helper()
+	return startPBXOn(t, 5060, legit)
+}
+
+// startPBXOn is a labPBX on pbxHost:port.
+func startPBXOn(t *testing.T, port int, legit string) *labPBX {
+	t.Helper()
 	var c *net.UDPConn
 	if err := inNetns("ent", func() error {
 		var err error
-		c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(pbxHost), Port: 5060})
+		c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(pbxHost), Port: port})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -128,6 +135,10 @@ func (p *labPBX) handle(req *sip.Request, from *net.UDPAddr) {
 		}
 		c = &pbxCall{to: from, legit: req.To().Address.User == p.legit}
 		if c.legit {
+			if p.st.LegitInvites == 0 {
+				p.st.FirstLegit = time.Now()
+			}
+			p.st.LastLegit = time.Now()
 			p.st.LegitInvites++
 			p.st.Answered++
 			c.res = pbxResponse(req, 200, "OK", "pbx"+id[:min(len(id), 12)], pbxSDP)
