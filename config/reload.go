@@ -15,9 +15,11 @@ import (
 // headers and everything under them. A section's owner adds its key here,
 // one line, in the same change that makes Reload apply it.
 var liveKeys = []string{
-	"routes",           // policy.Router, rebuilt
-	"routing",          // the dial plan over the running trunks
-	"realms[].headers", // header filter and rules, per realm
+	"routes",                // policy.Router, rebuilt
+	"routing",               // the dial plan over the running trunks
+	"realms[].headers",      // header filter and rules, per realm
+	"realms[].media.codecs", // mediarelay.Anchor.SetRealmPolicy
+	"realms[].media.srtp",
 	"log.level",
 }
 

@@ -24,7 +24,7 @@ func TestDiffNamesEachChangedKeyAndWhetherReloadAppliesIt(t *testing.T) {
 		{"header rule", "listen: 198.51.100.1:5060", "listen: 198.51.100.1:5060\n    headers: {rules: [{action: add, header: X-Site, value: hq}]}",
 			[]config.Changed{{Key: "realms[enterprise].headers.rules", Live: true}}},
 		{"codecs", "listen: 198.51.100.1:5060", "listen: 198.51.100.1:5060\n    media: {codecs: [PCMA]}",
-			[]config.Changed{{Key: "realms[enterprise].media.codecs", Live: false}}},
+			[]config.Changed{{Key: "realms[enterprise].media.codecs", Live: true}}},
 		{"state dir added", "routes:", "state_dir: /var/lib/edgesbc\nroutes:",
 			[]config.Changed{{Key: "state_dir", Live: false}}},
 	}

@@ -175,7 +175,7 @@ func run(path string) error {
 		_ = s.Close(context.Background())
 		return fmt.Errorf("admin API listen %s: %w", cfg.Admin.Listen, err)
 	}
-	rl := newReloader(path, raw, cfg, s, level, log, reg) // reload.go
+	rl := newReloader(path, raw, cfg, s, anchor, level, log, reg) // reload.go
 	dr := &drainer{s: s, exit: exit, log: log, poll: 100 * time.Millisecond}
 	// Every admin endpoint, the writes (reload, drain, unban) included,
 	// goes through this one chain: the dashboard's admin token check

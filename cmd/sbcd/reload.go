@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgesbc/edgesbc/api"
 	"github.com/edgesbc/edgesbc/config"
+	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
 )
 
@@ -24,6 +25,7 @@ import (
 type reloader struct {
 	path  string // "" : the embedded default, which cannot change
 	s     *sbc.SBC
+	media *mediarelay.Anchor // nil: media not anchored
 	level *slog.LevelVar
 	log   *slog.Logger
 
@@ -36,8 +38,8 @@ type reloader struct {
 	status api.ConfigStatus
 }
 
-func newReloader(path string, raw []byte, cfg *config.Config, s *sbc.SBC, level *slog.LevelVar, log *slog.Logger, reg prometheus.Registerer) *reloader {
-	rl := &reloader{path: path, s: s, level: level, log: log, cur: cfg}
+func newReloader(path string, raw []byte, cfg *config.Config, s *sbc.SBC, media *mediarelay.Anchor, level *slog.LevelVar, log *slog.Logger, reg prometheus.Registerer) *reloader {
+	rl := &reloader{path: path, s: s, media: media, level: level, log: log, cur: cfg}
 	rl.status = api.ConfigStatus{Path: path, Hash: config.Hash(raw), LoadedAt: time.Now()}
 	rl.results = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sbc_config_reloads_total", Help: "Config reloads (SIGHUP, sbcctl reload) by result: ok, refused.",
@@ -108,8 +110,23 @@ func (rl *reloader) apply() (changed []string, hash string, err error) {
 	if err := config.RestartNeeded(d); err != nil {
 		return changed, "", fmt.Errorf("%s: %w", rl.path, err)
 	}
+	srtp := make([]mediarelay.SRTPPolicy, len(next.Realms))
+	for i, r := range next.Realms {
+		if srtp[i], err = mediarelay.NewSRTPPolicy(r.Media.SRTP.Mode, r.Media.SRTP.Suites); err != nil {
+			return changed, "", fmt.Errorf("%s: realms %s media srtp: %w", rl.path, r.Name, err)
+		}
+	}
+	// Built and checked; from here nothing fails (the realms are the
+	// running ones: RestartNeeded saw them unchanged).
 	if err := rl.s.Reload(next); err != nil {
 		return changed, "", fmt.Errorf("%s: %w", rl.path, err)
+	}
+	if rl.media != nil {
+		for i, r := range next.Realms {
+			if err := rl.media.SetRealmPolicy(r.Name, r.Media.Codecs, srtp[i]); err != nil {
+				rl.log.Error("reload: media policy", "realm", r.Name, "error", err)
+			}
+		}
 	}
 	setLevel(rl.level, next.Log.Level)
 	rl.cur = next

@@ -14,22 +14,24 @@ import (
 )
 
 // reloadYAML is a loopback config whose carrier calls go to target, with
-// extra lines on the enterprise realm (header rules).
-func reloadYAML(carrier string, enterprise int, target, admin, entExtra string) string {
+// extra keys on the enterprise realm (header rules) and its media section
+// (codecs).
+func reloadYAML(carrier string, enterprise int, target, admin, entExtra string, mediaExtra ...string) string {
 	return fmt.Sprintf(`
 realms:
   - {name: carrier, listen: %q, media: {ports: 44000-44999}}
-  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: 45000-45999}%s}
+  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: 45000-45999%s}%s}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q]}
 media: {datapath: userspace}
 admin: {listen: %q}
-`, carrier, enterprise, entExtra, target, admin)
+`, carrier, enterprise, strings.Join(mediaExtra, ""), entExtra, target, admin)
 }
 
 // TestReloadNewCallsFollowAtOnce: with one call up toward PBX A, the file
-// is changed to route to PBX B and add a header rule, and SIGHUP sent.
-// The next call reaches PBX B with the header; the call already up stays
+// is changed to route to PBX B, add a header rule and a codec list, and
+// SIGHUP sent. The next call reaches PBX B with the header and only PCMU
+// offered; the call already up stays
 // with A and its BYE carries no such header (it keeps the policy it
 // started with). Then a file that moves a listen address and a file that
 // does not parse are refused by `sbcctl reload` naming the key, and the
@@ -44,9 +46,17 @@ func TestReloadNewCallsFollowAtOnce(t *testing.T) {
 	_, before := p.get("/api/v1/config")
 
 	dA, dPBXA := loopCall(t, caller, pbxA, carrier, "reload-1", "ta")
+	caller.Invite(carrier, "1000", "reload-0", twoCodecSDP) // before: both codecs pass
+	inv0 := pbxA.ExpectRequest(sip.INVITE, 3*time.Second)
+	if !strings.Contains(string(inv0.Body()), "PCMA") {
+		t.Fatalf("without a codec list the offer lost PCMA:\n%s", inv0.Body())
+	}
+	pbxA.Answer(inv0, 486, "Busy Here", "t0", "")
+	pbxA.ExpectRequest(sip.ACK, 3*time.Second)
+	caller.ExpectResponse(486, sip.INVITE, 3*time.Second)
 
 	rule := `, headers: {rules: [{action: add, header: X-Reloaded, value: "yes"}]}`
-	write(t, p.cfg, reloadYAML(carrier, ports[1], pbxB.Addr, admin, rule))
+	write(t, p.cfg, reloadYAML(carrier, ports[1], pbxB.Addr, admin, rule, ", codecs: [PCMU]"))
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -56,10 +66,13 @@ func TestReloadNewCallsFollowAtOnce(t *testing.T) {
 		t.Fatalf("/api/v1/config after the reload:\n%s\nbefore:\n%s", after, before)
 	}
 
-	caller.Invite(carrier, "1000", "reload-2", testphone.TestSDP)
+	caller.Invite(carrier, "1000", "reload-2", twoCodecSDP)
 	inv := pbxB.ExpectRequest(sip.INVITE, 3*time.Second)
 	if h := inv.GetHeader("X-Reloaded"); h == nil || h.Value() != "yes" {
 		t.Errorf("the new call's INVITE lacks the new header rule:\n%s", inv)
+	}
+	if body := string(inv.Body()); !strings.Contains(body, "RTP/AVP 0\r\n") || strings.Contains(body, "PCMA") {
+		t.Errorf("the new call's offer ignores the reloaded codec list [PCMU]:\n%s", body)
 	}
 	pbxB.Answer(inv, 486, "Busy Here", "tb", "")
 	pbxB.ExpectRequest(sip.ACK, 3*time.Second)
@@ -109,7 +122,7 @@ func TestReloadNewCallsFollowAtOnce(t *testing.T) {
 func loopCall(t *testing.T, caller, callee *testphone.Phone, carrier, id, tag string) (testphone.Dialog, testphone.Dialog) {
 	t.Helper()
 	const wait = 3 * time.Second
-	caller.Invite(carrier, "1000", id, testphone.TestSDP)
+	caller.Invite(carrier, "1000", id, twoCodecSDP)
 	inv := callee.ExpectRequest(sip.INVITE, wait)
 	callee.Answer(inv, 200, "OK", tag, testphone.TestSDP)
 	ok := caller.ExpectResponse(200, sip.INVITE, wait)
@@ -118,6 +131,10 @@ func loopCall(t *testing.T, caller, callee *testphone.Phone, carrier, id, tag st
 	callee.ExpectRequest(sip.ACK, wait)
 	return d, testphone.CalleeDialog(inv, tag)
 }
+
+// twoCodecSDP offers PCMU and PCMA, so a realm's codec list shows in the
+// offer sbcd sends on.
+const twoCodecSDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
 
 func isInvite(m sip.Message) bool {
 	r, ok := m.(*sip.Request)
