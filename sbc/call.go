@@ -64,6 +64,9 @@ type Call struct {
 	ID    string
 	Start time.Time
 	route string
+	// pol is the routing and header policy the call started under
+	// (reload.go); nil for a call restored from its record.
+	pol   *policySnap
 	media mediarelay.CallRef // the call as the media hook knows it
 	done  chan struct{}      // closed by end, exactly once
 
@@ -456,11 +459,20 @@ func (t *callTable) count() int {
 	return len(t.calls)
 }
 
-// headerFilter is the header policy of the leg's messages: the one its
-// realm had when the leg was made.
+// headerFilter is the header policy of the leg's messages: the one of
+// the snapshot its call started under; the current one for a leg
+// restored from a record.
 func (l *Leg) headerFilter() *topology.HeaderFilter {
 	if l.filter != nil {
 		return l.filter
 	}
-	return l.realm.filter.Load()
+	return l.realm.sbcPolicy().filter(l.realm)
+}
+
+// policy is the snapshot the call started under, or the current one.
+func (c *Call) policy(s *SBC) *policySnap {
+	if c.pol != nil {
+		return c.pol
+	}
+	return s.policy()
 }

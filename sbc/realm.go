@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -24,10 +23,10 @@ import (
 type Realm struct {
 	Name string
 	cfg  config.Realm
-	// filter is the realm's header policy for new calls; a reload swaps
-	// it, and each leg keeps the one it started with (Leg.filter).
-	filter atomic.Pointer[topology.HeaderFilter]
-	log    *slog.Logger
+	// sbcPolicy is the SBC's current policy snapshot, whose filters[Name]
+	// is this realm's header policy for new calls (reload.go).
+	sbcPolicy func() *policySnap
+	log       *slog.Logger
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
@@ -50,11 +49,7 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 		ready: make(chan struct{}),
 		hep:   s.hep,
 	}
-	f, err := newHeaderFilter(rc)
-	if err != nil {
-		return nil, err
-	}
-	r.filter.Store(f)
+	r.sbcPolicy = s.policy
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
 	if err := r.setupTLS(s); err != nil {
