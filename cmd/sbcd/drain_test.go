@@ -85,14 +85,18 @@ func TestDrainEndsCleanly(t *testing.T) {
 	}
 }
 
-// TestDrainBound: a drain whose bound passes with a call up exits as
-// SIGTERM would without state_dir: the call's both legs get BYE.
+// TestDrainBound: sbcd without state_dir says at start that SIGTERM ends
+// the calls; a drain whose bound passes with a call up exits as SIGTERM
+// would then: the call's both legs get BYE. Bad bounds are refused 400.
 func TestDrainBound(t *testing.T) {
 	caller, pbx := testphone.NewLoopback(t), testphone.NewLoopback(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
 	ports := freePorts(t, "udp", 2)
 	carrier := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	p := runSBCD(t, reloadYAML(carrier, ports[1], pbx.Addr, admin, ""), admin, false)
+	if !strings.Contains(p.out.String(), "no state_dir or ha: SIGTERM ends every call with BYE") {
+		t.Errorf("sbcd without a store did not say at start that SIGTERM ends the calls")
+	}
 	loopCall(t, caller, pbx, carrier, "bound-1", "tb")
 	for _, bad := range []string{"nonsense", "-1s", "25h"} {
 		res, err := client.Post("http://"+admin+"/api/v1/drain?timeout="+bad, "", nil)
