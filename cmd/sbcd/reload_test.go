@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,15 +20,47 @@ import (
 // extra keys on the enterprise realm (header rules) and its media section
 // (codecs).
 func reloadYAML(carrier string, enterprise int, target, admin, entExtra string, mediaExtra ...string) string {
+	r := mediaRanges()
 	return fmt.Sprintf(`
 realms:
-  - {name: carrier, listen: %q, media: {ports: 44000-44999}}
-  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: 45000-45999%s}%s}
+  - {name: carrier, listen: %q, media: {ports: %s}}
+  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: %s%s}%s}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q]}
 media: {datapath: userspace}
 admin: {listen: %q}
-`, carrier, enterprise, strings.Join(mediaExtra, ""), entExtra, target, admin)
+`, carrier, r[0], enterprise, r[1], strings.Join(mediaExtra, ""), entExtra, target, admin)
+}
+
+// mediaRanges are two 100-port media ranges on loopback, picked once per
+// test process from those free now: other test processes on the machine
+// (another worktree's sbcd) may hold any fixed range.
+var mediaRanges = sync.OnceValue(func() [2]string {
+	for range 100 {
+		lo := 20000 + rand.IntN(100)*200
+		if loopbackFree(lo, lo+199) {
+			return [2]string{fmt.Sprintf("%d-%d", lo, lo+99), fmt.Sprintf("%d-%d", lo+100, lo+199)}
+		}
+	}
+	panic("no free loopback media port range in 20000-39999")
+})
+
+// loopbackFree reports whether every UDP port in [lo, hi] binds on 127.0.0.1.
+func loopbackFree(lo, hi int) bool {
+	var held []*net.UDPConn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for p := lo; p <= hi; p++ {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+		if err != nil {
+			return false
+		}
+		held = append(held, c)
+	}
+	return true
 }
 
 // TestReloadNewCallsFollowAtOnce: with one call up toward PBX A, the file
