@@ -21,3 +21,11 @@ func (a *Anchor) SetRealmPolicy(realm string, codecs []string, srtp SRTPPolicy) 
 	f.pol.Store(&facePolicy{codecs: append([]string(nil), codecs...), srtp: srtp})
 	return nil
 }
+
+// KeepKernelFlows makes every stream closed from now on (the calls a
+// shutdown lets go of, and Close) leave its kernel flows installed: the
+// pinned program forwards the calls' media while sbcd is down, and the
+// next run, restoring the calls from state_dir, takes the flows over
+// (ReconcileFlows keeps what a restored stream owns). For a stop that
+// keeps its calls; the sockets and ports are released as usual.
+func (a *Anchor) KeepKernelFlows() { a.relay.keepFlows.Store(true) }

@@ -40,3 +40,21 @@ func TestSetRealmPolicyNewCallsOnly(t *testing.T) {
 		t.Fatal("SetRealmPolicy on an unknown realm: no error")
 	}
 }
+
+// A stream closed after KeepKernelFlows leaves its flows in the kernel (a
+// stop that keeps its calls: the pinned program forwards until the next
+// run restores them); before it, Close removes them as it always did.
+func TestKeepKernelFlowsOnClose(t *testing.T) {
+	r, dp, _ := offloadRelay(t, nil)
+	s, _, _ := offloaded(t, r, dp)
+	s.Close()
+	if n := len(dp.snapshot()); n != 0 {
+		t.Fatalf("%d flows left after Close", n)
+	}
+	kept, _, _ := offloaded(t, r, dp)
+	(&Anchor{relay: r}).KeepKernelFlows()
+	kept.Close()
+	if n := len(dp.snapshot()); n != 2 {
+		t.Fatalf("%d flows after Close with KeepKernelFlows, want the stream's 2", n)
+	}
+}

@@ -199,6 +199,12 @@ func run(path string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.Std()/2)
 	defer cancel()
 	_ = admin.Shutdown(sctx)
+	if anchor != nil && cfg.HA == nil && cfg.StateDir != "" {
+		// The calls stay for the next run: so do their kernel flows, and
+		// offloaded media never stops (an HA node's flows are fenced
+		// instead: the other node holds the VIPs).
+		anchor.KeepKernelFlows()
+	}
 	return s.Close(sctx)
 }
 
