@@ -19,6 +19,7 @@ import (
 // INVITE to the PBX), which is what a flood to routable numbers costs.
 type labPBX struct {
 	conn  *net.UDPConn
+	port  int // its Contact's: in-dialog requests come back here
 	legit string
 
 	mu    sync.Mutex
@@ -72,7 +73,7 @@ func startPBXOn(t *testing.T, port int, legit string) *labPBX {
 		t.Fatal(err)
 	}
 	_ = c.SetReadBuffer(4 << 20)
-	p := &labPBX{conn: c, legit: legit, calls: map[string]*pbxCall{}, stop: make(chan struct{})}
+	p := &labPBX{conn: c, port: port, legit: legit, calls: map[string]*pbxCall{}, stop: make(chan struct{})}
 	p.wg.Add(2)
 	go p.read()
 	go p.retransmit()
@@ -141,7 +142,7 @@ func (p *labPBX) handle(req *sip.Request, from *net.UDPAddr) {
 			p.st.LastLegit = time.Now()
 			p.st.LegitInvites++
 			p.st.Answered++
-			c.res = pbxResponse(req, 200, "OK", "pbx"+id[:min(len(id), 12)], pbxSDP)
+			c.res = pbxResponseAt(p.port, req, 200, "OK", "pbx"+id[:min(len(id), 12)], pbxSDP)
 			c.nextTry = time.Now().Add(500 * time.Millisecond)
 		} else {
 			now := time.Now()
@@ -207,6 +208,11 @@ var pbxSDP = "v=0\r\no=pbx 1 1 IN IP4 " + pbxHost + "\r\ns=-\r\nc=IN IP4 " + pbx
 
 // pbxResponse is a response to req as a UAS sends it.
 func pbxResponse(req *sip.Request, code int, reason, toTag, body string) []byte {
+	return pbxResponseAt(5060, req, code, reason, toTag, body)
+}
+
+// pbxResponseAt is pbxResponse from a PBX on port (its Contact).
+func pbxResponseAt(port int, req *sip.Request, code int, reason, toTag, body string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
 	for _, v := range req.GetHeaders("Via") {
@@ -218,7 +224,7 @@ func pbxResponse(req *sip.Request, code int, reason, toTag, body string) []byte 
 	}
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n", req.From().Value(), to, req.CallID().Value(), req.CSeq().Value())
 	if code >= 200 && code < 300 && req.Method == sip.INVITE {
-		fmt.Fprintf(&b, "Contact: <sip:%s@%s:5060>\r\n", req.To().Address.User, pbxHost)
+		fmt.Fprintf(&b, "Contact: <sip:%s@%s:%d>\r\n", req.To().Address.User, pbxHost, port)
 	}
 	if body != "" {
 		b.WriteString("Content-Type: application/sdp\r\n")
