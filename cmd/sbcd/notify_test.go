@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,8 +41,9 @@ func readNotify(t *testing.T, c *net.UnixConn, d time.Duration) string {
 // TestNotifyReadyOnceSIPServed: sbcd sends READY=1 to NOTIFY_SOCKET only
 // when SIP is answered: an OPTIONS sent the moment READY arrives gets its
 // 200 (with state_dir the node serves only after its one-voter Raft log
-// elected it, so a READY sent at start would fail this). SIGTERM sends
-// STOPPING=1. Both with and without state_dir.
+// elected it, so a READY sent at start would fail this). SIGHUP sends
+// RELOADING=1 and, the reload done, READY=1; SIGTERM sends STOPPING=1.
+// Both with and without state_dir.
 func TestNotifyReadyOnceSIPServed(t *testing.T) {
 	for _, state := range []bool{false, true} {
 		t.Run(fmt.Sprintf("state_dir=%v", state), func(t *testing.T) {
@@ -67,6 +69,16 @@ func TestNotifyReadyOnceSIPServed(t *testing.T) {
 				Call-ID: ready-probe
 				CSeq: 1 OPTIONS`, sbcAddr, phone.Addr, phone.Addr, sbcAddr), "")
 			phone.ExpectResponse(200, sip.OPTIONS, 500*time.Millisecond) // one try: served at READY
+			// SIGHUP: RELOADING=1, then READY=1 once the reload is done.
+			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			if msg := readNotify(t, sock, 3*time.Second); msg != "RELOADING=1" {
+				t.Fatalf("notification at SIGHUP %q, want RELOADING=1", msg)
+			}
+			if msg := readNotify(t, sock, 3*time.Second); !strings.HasPrefix(msg, "READY=1\nSTATUS=config reloaded") {
+				t.Fatalf("notification after the reload %q, want READY=1 and its status", msg)
+			}
 			if code, took := p.term(5 * time.Second); code != 0 {
 				t.Fatalf("SIGTERM: status %d after %v", code, took)
 			}

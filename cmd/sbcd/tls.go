@@ -26,7 +26,14 @@ func reloadOnHUP(ctx context.Context, rl *reloader, s *sbc.SBC, log *slog.Logger
 			case <-ctx.Done():
 				return
 			case <-hup:
-				rl.reload() // logs its result
+				// systemd (Type=notify) holds `systemctl reload` until READY=1.
+				_ = sdNotify("RELOADING=1")
+				res := rl.reload() // logs its result
+				status := "config reloaded"
+				if !res.Applied {
+					status = "config reload refused: " + res.Error
+				}
+				_ = sdNotify("READY=1\nSTATUS=" + status)
 				if err := s.ReloadTLS(); err != nil {
 					log.Error("SIGHUP: TLS reload failed", "error", err)
 				} else {
