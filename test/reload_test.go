@@ -44,8 +44,14 @@ func TestReloadRoutesUnderLoad(t *testing.T) {
 
 	const n, rate = 60, 20
 	uac := startSIPp(t, "car", "uac.xml", carrierArgs(sbcExt+":5060", "-s", "1000", "-m", fmt.Sprint(n), "-r", fmt.Sprint(rate), "-set", "hold_ms", "1500")...)
-	time.Sleep(1500 * time.Millisecond) // about 30 calls in, 30 of them up
-	upAtReload := s.activeCalls(t)
+	// Reload with calls up: at 20/s held 1.5 s, about 30 once SIPp is 1.5 s in.
+	upAtReload := 0
+	for deadline := time.Now().Add(5 * time.Second); upAtReload < 20; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d calls up 5 s into the run", upAtReload)
+		}
+		upAtReload = s.activeCalls(t)
+	}
 	write(reloadLabConfig(sbcExt+":5060", 5070))
 	sent := time.Now()
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
