@@ -79,8 +79,8 @@ func diffValue(path string, a, b reflect.Value, out *[]Changed) {
 			diffValue(join(path, name), a.Field(i), b.Field(i), out)
 		}
 	case reflect.Slice:
-		if named(a.Type().Elem()) {
-			diffNamed(path, a, b, out)
+		if key := itemKey(a.Type().Elem()); key != "" {
+			diffNamed(path, key, a, b, out)
 			return
 		}
 		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
@@ -93,32 +93,37 @@ func diffValue(path string, a, b reflect.Value, out *[]Changed) {
 	}
 }
 
-// diffNamed compares lists of named items (realms, trunks) item by item,
-// so the key names the realm; an added, removed or reordered item counts
-// as a change of the list itself.
-func diffNamed(path string, a, b reflect.Value, out *[]Changed) {
+// diffNamed compares lists of named items (realms, trunks, HA peers)
+// item by item, so the key names the item; an added, removed or
+// reordered item counts as a change of the list itself.
+func diffNamed(path, key string, a, b reflect.Value, out *[]Changed) {
 	if a.Len() != b.Len() {
 		addChange(path, out)
 		return
 	}
 	for i := range a.Len() {
-		na, nb := a.Index(i).FieldByName("Name").String(), b.Index(i).FieldByName("Name").String()
-		if na != nb {
+		if a.Index(i).FieldByName(key).String() != b.Index(i).FieldByName(key).String() {
 			addChange(path, out)
 			return
 		}
 	}
 	for i := range a.Len() {
-		diffValue(path+"["+a.Index(i).FieldByName("Name").String()+"]", a.Index(i), b.Index(i), out)
+		diffValue(path+"["+a.Index(i).FieldByName(key).String()+"]", a.Index(i), b.Index(i), out)
 	}
 }
 
-func named(t reflect.Type) bool {
+// itemKey is the field that names a list's items (Name, or ID for HA
+// peers); "" when they have none and the list compares whole.
+func itemKey(t reflect.Type) string {
 	if t.Kind() != reflect.Struct {
-		return false
+		return ""
 	}
-	f, ok := t.FieldByName("Name")
-	return ok && f.Type.Kind() == reflect.String
+	for _, k := range []string{"Name", "ID"} {
+		if f, ok := t.FieldByName(k); ok && f.Type.Kind() == reflect.String {
+			return k
+		}
+	}
+	return ""
 }
 
 func yamlName(f reflect.StructField) string {

@@ -73,3 +73,17 @@ func parse(t *testing.T, y string) *config.Config {
 	}
 	return c
 }
+
+// An HA pair whose peer moved, or whose routes changed besides: the peer
+// is named and refused, the route change alone would have been live.
+func TestDiffHAPeersNeedARestart(t *testing.T) {
+	old := parse(t, baseYAML+haYAML)
+	next := parse(t, strings.Replace(baseYAML+haYAML, "{id: b, addr: 192.0.2.3:7000}", "{id: b, addr: 192.0.2.5:7000}", 1))
+	d := config.Diff(old, next)
+	if len(d) != 1 || d[0].Key != "ha.peers[b].addr" || d[0].Live {
+		t.Fatalf("Diff = %+v, want ha.peers[b].addr, restart-only", d)
+	}
+	if err := config.RestartNeeded(d); err == nil || !strings.Contains(err.Error(), "ha.peers[b].addr") {
+		t.Fatalf("RestartNeeded = %v", err)
+	}
+}
