@@ -21,6 +21,7 @@ var liveKeys = []string{
 	"realms[].media.codecs", // mediarelay.Anchor.SetRealmPolicy
 	"realms[].media.srtp",
 	"log.level",
+	"hep", // sbc.SBC.Reload swaps the client (not on when it was off at start)
 }
 
 // Changed is one key whose value differs between two configs, by its

@@ -2,6 +2,7 @@ package sbc
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
@@ -50,7 +51,8 @@ func newPolicy(cfg *config.Config, trunks []*policy.Trunk) (*policySnap, error) 
 }
 
 // Reload puts cfg's live keys (config.Diff) in service for new calls:
-// routes, dial plan, each realm's header policy, in one atomic swap.
+// routes, dial plan, each realm's header policy, in one atomic swap; and
+// a changed hep section for every message from then on.
 // Calls already set up keep the snapshot they started with. A cfg that
 // changes a restart-only key is refused naming it (sbcd checks the same
 // before; the check is here too so that no caller can skip it), and on
@@ -63,7 +65,14 @@ func (s *SBC) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	hepApply := func() {}
+	if old := s.policy().cfg.HEP; !reflect.DeepEqual(old, cfg.HEP) {
+		if hepApply, err = s.reloadHEP(cfg.HEP); err != nil { // hep_reload.go
+			return err
+		}
+	}
 	s.pol.Store(pol)
+	hepApply()
 	return nil
 }
 
