@@ -119,4 +119,3 @@ func longestGap(got []uint16, n int) (time.Duration, int) {
 	}
 	return time.Duration(longest) * 20 * time.Millisecond, lost
 }
-

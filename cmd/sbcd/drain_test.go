@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -24,9 +26,13 @@ func TestDrainEndsCleanly(t *testing.T) {
 	carrier := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	p := runSBCD(t, reloadYAML(carrier, ports[1], pbx.Addr, admin, ""), admin, false)
 	dA, _ := loopCall(t, caller, pbx, carrier, "drain-1", "td")
+	if code, _ := p.do(http.MethodPost, "/api/v1/drain", ""); code != http.StatusForbidden && code != http.StatusUnauthorized {
+		t.Fatalf("POST /api/v1/drain without the token: %d", code)
+	}
 
 	out := &syncbuf.Buffer{}
 	cmd := exec.Command(ctl, "-admin", "http://"+admin, "drain", "20s")
+	cmd.Env = append(os.Environ(), "SBCCTL_TOKEN="+testToken)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -99,26 +105,16 @@ func TestDrainBound(t *testing.T) {
 	}
 	loopCall(t, caller, pbx, carrier, "bound-1", "tb")
 	for _, bad := range []string{"nonsense", "-1s", "25h"} {
-		res, err := client.Post("http://"+admin+"/api/v1/drain?timeout="+bad, "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 400 {
-			t.Fatalf("POST /api/v1/drain?timeout=%s: %s, want 400", bad, res.Status)
+		if code, body := p.do(http.MethodPost, "/api/v1/drain?timeout="+bad, testToken); code != 400 {
+			t.Fatalf("POST /api/v1/drain?timeout=%s: %d %s, want 400", bad, code, body)
 		}
 	}
 	if _, st := p.get("/api/v1/drain"); !strings.Contains(st, `"draining":false`) {
 		t.Fatalf("a refused drain started one: %s", st)
 	}
 	start := time.Now()
-	res, err := client.Post("http://"+admin+"/api/v1/drain?timeout=1s", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != 202 {
-		t.Fatalf("POST /api/v1/drain: %s", res.Status)
+	if code, body := p.do(http.MethodPost, "/api/v1/drain?timeout=1s", testToken); code != 202 {
+		t.Fatalf("POST /api/v1/drain: %d %s", code, body)
 	}
 	for _, ph := range []*testphone.Phone{caller, pbx} {
 		bye := ph.ExpectRequest(sip.BYE, 4*time.Second)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -28,8 +29,8 @@ realms:
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q]}
 media: {datapath: userspace}
-admin: {listen: %q}
-`, carrier, r[0], enterprise, r[1], strings.Join(mediaExtra, ""), entExtra, target, admin)
+admin: {listen: %q, token: %q}
+`, carrier, r[0], enterprise, r[1], strings.Join(mediaExtra, ""), entExtra, target, admin, testToken)
 }
 
 // mediaRanges are two 100-port media ranges on loopback, picked once per
@@ -78,7 +79,12 @@ func TestReloadNewCallsFollowAtOnce(t *testing.T) {
 	ports := freePorts(t, "udp", 3)
 	carrier := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	p := runSBCD(t, reloadYAML(carrier, ports[1], pbxA.Addr, admin, ""), admin, false)
+	p.token = testToken
 	_, before := p.get("/api/v1/config")
+	// A reload is a write: without the admin token it is refused.
+	if code, body := p.do(http.MethodPost, "/api/v1/config/reload", ""); code != http.StatusForbidden && code != http.StatusUnauthorized {
+		t.Fatalf("POST /api/v1/config/reload without the token: %d %s", code, body)
+	}
 
 	dA, dPBXA := loopCall(t, caller, pbxA, carrier, "reload-1", "ta")
 	caller.Invite(carrier, "1000", "reload-0", twoCodecSDP) // before: both codecs pass
