@@ -47,8 +47,9 @@ type Leg struct {
 	ack *sip.Request
 	// rel is the leg's 100rel and early offer/answer state (prack.go).
 	rel relState
-	// filter is the realm's header policy when the leg was made: a
-	// reload changes new calls only (reload.go). Nil: the realm's current.
+	// filter is the leg's realm's header policy in the snapshot its call
+	// started under: a reload changes new calls only (reload.go). Nil (a
+	// restored leg): the current snapshot's.
 	filter *topology.HeaderFilter
 }
 
