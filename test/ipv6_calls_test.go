@@ -104,11 +104,11 @@ func phonesRTP(t *testing.T, s *sbcd, car, ent family, kernel bool) {
 	caller.Invite(sbcA, "1000", "v6-media-1", offerSDP(car.host, 16000, "sendrecv", 1))
 	inv := callee.ExpectRequest(sip.INVITE, wait)
 	mB := sdpMediaHidden(t, inv, ent.sbc, car.nets)
-	callee.Answer(inv, 200, "OK", "v6m", offerSDP(ent.host, 18000, "sendrecv", 1))
+	callee.Answer(inv, 200, "OK", "pbxtag6", offerSDP(ent.host, 18000, "sendrecv", 1))
 	ok := caller.ExpectResponse(200, sip.INVITE, wait)
 	mA := sdpMediaHidden(t, ok, car.sbc, ent.nets)
 	dA := testphone.CallerDialog(ok, sbcA)
-	caller.Ack(dA, 1, "v6m-ack")
+	caller.Ack(dA, 1, "car-ack")
 	callee.ExpectRequest(sip.ACK, wait)
 	aTo := netip.AddrPortFrom(mA.Addr, uint16(mA.Port))
 	bTo := netip.AddrPortFrom(mB.Addr, uint16(mB.Port))
@@ -146,7 +146,7 @@ func phonesRTP(t *testing.T, s *sbcd, car, ent family, kernel bool) {
 			t.Errorf("the relay saw %v of the 400 packets of a call that crosses families", d)
 		}
 	}
-	caller.Request(dA, "BYE", 2, "v6m-bye", "")
+	caller.Request(dA, "BYE", 2, "car-bye", "")
 	caller.ExpectResponse(200, sip.BYE, wait)
 	bye := callee.ExpectRequest(sip.BYE, wait)
 	callee.Answer(bye, 200, "OK", "", "")

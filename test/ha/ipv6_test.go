@@ -40,9 +40,21 @@ func useIPv6(t *testing.T) {
 // unsolicited neighbour advertisements (the carrier's and the PBX's
 // neighbour caches move to its MACs without a new solicitation), every
 // call's media flows again both ways, and calls end from either side.
+// Once on the default (kernel) datapath, where the victim's pinned flows
+// keep forwarding until the caches move, and once in user space, where
+// the gap is the takeover's own.
 func TestFailoverIPv6(t *testing.T) {
+	for _, dp := range []struct{ name, extra string }{
+		{"kernel", ""},
+		{"userspace", "media: {datapath: userspace}\n"},
+	} {
+		t.Run(dp.name, func(t *testing.T) { failoverIPv6(t, dp.extra) })
+	}
+}
+
+func failoverIPv6(t *testing.T, extra string) {
 	useIPv6(t)
-	c := newCluster(t, "")
+	c := newCluster(t, extra)
 	p := newPhones(t)
 	first, heir := c.active(15 * time.Second)
 	const n = 4
