@@ -204,18 +204,18 @@ func (r *Realm) readFilter(s *SBC) sip.TransportReadFilter {
 			return s.guard.markLength(p, data), nil
 		case sipguard.Reject:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()
-			s.guard.malformed(p)
+			s.guard.malformed(r, p)
 			// Never a larger answer than the request to a source that has
 			// not proved its address (no amplification).
 			if res := sipguard.StatelessResponse(data, v.Status, v.Reason); res != nil && r.udp != nil &&
-				s.guard.mayAnswer(addrOf(p.RemoteAddr), len(data), len(res)) {
+				s.guard.mayAnswer(addrOf(p.RemoteAddr), len(data), len(res), 1) {
 				if _, err := r.udp.WriteTo(res, p.RemoteAddr); err == nil {
 					s.metrics.resOut(r.Name, v.Status)
 				}
 			}
 		default:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()
-			s.guard.malformed(p)
+			s.guard.malformed(r, p)
 		}
 		r.log.Debug("malformed SIP message", "from", p.RemoteAddr.String(), "cause", v.Why, "status", v.Status)
 		return nil, nil // never an error: that would stop sipgo's read loop
