@@ -18,8 +18,9 @@ const (
 	DefaultSourceMaxCalls = 10
 	// A known peer may send the SBC's whole capacity from one address:
 	// about 3,500 calls/s on the reference machine (docs/testing.md), each
-	// 3-5 requests, with room for retransmission bursts.
-	DefaultPeerRate = 20000
+	// 3-5 requests, doubled for retransmission bursts: the bucket is a
+	// backstop above what sbcd can process, never the limit a trunk meets.
+	DefaultPeerRate = 50000
 	// Strangers over their bucket this often within bans.window, or this
 	// often malformed, are banned.
 	DefaultRateExcess = 20

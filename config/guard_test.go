@@ -52,7 +52,7 @@ func TestGuardDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if g := c.Guard; g.Defaults != "on" || g.Sources.Rate != 20 || g.Sources.Burst != 40 || g.Sources.MaxCalls != 10 ||
-		g.PeerLimits.Rate != 20000 || g.PeerLimits.Burst != 40000 || g.PeerLimits.MaxCalls != 0 ||
+		g.PeerLimits.Rate != 50000 || g.PeerLimits.Burst != 100000 || g.PeerLimits.MaxCalls != 0 ||
 		len(g.Scanners()) != 3 || g.Bans.RateExcess != 20 || g.Bans.Malformed != 10 || g.Bans.AuthFailures != 0 {
 		t.Errorf("default guard %+v", c.Guard)
 	}
@@ -69,7 +69,7 @@ func TestGuardDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := c.Guard; g.Sources.Rate != 0 || g.Bans.RateExcess != 0 || g.Bans.Malformed != 0 || g.PeerLimits.Rate != 20000 || g.Sources.MaxCalls != 10 {
+	if g := c.Guard; g.Sources.Rate != 0 || g.Bans.RateExcess != 0 || g.Bans.Malformed != 0 || g.PeerLimits.Rate != 50000 || g.Sources.MaxCalls != 10 {
 		t.Errorf("guard with sources.rate and bans.malformed 0: %+v", c.Guard)
 	}
 	c, err = config.Parse([]byte(baseYAML + "guard: {scanner_user_agents: []}\n"))
@@ -141,7 +141,7 @@ func TestGuardClassificationKeys(t *testing.T) {
 		t.Errorf("realm defaults %+v", p)
 	}
 	out := c.Guard.Effective(c.Realms)
-	for _, want := range []string{"defaults on", "unknown sources: 20/s, burst 40, concurrent calls 10", "known peers: 20000/s", "realm carrier: accept peers (others: dropped over UDP, 403 over TCP/TLS)"} {
+	for _, want := range []string{"defaults on", "unknown sources: 20/s, burst 40, concurrent calls 10", "known peers: 50000/s", "realm carrier: accept peers (others: dropped over UDP, 403 over TCP/TLS)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("effective guard lacks %q:\n%s", want, out)
 		}
