@@ -24,6 +24,8 @@ type Guard struct {
 	// it. Rate 0 turns it off.
 	PeerLimits PeerLimits `yaml:"peer_limits"`
 	Bans       BanPolicy  `yaml:"bans"`
+	// Streams bound TCP and TLS connections' silence.
+	Streams StreamLimits `yaml:"streams"`
 	// ScannerUserAgents are substrings (case-insensitive) of User-Agent
 	// values whose requests are dropped silently and whose source is
 	// banned. Default: friendly-scanner, sipvicious, sipcli. An empty list
@@ -53,13 +55,27 @@ type SourceLimits struct {
 	// MaxCalls bounds the calls (in setup or up) one source may hold at
 	// once; 0: no limit.
 	MaxCalls int `yaml:"max_calls"`
+	// MaxConnections bounds the TCP and TLS connections one source holds
+	// open to a realm; 0: no limit.
+	MaxConnections int `yaml:"max_connections"`
+}
+
+// StreamLimits bound the silence of TCP and TLS connections peers open.
+type StreamLimits struct {
+	// FirstRead: a connection's first bytes (a TLS ClientHello, a
+	// request) must come within it; 0: unbounded.
+	FirstRead Duration `yaml:"first_read"`
+	// Idle closes a connection that sent nothing for this long (CRLF
+	// keepalives count, RFC 5626 4.4.1); 0: never.
+	Idle Duration `yaml:"idle"`
 }
 
 // PeerLimits is the per-source token bucket and call bound of known peers.
 type PeerLimits struct {
-	Rate     float64 `yaml:"rate"`
-	Burst    int     `yaml:"burst"`
-	MaxCalls int     `yaml:"max_calls"`
+	Rate           float64 `yaml:"rate"`
+	Burst          int     `yaml:"burst"`
+	MaxCalls       int     `yaml:"max_calls"`
+	MaxConnections int     `yaml:"max_connections"`
 }
 
 // BanPolicy says when a source is banned and for how long.
@@ -278,6 +294,18 @@ func (g *Guard) validate(realms map[string]bool) error {
 	}
 	if g.PeerLimits.MaxCalls < 0 || g.PeerLimits.MaxCalls > 1e7 {
 		return keyErr("guard.peer_limits.max_calls", "must be between 0 (no limit) and 10000000")
+	}
+	if g.Sources.MaxConnections < 0 || g.Sources.MaxConnections > 1e6 {
+		return keyErr("guard.sources.max_connections", "must be between 0 (no limit) and 1000000")
+	}
+	if g.PeerLimits.MaxConnections < 0 || g.PeerLimits.MaxConnections > 1e6 {
+		return keyErr("guard.peer_limits.max_connections", "must be between 0 (no limit) and 1000000")
+	}
+	if d := g.Streams.FirstRead.Std(); d < 0 || d > time.Hour {
+		return keyErr("guard.streams.first_read", "must be between 0 (unbounded) and 1h")
+	}
+	if d := g.Streams.Idle.Std(); d < 0 || d > 24*time.Hour {
+		return keyErr("guard.streams.idle", "must be between 0 (never) and 24h")
 	}
 	if g.Sources.Burst < 0 || g.Sources.Rate > 0 && g.Sources.Burst < 1 {
 		return keyErr("guard.sources.burst", "must be at least 1")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -25,6 +26,13 @@ const (
 	// often malformed, are banned.
 	DefaultRateExcess = 20
 	DefaultMalformed  = 10
+	// A phone keeps one or two connections (a flow per RFC 5626 outbound);
+	// a NATed office a few dozen.
+	DefaultSourceMaxConnections = 32
+	// A stream must start within 10 s (a ClientHello, a request) and is
+	// closed after 10 min of silence: RFC 5626 keepalives come every 2 min.
+	DefaultStreamFirstRead = 10 * time.Second
+	DefaultStreamIdle      = 10 * time.Minute
 )
 
 // protectionDefaults fills the keys the file left unset.
@@ -36,6 +44,9 @@ func (g *Guard) protectionDefaults() {
 	}
 	set("sources.rate", func() { g.Sources.Rate = DefaultSourceRate })
 	set("sources.max_calls", func() { g.Sources.MaxCalls = DefaultSourceMaxCalls })
+	set("sources.max_connections", func() { g.Sources.MaxConnections = DefaultSourceMaxConnections })
+	set("streams.first_read", func() { g.Streams.FirstRead = Duration(DefaultStreamFirstRead) })
+	set("streams.idle", func() { g.Streams.Idle = Duration(DefaultStreamIdle) })
 	set("peer_limits.rate", func() { g.PeerLimits.Rate = DefaultPeerRate })
 	set("bans.malformed", func() { g.Bans.Malformed = DefaultMalformed })
 	set("bans.rate_excess", func() {
@@ -125,6 +136,8 @@ func (g *Guard) Effective(realms []Realm) string {
 	}
 	fmt.Fprintf(&b, "  unknown sources: %s, concurrent calls %s\n", onOff(g.Sources.Rate, g.Sources.Burst), calls(g.Sources.MaxCalls))
 	fmt.Fprintf(&b, "  known peers: %s, concurrent calls %s (never banned automatically)\n", onOff(g.PeerLimits.Rate, g.PeerLimits.Burst), calls(g.PeerLimits.MaxCalls))
+	fmt.Fprintf(&b, "  TCP/TLS: connections per unknown source %s, per peer %s; first bytes within %v, idle %v (0: unbounded)\n",
+		calls(g.Sources.MaxConnections), calls(g.PeerLimits.MaxConnections), g.Streams.FirstRead.Std(), g.Streams.Idle.Std())
 	fmt.Fprintf(&b, "  bans (unknown sources, %v): over the rate %s; malformed %s; failed auth %s\n",
 		g.Bans.Duration.Std(), never(g.Bans.RateExcess), never(g.Bans.Malformed), never(g.Bans.AuthFailures))
 	if s := g.Scanners(); len(s) > 0 {

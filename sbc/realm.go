@@ -35,8 +35,9 @@ type Realm struct {
 	laddr sip.Addr      // the UDP listener, which leg requests are sent from
 	ready chan struct{} // sipgo_ready.go
 
-	tls *realmTLS // nil without a tls block (tls.go)
-	hep *hepTap   // nil without HEP tracing (hep.go)
+	tls   *realmTLS // nil without a tls block (tls.go)
+	guard *guard    // its stream listeners' part (guard_stream.go)
+	hep   *hepTap   // nil without HEP tracing (hep.go)
 }
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
@@ -47,6 +48,7 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 		log:    s.log.With("realm", rc.Name),
 		ready:  make(chan struct{}),
 		hep:    s.hep,
+		guard:  s.guard,
 	}
 	if err := r.filter.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
 		return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
@@ -125,7 +127,7 @@ func (r *Realm) serve() {
 	}
 	if r.tcp != nil {
 		go func() {
-			if err := r.srv.ServeTCP(r.hepListen(r.tcp)); !errors.Is(err, net.ErrClosed) { // never nil
+			if err := r.srv.ServeTCP(r.hepListen(r.guardListen(r.guard, r.tcp))); !errors.Is(err, net.ErrClosed) { // never nil
 				r.log.Error("TCP listener stopped", "error", err)
 			}
 		}()
