@@ -111,9 +111,10 @@ func (r *RealmGuard) validateClassification(k string, off bool) error {
 	return nil
 }
 
-// Effective renders the guard as it applies after defaults, for sbcd
-// -check-config: what an operator would otherwise have to work out.
-func (g *Guard) Effective(realms []Realm) string {
+// EffectiveGuard renders the guard as it applies after defaults, for
+// sbcd -check-config: what an operator would otherwise have to work out.
+func (c *Config) EffectiveGuard() string {
+	g := &c.Guard
 	var b strings.Builder
 	fmt.Fprintf(&b, "guard (defaults %s):\n", g.Defaults)
 	onOff := func(r float64, burst int) string {
@@ -145,7 +146,7 @@ func (g *Guard) Effective(realms []Realm) string {
 	} else {
 		b.WriteString("  scanner User-Agents: not checked\n")
 	}
-	for _, rc := range realms {
+	for _, rc := range c.Realms {
 		p := g.RealmPolicy(rc.Name)
 		accept, unknown, options := "peers", "auto", "peers"
 		if g.Off() {
@@ -154,12 +155,28 @@ func (g *Guard) Effective(realms []Realm) string {
 		if p != nil {
 			accept, unknown, options = p.Accept, p.Unknown, p.Options
 		}
+		var peers []string
+		for _, n := range c.StaticPeers(rc.Name) {
+			peers = append(peers, n.String())
+		}
+		for _, t := range c.realmTrunks(rc.Name) {
+			peers = append(peers, "trunk "+t)
+		}
+		if p != nil && p.Registrar != nil {
+			peers = append(peers, "registered contacts")
+		}
 		fmt.Fprintf(&b, "  realm %s: accept %s", rc.Name, accept)
-		if accept == "peers" {
+		switch {
+		case accept == "peers" && len(peers) == 0:
+			b.WriteString(" but no known peer: any source, with unknown sources' limits")
+		case accept == "peers":
 			fmt.Fprintf(&b, " (others: %s), OPTIONS answered for %s", map[string]string{"auto": "dropped over UDP, 403 over TCP/TLS", "drop": "dropped", "reject": "403"}[unknown], options)
 		}
+		if len(peers) > 0 {
+			fmt.Fprintf(&b, "; known peers %s", strings.Join(peers, ", "))
+		}
 		if p != nil && p.Auth != nil {
-			fmt.Fprintf(&b, ", digest auth for %s", strings.Join(p.Auth.Methods, ", "))
+			fmt.Fprintf(&b, "; digest auth for %s", strings.Join(p.Auth.Methods, ", "))
 		}
 		b.WriteString("\n")
 	}

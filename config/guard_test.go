@@ -140,8 +140,8 @@ func TestGuardClassificationKeys(t *testing.T) {
 	if p := c.Guard.RealmPolicy("carrier"); p.Accept != "peers" || p.Unknown != "auto" || p.Options != "peers" {
 		t.Errorf("realm defaults %+v", p)
 	}
-	out := c.Guard.Effective(c.Realms)
-	for _, want := range []string{"defaults on", "unknown sources: 20/s, burst 40, concurrent calls 10", "known peers: 50000/s", "realm carrier: accept peers (others: dropped over UDP, 403 over TCP/TLS)"} {
+	out := c.EffectiveGuard()
+	for _, want := range []string{"defaults on", "unknown sources: 20/s, burst 40, concurrent calls 10", "known peers: 50000/s", "realm carrier: accept peers (others: dropped over UDP, 403 over TCP/TLS)", "known peers 192.0.2.0/24"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("effective guard lacks %q:\n%s", want, out)
 		}

@@ -88,7 +88,8 @@ type realmGuard struct {
 	retryAfter   time.Duration
 }
 
-func newGuard(gc config.Guard, realms []config.Realm, routes []config.Route, b2bua guarded, m *Metrics, log *slog.Logger) *guard {
+func newGuard(cfg *config.Config, b2bua guarded, m *Metrics, log *slog.Logger) *guard {
+	gc, realms := cfg.Guard, cfg.Realms
 	g := &guard{
 		b2bua: b2bua, metrics: m, cfg: gc,
 		bans:     policy.NewBans(gc.Bans.Max),
@@ -164,7 +165,7 @@ func newGuard(gc config.Guard, realms []config.Realm, routes []config.Route, b2b
 				g.adm.Configure(rg.admissionKey, policy.AdmissionLimits{MaxCalls: a.MaxCalls, MaxCPS: a.MaxCPS, RetryAfter: rg.retryAfter})
 			}
 		}
-		rg.peers = newRealmPeers(rc.Name, gc, routes, rg)
+		rg.peers = newRealmPeers(rc.Name, cfg, rg)
 		g.realms[rc.Name] = rg
 	}
 	return g

@@ -50,49 +50,17 @@ func (p *realmPeers) known(a netip.Addr, now time.Time) bool {
 	return p.registrar != nil && p.registrar.loc.HasSource(a.String(), now)
 }
 
-// newRealmPeers collects a realm's static peers from the config.
-func newRealmPeers(realm string, gc config.Guard, routes []config.Route, rg *realmGuard) *realmPeers {
-	p := &realmPeers{drop: "auto"}
-	pol := gc.RealmPolicy(realm)
+// newRealmPeers builds a realm's classification from the config.
+func newRealmPeers(realm string, cfg *config.Config, rg *realmGuard) *realmPeers {
+	gc := &cfg.Guard
+	p := &realmPeers{drop: "auto", static: cfg.StaticPeers(realm), registrar: rg.registrar}
 	accept, options := "peers", "peers"
 	if gc.Off() {
 		accept, options = "any", "any"
 	}
-	if pol != nil {
+	if pol := gc.RealmPolicy(realm); pol != nil {
 		accept, options, p.drop = pol.Accept, pol.Options, pol.Unknown
-		for _, c := range pol.Peers {
-			n, _ := config.ParseCIDR(c) // validated at load
-			p.static = append(p.static, n)
-		}
-		if pol.ACL != nil {
-			for _, c := range pol.ACL.Allow {
-				n, _ := config.ParseCIDR(c)
-				p.static = append(p.static, n)
-			}
-		}
 	}
-	for _, c := range gc.Trusted {
-		n, _ := config.ParseCIDR(c)
-		p.static = append(p.static, n)
-	}
-	for _, rt := range routes {
-		if rt.ToRealm != realm {
-			continue
-		}
-		for _, t := range rt.Targets {
-			tg, err := config.ParseTarget(t)
-			if err != nil {
-				continue
-			}
-			// A route target named by DNS is not classified here: list
-			// its addresses under peers: (docs/guard.md).
-			if a, err := netip.ParseAddr(strings.Trim(tg.Host, "[]")); err == nil {
-				a = a.Unmap()
-				p.static = append(p.static, netip.PrefixFrom(a, a.BitLen()))
-			}
-		}
-	}
-	p.registrar = rg.registrar
 	p.open = accept == "any"
 	p.optionsAny = options == "any"
 	p.classify = !p.open && (len(p.static) > 0 || p.registrar != nil)

@@ -101,7 +101,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.guard = newGuard(cfg.Guard, cfg.Realms, cfg.Routes, s, s.metrics, s.log)
+	s.guard = newGuard(cfg, s, s.metrics, s.log)
 	s.guard.now = opt.Clock
 	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	if err := s.setupHEP(); err != nil {

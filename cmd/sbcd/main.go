@@ -38,7 +38,7 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Printf("%s: ok\n", *check)
-		fmt.Print(c.Guard.Effective(c.Realms)) // the protection in force, defaults included
+		fmt.Print(c.EffectiveGuard()) // the protection in force, defaults included
 		return
 	}
 	if err := run(*cfgPath); err != nil {
