@@ -167,13 +167,13 @@ func (g *guard) screenStranger(r *Realm, src netip.Addr, data []byte, now time.T
 // the realm answers strangers with 403.
 func (g *guard) classify(next handler) handler {
 	return func(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
-		if req.Method == sip.ACK || req.Method == sip.CANCEL {
-			next(r, req, tx)
-			return
-		}
 		src := sourceOf(req).Addr()
 		now := g.now.Now()
-		if !strings.EqualFold(req.Transport(), "UDP") && !g.streamScreen(r, req, src, now) {
+		if !strings.EqualFold(req.Transport(), "UDP") && !g.streamScreen(r, req, tx, src, now) {
+			return
+		}
+		if req.Method == sip.ACK || req.Method == sip.CANCEL {
+			next(r, req, tx)
 			return
 		}
 		if !g.refuses(r, []byte(req.Method), src, now) {
@@ -201,10 +201,15 @@ func (g *guard) classify(next handler) handler {
 // streamScreen gives a request that came over TCP or TLS what the read
 // filter gives a UDP datagram: the per-source bucket and the scanner
 // check (bans are checked on every chunk read). It says whether the
-// request may go on.
-func (g *guard) streamScreen(r *Realm, req *sip.Request, src netip.Addr, now time.Time) bool {
+// request may go on. A request over the bucket gets 503 (a stream's
+// source is proven, and the answer ends its transaction, which sipgo
+// would otherwise keep); a scanner's gets nothing.
+func (g *guard) streamScreen(r *Realm, req *sip.Request, tx sip.ServerTransaction, src netip.Addr, now time.Time) bool {
 	peer := g.peer(r, src, now)
 	if !g.allow(r, src, peer, now) {
+		if req.Method != sip.ACK && tx != nil {
+			g.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(time.Second))
+		}
 		return false
 	}
 	if ua := req.GetHeader("User-Agent"); ua != nil && g.scanner(r, src, peer, []byte("User-Agent: "+ua.Value())) {

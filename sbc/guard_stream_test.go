@@ -99,6 +99,29 @@ func TestGuardStreams(t *testing.T) {
 	if !closedWithin(dialFrom(t, "127.0.0.6", s.carrier), 200*time.Millisecond) {
 		t.Error("a banned source's connection stayed open")
 	}
+	// The strangers' bucket (20/s, burst 40) over TCP as over UDP: of 60
+	// requests at once, those past the burst get 503.
+	rc := dialFrom(t, "127.0.0.7", s.carrier)
+	for i := range 60 {
+		fmt.Fprintf(rc, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-rt%d\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: rt-%d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+			s.carrier, rc.LocalAddr(), i, s.carrier, i)
+	}
+	codes := map[string]int{}
+	br := bufio.NewReader(rc)
+	_ = rc.SetReadDeadline(time.Now().Add(wait))
+	for n := 0; n < 60; {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(l, "SIP/2.0 ") {
+			codes[l[8:11]]++
+			n++
+		}
+	}
+	if codes["403"] < 35 || codes["403"] > 45 || codes["503"] < 15 {
+		t.Errorf("60 OPTIONS over TCP from a stranger: %v, want about 40 refused as a stranger's (403) and the rest 503", codes)
+	}
 	// A peer's connection is not closed for idling once it spoke.
 	p := dialFrom(t, "127.0.0.1", s.carrier)
 	fmt.Fprintf(p, "\r\n\r\n")
