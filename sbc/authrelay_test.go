@@ -48,7 +48,7 @@ func TestAuthChallengeRelayedRetrySameLegB(t *testing.T) {
 			cid := fmt.Sprintf("pbx-auth-%d", code)
 			pbxInvite(pbx, s.enterprise, s.enterprise, "+4930123", cid, 1, "")
 			inv1 := carrier.ExpectRequest(sip.INVITE, wait)
-			chal := `Digest realm="carrier.example", nonce="bound-to-` + inv1.CallID().Value() + `", algorithm=MD5, qop="auth"`
+			chal := `Digest realm="carrier.example", nonce="c4rr13r-n0nc3", algorithm=MD5, qop="auth"`
 			carrier.Send(inv1.Source(), fmt.Sprintf("SIP/2.0 %d Challenge\nVia: %s\nFrom: %s\nTo: %s;tag=car-1\nCall-ID: %s\nCSeq: %s\n%s: %s\nX-Carrier-Secret: %s",
 				code, inv1.Via().Value(), inv1.From().Value(), inv1.To().Value(), inv1.CallID().Value(), inv1.CSeq().Value(), chName, chal, carrier.Addr), "")
 			carrier.ExpectRequest(sip.ACK, wait) // the SBC's transaction ACKs the challenge
@@ -70,7 +70,7 @@ func TestAuthChallengeRelayedRetrySameLegB(t *testing.T) {
 				Call-ID: %s
 				CSeq: 1 ACK`, s.enterprise, pbx.Addr, cid, pbx.Addr, cid, res.To().Value(), cid), "")
 
-			cred := `Digest username="acct", realm="carrier.example", nonce="bound-to-` + inv1.CallID().Value() + `", uri="sip:+4930123@` + s.enterprise + `", response="0123456789abcdef0123456789abcdef", algorithm=MD5, qop=auth, nc=00000001, cnonce="c1"`
+			cred := `Digest username="acct", realm="carrier.example", nonce="c4rr13r-n0nc3", uri="sip:+4930123@` + s.enterprise + `", response="0123456789abcdef0123456789abcdef", algorithm=MD5, qop=auth, nc=00000001, cnonce="c1"`
 			pbxInvite(pbx, s.enterprise, s.enterprise, "+4930123", cid, 2, crName+": "+cred)
 			inv2 := carrier.ExpectRequest(sip.INVITE, wait)
 			if inv2.CallID().Value() != inv1.CallID().Value() {

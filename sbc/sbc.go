@@ -53,7 +53,9 @@ type SBC struct {
 	guard   *guard
 	trunks  *trunkSet            // trunk.go
 	routes  map[string]routeOpts // routeopts.go
-	hep     *hepTap              // hep.go: nil when tracing is off
+	// challenges: relayed 401/407s waiting for the caller's retry (authrelay.go)
+	challenges challengeStore
+	hep        *hepTap // hep.go: nil when tracing is off
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
