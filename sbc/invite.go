@@ -242,7 +242,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	t := dec.Targets[i]
 	b := s.newLegB(c, out, t, req)
 	trunkNumbers(b, dec, i, req)
-	applyRedirect(c, b)                                  // redirect.go: a 3xx Contact's user
+	applyRedirect(c, b)                      // redirect.go: a 3xx Contact's user
 	resumed := s.resumeChallenged(c, b, req) // authrelay.go: the challenged leg B's dialog
 	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, out.filter, req, offer, contentType(req))
 	s.redirectHeaders(c, b, inv) // redirect.go: Diversion / History-Info

@@ -46,10 +46,7 @@ func newRedirectOpts(r config.Redirect) redirectOpts {
 type redirectHop struct {
 	target config.Target
 	user   string // the Contact's user: leg B's request-URI user
-	// from is the request-URI the 3xx answered (the diverting party),
-	// code the 3xx's status.
-	from sip.Uri
-	code int
+	code   int    // the 3xx's status
 }
 
 // isRedirect reports a 3xx (RFC 3261 21.3).
