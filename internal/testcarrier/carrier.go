@@ -44,6 +44,10 @@ type Options struct {
 	// issued on, as some carriers do: an answer on another Call-ID is
 	// refused (403), whatever its digest.
 	NonceBoundToCallID bool
+	// Domain, when set, is the carrier's own domain: a digest uri of
+	// sip:USER@Domain names a request for USER as well as its request-URI
+	// does (a customer behind an outbound proxy addresses the domain).
+	Domain string
 }
 
 // Register is one REGISTER the registrar accepted.
@@ -213,7 +217,7 @@ func (c *Carrier) verify(req *sip.Request, header string) (alg string, wrong boo
 	if c.opt.NonceBoundToCallID && header == "Proxy-Authorization" && !c.boundTo(cr.Nonce, req.CallID().Value()) {
 		return "", true // issued on another Call-ID
 	}
-	if !strings.EqualFold(orMD5(cr.Algorithm), alg) || cr.Username != c.opt.User || cr.Realm != c.opt.Realm || cr.URI != req.Recipient.String() {
+	if !strings.EqualFold(orMD5(cr.Algorithm), alg) || cr.Username != c.opt.User || cr.Realm != c.opt.Realm || !c.namesRequest(cr.URI, req) {
 		return "", true
 	}
 	want, err := digest.Digest(&digest.Challenge{Realm: c.opt.Realm, Nonce: cr.Nonce, Algorithm: alg, QOP: []string{"auth"}},
@@ -225,6 +229,15 @@ func (c *Carrier) verify(req *sip.Request, header string) (alg string, wrong boo
 	c.verified++
 	c.mu.Unlock()
 	return alg, false
+}
+
+// namesRequest reports whether a digest uri names req: its request-URI,
+// or the same user at the carrier's Domain.
+func (c *Carrier) namesRequest(uri string, req *sip.Request) bool {
+	if uri == req.Recipient.String() {
+		return true
+	}
+	return c.opt.Domain != "" && uri == "sip:"+req.Recipient.User+"@"+c.opt.Domain
 }
 
 func orMD5(a string) string {
