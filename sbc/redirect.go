@@ -263,7 +263,8 @@ func applyRedirect(c *Call, b *Leg) {
 // diversion (tryTarget's hook): Diversion (RFC 5806) naming the called
 // user at the SBC's own address on this leg, or History-Info (RFC 7044)
 // with the original target as index 1 and the new one as 1.1, its cause
-// the 3xx (RFC 4458) and mp (the target changed by a 3xx).
+// the 3xx (RFC 4458) and mp (the target changed by a 3xx); not when the
+// caller's History-Info passed the realm's header policy.
 func (s *SBC) redirectHeaders(c *Call, b *Leg, inv *sip.Request) {
 	h := c.redirect
 	if h == nil {
@@ -272,8 +273,19 @@ func (s *SBC) redirectHeaders(c *Call, b *Leg, inv *sip.Request) {
 	orig := sip.Uri{Scheme: "sip", User: c.a.invite.Recipient.User, Host: b.local.Host}
 	switch s.routeOpts(c.route).redirect.diversion {
 	case config.DiversionHeader:
+		// The newest diversion comes first (RFC 5806 4): ahead of any the
+		// caller's INVITE brought, where the realm's policy lets them pass.
+		old := inv.GetHeaders("Diversion")
+		for inv.RemoveHeader("Diversion") {
+		}
 		inv.AppendHeader(sip.NewHeader("Diversion", "<"+orig.String()+">;reason="+diversionReason(h.code)+";counter=1"))
+		for _, o := range old {
+			inv.AppendHeader(o)
+		}
 	case config.DiversionHistoryInfo:
+		if inv.GetHeader("History-Info") != nil {
+			return // the caller's own entries passed: ours would clash with their indices
+		}
 		to := inv.Recipient
 		to.UriParams = sip.NewParams()
 		to.UriParams.Add("cause", strconv.Itoa(h.code))
