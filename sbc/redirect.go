@@ -116,8 +116,8 @@ func refused(code int, result string) outcome {
 // redirectTargets are the Contacts of res that may be followed, highest q
 // first (equal q in the order given). A Contact is refused, and logged,
 // when it is not a sip: URI on an IP literal (no DNS from a peer's
-// answer), or when it points at the SBC itself, at a peer of another
-// realm, or outside the route's allowed networks.
+// answer), not TLS for a SIPS call, or when it points at the SBC itself,
+// at a peer of another realm, or outside the route's allowed networks.
 func (s *SBC) redirectTargets(c *Call, out *Realm, from config.Target, res *sip.Response, opts redirectOpts) []redirectHop {
 	type cand struct {
 		hop redirectHop
@@ -135,6 +135,10 @@ func (s *SBC) redirectTargets(c *Call, out *Realm, from config.Target, res *sip.
 		t, ok := contactTarget(ct.Address, out.cfg.ListenAddrPort().Addr().IsLoopback())
 		if !ok {
 			out.log.Info("redirect Contact not usable", "call", c.ID, "from", from.String())
+			continue
+		}
+		if isSIPS(c.a.invite) && t.Transport != "tls" { // as sipsOnly: no insecure hop
+			out.log.Info("redirect Contact refused", "call", c.ID, "from", from.String(), "why", "not TLS for a SIPS call")
 			continue
 		}
 		ap := netip.AddrPortFrom(netip.MustParseAddr(t.Host), uint16(t.Port))
