@@ -66,7 +66,7 @@ func TestLabAuthRelayed(t *testing.T) {
 			srv := startSIPp(t, st.callee.ns, "uas_auth.xml", st.callee.args(5060, "-key", "realm", st.realm, "-key", "user", "acct1", "-key", "pass", "s3cret")...)
 			waitUDPListen(t, st.callee.ns, st.callee.host, 5060)
 			cl := startSIPp(t, st.caller.ns, "uac_auth.xml", append([]string{st.caller.sbc + ":5060"},
-				st.caller.args(5060, "-s", "+4930123", "-key", "domain", st.domain, "-au", "acct1", "-ap", "s3cret")...)...)
+				st.caller.args(5060, "-s", "+4930123", "-key", "domain", st.domain, "-au", "acct1", "-ap", "s3cret", "-auth_uri", "+4930123@"+st.domain)...)...)
 			cl.wait(t, 30*time.Second)
 			srv.wait(t, 30*time.Second)
 			if n := srv.count(t, "403_Sent"); n != 0 {
@@ -94,7 +94,7 @@ func TestLabAuthRelayed(t *testing.T) {
 		}
 		defer car.Close()
 		cl := startSIPp(t, "ent", "uac_auth.xml", append([]string{sbcInt + ":5060"},
-			pbxSide.args(5060, "-s", "+4930123", "-key", "domain", "carrier.test", "-au", "acct1", "-ap", "s3cret")...)...)
+			pbxSide.args(5060, "-s", "+4930123", "-key", "domain", "carrier.test", "-au", "acct1", "-ap", "s3cret", "-auth_uri", "+4930123@carrier.test")...)...)
 		cl.wait(t, 30*time.Second)
 		s.waitIdle(t)
 		invs := car.Invites()
