@@ -211,4 +211,24 @@ func TestLabRedirect(t *testing.T) {
 	}
 	checkHidden(t, "carrier wire", car, ent, "198.51.100.")
 	checkHidden(t, "enterprise wire", ent, car, "203.0.113.")
+
+	// A carrier that knows an inside address redirects the PBX's call
+	// there: the PBX is a peer of the enterprise realm, so the Contact is
+	// not followed, and the PBX gets 502 (its own call, not a new one).
+	t.Run("redirect into the inside refused", func(t *testing.T) {
+		before := s.metric(t, "sbc_calls_total", `result="redirect_unusable"`)
+		entOnly := startCapture(t, "ent", "ent0")
+		redir := startSIPp(t, "car", "uas_302.xml", carrierSide.args(5060, "-key", "contacts", "<sip:1000@"+pbxHost+":5060>")...)
+		waitUDPListen(t, "car", carrierHost, 5060)
+		cl := startSIPp(t, "ent", "uac_502.xml", append([]string{sbcInt + ":5060"}, pbxSide.args(5070, "-s", "1000")...)...)
+		cl.wait(t, 30*time.Second)
+		redir.wait(t, 30*time.Second)
+		s.waitIdle(t)
+		if n := len(sipMessages(entOnly.stop(t), "INVITE ")); n != 1 {
+			t.Errorf("%d INVITEs on the enterprise wire, want only the PBX's own", n)
+		}
+		if got := s.metric(t, "sbc_calls_total", `result="redirect_unusable"`) - before; got != 1 {
+			t.Errorf("calls{redirect_unusable} grew by %v, want 1", got)
+		}
+	})
 }
