@@ -2,6 +2,7 @@ package sbc
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -207,9 +208,10 @@ func contactTarget(u sip.Uri, loopbackRealm bool) (config.Target, bool) {
 
 // forbiddenRedirect says why a Contact at ap may not be followed into
 // realm out, or "" when it may: the SBC's own SIP addresses (a loop
-// through the SBC), a target of a route into another realm (the
-// redirect would carry the call across to a network it must not reach
-// from here), outside the route's allow list, or inside its deny list.
+// through the SBC), another realm's connected network or a target of a
+// route into another realm (the redirect would carry the call across to
+// a network it must not reach from here), outside the route's allow
+// list, or inside its deny list.
 func (s *SBC) forbiddenRedirect(out *Realm, ap netip.AddrPort, opts redirectOpts) string {
 	a := ap.Addr()
 	for _, p := range opts.deny {
@@ -231,6 +233,9 @@ func (s *SBC) forbiddenRedirect(out *Realm, ap netip.AddrPort, opts redirectOpts
 			return "the SBC's own address"
 		}
 	}
+	if r := s.realmNetworkOf(out, a); r != "" {
+		return "in the network of realm " + r
+	}
 	for _, rt := range s.cfg.Routes {
 		if rt.ToRealm == out.Name {
 			continue
@@ -242,6 +247,51 @@ func (s *SBC) forbiddenRedirect(out *Realm, ap netip.AddrPort, opts redirectOpts
 		}
 	}
 	return ""
+}
+
+// realmNetworkOf names the realm other than out whose interface's
+// connected network holds a, or "": a redirect from one side must not
+// send the call into the other side's network, even to an address no
+// route names. A network that holds out's own address too (realms that
+// share one, loopback say) tells nothing and is passed over. Read from
+// the host's interfaces each time: redirects are rare and HA moves the
+// addresses.
+func (s *SBC) realmNetworkOf(out *Realm, a netip.Addr) string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	own := out.cfg.ListenAddrPort().Addr()
+	for _, r := range s.order {
+		if r == out {
+			continue
+		}
+		p, ok := connectedNetwork(r.cfg.ListenAddrPort().Addr(), addrs)
+		if ok && !p.Contains(own) && p.Contains(a.Unmap()) {
+			return r.Name
+		}
+	}
+	return ""
+}
+
+// connectedNetwork is the prefix of the interface address equal to a.
+func connectedNetwork(a netip.Addr, addrs []net.Addr) (netip.Prefix, bool) {
+	for _, ia := range addrs {
+		n, ok := ia.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok || ip.Unmap() != a.Unmap() {
+			continue
+		}
+		bits, _ := n.Mask.Size()
+		if ip.Unmap().Is4() && bits > 32 {
+			bits -= 96
+		}
+		return netip.PrefixFrom(ip.Unmap(), bits).Masked(), true
+	}
+	return netip.Prefix{}, false
 }
 
 // ownsSIPAddr reports whether ap is one of the realm's SIP listeners (or

@@ -1,6 +1,8 @@
 package sbc
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -91,5 +93,38 @@ func TestRedirectOptsDefaults(t *testing.T) {
 	}
 	if got := diversionReason(301); got != "unknown" {
 		t.Errorf("301 reason %s", got)
+	}
+}
+
+func TestConnectedNetwork(t *testing.T) {
+	cidr := func(s string) net.Addr {
+		ip, n, err := net.ParseCIDR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.IP = ip
+		return n
+	}
+	addrs := []net.Addr{cidr("127.0.0.1/8"), cidr("203.0.113.1/24"), cidr("198.51.100.1/24"), cidr("2001:db8:2::1/64"),
+		&net.IPAddr{IP: net.ParseIP("192.0.2.9")}}
+	v4in6 := &net.IPNet{IP: net.ParseIP("192.0.2.1"), Mask: net.CIDRMask(120, 128)} // a 16-byte mask on an IPv4 address
+	addrs = append(addrs, v4in6)
+	for _, c := range []struct{ addr, want string }{
+		{"198.51.100.1", "198.51.100.0/24"},
+		{"203.0.113.1", "203.0.113.0/24"},
+		{"2001:db8:2::1", "2001:db8:2::/64"},
+		{"127.0.0.1", "127.0.0.0/8"},
+		{"192.0.2.1", "192.0.2.0/24"},
+		{"192.0.2.9", ""}, // not an IPNet
+		{"198.51.100.2", ""},
+	} {
+		p, ok := connectedNetwork(netip.MustParseAddr(c.addr), addrs)
+		got := ""
+		if ok {
+			got = p.String()
+		}
+		if got != c.want {
+			t.Errorf("%s: %q, want %q", c.addr, got, c.want)
+		}
 	}
 }

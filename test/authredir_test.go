@@ -212,13 +212,15 @@ func TestLabRedirect(t *testing.T) {
 	checkHidden(t, "carrier wire", car, ent, "198.51.100.")
 	checkHidden(t, "enterprise wire", ent, car, "203.0.113.")
 
-	// A carrier that knows an inside address redirects the PBX's call
-	// there: the PBX is a peer of the enterprise realm, so the Contact is
-	// not followed, and the PBX gets 502 (its own call, not a new one).
+	// A carrier that knows inside addresses redirects the PBX's call
+	// there: the PBX (a peer of the enterprise realm) and an address no
+	// route names but in the enterprise realm's network. Neither is
+	// followed (a followed .99 would time out and end in 408), and the
+	// PBX gets 502.
 	t.Run("redirect into the inside refused", func(t *testing.T) {
 		before := s.metric(t, "sbc_calls_total", `result="redirect_unusable"`)
 		entOnly := startCapture(t, "ent", "ent0")
-		redir := startSIPp(t, "car", "uas_302.xml", carrierSide.args(5060, "-key", "contacts", "<sip:1000@"+pbxHost+":5060>")...)
+		redir := startSIPp(t, "car", "uas_302.xml", carrierSide.args(5060, "-key", "contacts", "<sip:1000@"+pbxHost+":5060>, <sip:1000@198.51.100.99:5060>;q=0.9")...)
 		waitUDPListen(t, "car", carrierHost, 5060)
 		cl := startSIPp(t, "ent", "uac_502.xml", append([]string{sbcInt + ":5060"}, pbxSide.args(5070, "-s", "1000")...)...)
 		cl.wait(t, 30*time.Second)
