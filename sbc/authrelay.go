@@ -77,7 +77,7 @@ func challengeHeader(code int) (chal, cred string) {
 // relayChallenge gives leg A the 401/407 with its challenge headers and
 // remembers leg B's dialog for the retry.
 func (s *SBC) relayChallenge(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, c.a.headerFilter(), res, nil, "")
 	name, _ := challengeHeader(res.StatusCode)
 	copyHeaders(out, res, name)
 	c.mu.Lock()

@@ -60,7 +60,7 @@ func isRedirect(res *sip.Response) bool { return res.StatusCode >= 300 && res.St
 // Contacts fail over like any target; a 6xx ends the search (RFC 3261
 // 16.7 step 5).
 func (s *SBC) redirected(ctx context.Context, c *Call, out *Realm, dec policy.Decision, i int, req *sip.Request, offer []byte, mf int, txA sip.ServerTransaction, res *sip.Response) outcome {
-	opts := s.routeOpts(c.route).redirect
+	opts := c.policy(s).routeOpts(c.route).redirect
 	if opts.relay {
 		return outcome{kind: outcomeRedirect, res: res}
 	}
@@ -143,7 +143,7 @@ func (s *SBC) redirectTargets(c *Call, out *Realm, from config.Target, res *sip.
 			continue
 		}
 		ap := netip.AddrPortFrom(netip.MustParseAddr(t.Host), uint16(t.Port))
-		if why := s.forbiddenRedirect(out, ap, opts); why != "" {
+		if why := s.forbiddenRedirect(out, ap, opts, c.policy(s).cfg.Routes); why != "" {
 			out.log.Info("redirect Contact refused", "call", c.ID, "from", from.String(), "contact", ap.String(), "why", why)
 			continue
 		}
@@ -157,6 +157,10 @@ func (s *SBC) redirectTargets(c *Call, out *Realm, from config.Target, res *sip.
 		if user == "" {
 			user = c.a.invite.Recipient.User
 		}
+		if !safeContactUser(user) {
+			out.log.Info("redirect Contact refused", "call", c.ID, "from", from.String(), "why", "user part")
+			continue
+		}
 		cands = append(cands, cand{redirectHop{target: t, user: user, code: res.StatusCode}, q})
 	}
 	sort.SliceStable(cands, func(a, b int) bool { return cands[a].q > cands[b].q })
@@ -165,6 +169,23 @@ func (s *SBC) redirectTargets(c *Call, out *Realm, from config.Target, res *sip.
 		hops[k] = cd.hop
 	}
 	return hops
+}
+
+// safeContactUser: the user part a redirect may carry into a request-URI
+// or a relayed Contact, 1 to 64 characters of letters, digits and RFC
+// 3261's unreserved marks (and + for E.164); nothing that could end the
+// user part or the URI.
+func safeContactUser(u string) bool {
+	if u == "" || len(u) > 64 {
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.!~*'()+", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // contactTarget turns a 3xx Contact into a target: sip: or sips: on a
@@ -212,7 +233,7 @@ func contactTarget(u sip.Uri, loopbackRealm bool) (config.Target, bool) {
 // route into another realm (the redirect would carry the call across to
 // a network it must not reach from here), outside the route's allow
 // list, or inside its deny list.
-func (s *SBC) forbiddenRedirect(out *Realm, ap netip.AddrPort, opts redirectOpts) string {
+func (s *SBC) forbiddenRedirect(out *Realm, ap netip.AddrPort, opts redirectOpts, routes []config.Route) string {
 	a := ap.Addr()
 	for _, p := range opts.deny {
 		if p.Contains(a) {
@@ -236,7 +257,7 @@ func (s *SBC) forbiddenRedirect(out *Realm, ap netip.AddrPort, opts redirectOpts
 	if r := s.realmNetworkOf(out, a); r != "" {
 		return "in the network of realm " + r
 	}
-	for _, rt := range s.cfg.Routes {
+	for _, rt := range routes { // the call's policy snapshot (reload.go)
 		if rt.ToRealm == out.Name {
 			continue
 		}
@@ -318,27 +339,31 @@ func applyRedirect(c *Call, b *Leg) {
 // user at the SBC's own address on this leg, or History-Info (RFC 7044)
 // with the original target as index 1 and the new one as 1.1, its cause
 // the 3xx (RFC 4458) and mp (the target changed by a 3xx); not when the
-// caller's History-Info passed the realm's header policy.
+// caller's History-Info crossed (topology/identity.go).
 func (s *SBC) redirectHeaders(c *Call, b *Leg, inv *sip.Request) {
 	h := c.redirect
 	if h == nil {
 		return
 	}
 	orig := sip.Uri{Scheme: "sip", User: c.a.invite.Recipient.User, Host: b.local.Host}
-	switch s.routeOpts(c.route).redirect.diversion {
+	switch c.policy(s).routeOpts(c.route).redirect.diversion {
 	case config.DiversionHeader:
 		// The newest diversion comes first (RFC 5806 4): ahead of any the
-		// caller's INVITE brought, where the realm's policy lets them pass.
+		// caller's INVITE brought (rebuilt by topology's identity rules).
+		v := topology.DiversionValue(orig.User, orig.Host, diversionReason(h.code))
+		if v == "" { // a user part that is no safe token (topology/identity.go)
+			return
+		}
 		old := inv.GetHeaders("Diversion")
 		for inv.RemoveHeader("Diversion") {
 		}
-		inv.AppendHeader(sip.NewHeader("Diversion", "<"+orig.String()+">;reason="+diversionReason(h.code)+";counter=1"))
+		inv.AppendHeader(sip.NewHeader("Diversion", v))
 		for _, o := range old {
 			inv.AppendHeader(o)
 		}
 	case config.DiversionHistoryInfo:
 		if inv.GetHeader("History-Info") != nil {
-			return // the caller's own entries passed: ours would clash with their indices
+			return // the caller's own entries crossed: ours would clash with their indices
 		}
 		to := inv.Recipient
 		to.UriParams = sip.NewParams()
@@ -361,7 +386,7 @@ func diversionReason(code int) string {
 // and q: the caller's retry comes back through the SBC and its routes,
 // and nothing of the far side's addresses crosses.
 func (s *SBC) relayRedirect(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, c.a.d.LocalTag, false, c.a.local, c.a.headerFilter(), res, nil, "")
 	type cand struct {
 		h *sip.ContactHeader
 		q float64
@@ -369,7 +394,7 @@ func (s *SBC) relayRedirect(c *Call, r *Realm, req *sip.Request, tx sip.ServerTr
 	var cands []cand
 	for n, h := range res.GetHeaders("Contact") {
 		ct, ok := h.(*sip.ContactHeader)
-		if n >= maxRedirectContacts || !ok || ct.Address.User == "" {
+		if n >= maxRedirectContacts || !ok || !safeContactUser(ct.Address.User) {
 			continue
 		}
 		u := c.a.local.Contact()

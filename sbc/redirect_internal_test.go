@@ -128,3 +128,15 @@ func TestConnectedNetwork(t *testing.T) {
 		}
 	}
 }
+
+func TestSafeContactUser(t *testing.T) {
+	for u, want := range map[string]bool{
+		"2000": true, "+4930123": true, "alice.smith": true, "a-b_c!~*'()": true,
+		"": false, "a;b": false, "a@b": false, "a%40b": false, "a b": false, "a>": false,
+		"12345678901234567890123456789012345678901234567890123456789012345": false,
+	} {
+		if got := safeContactUser(u); got != want {
+			t.Errorf("safeContactUser(%q) = %v, want %v", u, got, want)
+		}
+	}
+}
