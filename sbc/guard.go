@@ -47,6 +47,10 @@ type guard struct {
 	realms   map[string]*realmGuard
 	now      policy.Clock // Options.Clock: time.Now when nil
 
+	// staticPeers is a realm's configured peers in the policy snapshot in
+	// force (SBC.policy: routes reload live); set by the SBC.
+	staticPeers func(realm string) []netip.Prefix
+
 	// admissionKeys, when set, adds keys (a trunk's) to the realm's own
 	// for each new call; see SBC.SetAdmissionKeys.
 	keysMu        sync.RWMutex
@@ -95,15 +99,16 @@ func newGuard(cfg *config.Config, b2bua guarded, m *Metrics, log *slog.Logger) *
 	gc, realms := cfg.Guard, cfg.Realms
 	g := &guard{
 		b2bua: b2bua, metrics: m, cfg: gc,
-		bans:     policy.NewBans(gc.Bans.Max),
-		limiter:  policy.NewSourceLimiter(gc.Sources.Rate, gc.Sources.Burst, gc.Sources.MaxSources),
-		peerLim:  policy.NewSourceLimiter(gc.PeerLimits.Rate, gc.PeerLimits.Burst, gc.Sources.MaxSources),
-		calls:    newSourceCalls(gc.Sources.MaxSources),
-		strikes:  policy.NewStrikes(gc.Bans.Window.Std(), gc.Sources.MaxSources),
-		scanners: policy.NewScanners(gc.Scanners()),
-		adm:      policy.NewAdmission(),
-		verified: newAddrSet(gc.Sources.MaxSources, time.Hour),
-		realms:   map[string]*realmGuard{},
+		staticPeers: func(string) []netip.Prefix { return nil },
+		bans:        policy.NewBans(gc.Bans.Max),
+		limiter:     policy.NewSourceLimiter(gc.Sources.Rate, gc.Sources.Burst, gc.Sources.MaxSources),
+		peerLim:     policy.NewSourceLimiter(gc.PeerLimits.Rate, gc.PeerLimits.Burst, gc.Sources.MaxSources),
+		calls:       newSourceCalls(gc.Sources.MaxSources),
+		strikes:     policy.NewStrikes(gc.Bans.Window.Std(), gc.Sources.MaxSources),
+		scanners:    policy.NewScanners(gc.Scanners()),
+		adm:         policy.NewAdmission(),
+		verified:    newAddrSet(gc.Sources.MaxSources, time.Hour),
+		realms:      map[string]*realmGuard{},
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sbc_policy_rejected_total", Help: "Requests refused or dropped by policy, by realm and reason.",
 		}, []string{"realm", "reason"}),
@@ -168,7 +173,8 @@ func newGuard(cfg *config.Config, b2bua guarded, m *Metrics, log *slog.Logger) *
 				g.adm.Configure(rg.admissionKey, policy.AdmissionLimits{MaxCalls: a.MaxCalls, MaxCPS: a.MaxCPS, RetryAfter: rg.retryAfter})
 			}
 		}
-		rg.peers = newRealmPeers(rc.Name, cfg, rg)
+		name := rc.Name
+		rg.peers = newRealmPeers(name, cfg, rg, func() []netip.Prefix { return g.staticPeers(name) })
 		g.realms[rc.Name] = rg
 	}
 	return g

@@ -24,22 +24,27 @@ import (
 
 // realmPeers is one realm's known peers and what strangers get.
 type realmPeers struct {
-	// classify: the realm takes dialog-creating requests from its peers
-	// only (accept: peers and some peers known). A realm with no known
-	// peer at all cannot tell them apart and takes any source.
-	classify bool
 	// open: accept: any (digest auth guards it instead).
-	open       bool
-	static     []netip.Prefix
+	open bool
+	// static is the realm's configured peers in the policy snapshot in
+	// force (routes are reloaded live: reload.go).
+	static     func() []netip.Prefix
 	trunk      func(ip netip.Addr) bool // the realm's trunks' targets; nil: none
 	registrar  *registrar
 	drop       string // auto, drop, reject
 	optionsAny bool
 }
 
+// classifies says whether the realm takes dialog-creating requests from
+// its peers only (accept: peers and some peer known). A realm with no
+// known peer at all cannot tell them apart and takes any source.
+func (p *realmPeers) classifies() bool {
+	return !p.open && (len(p.static()) > 0 || p.trunk != nil || p.registrar != nil)
+}
+
 // known says whether a is a known peer of the realm.
 func (p *realmPeers) known(a netip.Addr, now time.Time) bool {
-	for _, n := range p.static {
+	for _, n := range p.static() {
 		if n.Contains(a) {
 			return true
 		}
@@ -50,10 +55,11 @@ func (p *realmPeers) known(a netip.Addr, now time.Time) bool {
 	return p.registrar != nil && p.registrar.loc.HasSource(a.String(), now)
 }
 
-// newRealmPeers builds a realm's classification from the config.
-func newRealmPeers(realm string, cfg *config.Config, rg *realmGuard) *realmPeers {
+// newRealmPeers builds a realm's classification from the config; static
+// gives its configured peers as they are now.
+func newRealmPeers(realm string, cfg *config.Config, rg *realmGuard, static func() []netip.Prefix) *realmPeers {
 	gc := &cfg.Guard
-	p := &realmPeers{drop: "auto", static: cfg.StaticPeers(realm), registrar: rg.registrar}
+	p := &realmPeers{drop: "auto", static: static, registrar: rg.registrar}
 	accept, options := "peers", "peers"
 	if gc.Off() {
 		accept, options = "any", "any"
@@ -63,7 +69,6 @@ func newRealmPeers(realm string, cfg *config.Config, rg *realmGuard) *realmPeers
 	}
 	p.open = accept == "any"
 	p.optionsAny = options == "any"
-	p.classify = !p.open && (len(p.static) > 0 || p.registrar != nil)
 	return p
 }
 
@@ -77,19 +82,19 @@ func (g *guard) setTrunks(realms []string, inbound func(realm string, ip netip.A
 		}
 		n := name
 		rg.peers.trunk = func(a netip.Addr) bool { return inbound(n, a) }
-		rg.peers.classify = !rg.peers.open
 	}
 }
 
 // classifyTrunks makes each realm with trunks know their targets as
-// peers (as resolved: sourceMatch follows DNS).
+// peers (as resolved: sourceMatch follows DNS), through the policy
+// snapshot in force.
 func (s *SBC) classifyTrunks() {
 	var realms []string
-	for _, t := range s.router.Trunks() {
+	for _, t := range s.policy().router.Trunks() {
 		realms = append(realms, t.Realm)
 	}
 	s.guard.setTrunks(realms, func(realm string, a netip.Addr) bool {
-		return s.router.InboundTrunk(realm, a.String()) != nil
+		return s.policy().router.InboundTrunk(realm, a.String()) != nil
 	})
 }
 
@@ -133,7 +138,7 @@ func (g *guard) refuses(r *Realm, method []byte, src netip.Addr, now time.Time) 
 		return false
 	case p.open && !options:
 		return false
-	case !p.open && !p.classify:
+	case !p.open && !p.classifies():
 		return false
 	case string(method) == "REGISTER" && rg.registrar != nil && rg.auth != nil:
 		return false

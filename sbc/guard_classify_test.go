@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/internal/testphone"
 )
 
@@ -132,4 +133,32 @@ func TestGuardSourceCalls(t *testing.T) {
 func (s *testSBC) waitAdmittedCalls(t *testing.T, n int) {
 	t.Helper()
 	eventually(t, wait, fmt.Sprintf("%d calls", n), func() bool { return s.ActiveCalls() == n })
+}
+
+// Routes reload live, and the peers they name with them: a stranger whose
+// INVITE into the enterprise realm was dropped is a peer (here answered
+// 404: no route from that realm) once a reloaded route targets it.
+func TestGuardClassificationFollowsReload(t *testing.T) {
+	callee, other := testphone.NewLoopback(t), phoneOn(t, "127.0.0.8")
+	s := startGuarded(t, []string{callee.Addr}, "")
+	other.Invite(s.enterprise, "1000", "cfr-1", testphone.TestSDP)
+	other.Quiet(400*time.Millisecond, anything, "an answer to a stranger")
+	y := fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: %q, media: {ports: %s}}
+  - {name: enterprise, listen: %q, media: {ports: %s}}
+media: {timeout: 1m}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q, "127.0.0.8:5060"], target_timeout: 400ms}
+`, s.carrier, s.cfg.Realms[0].Media.Ports, s.enterprise, s.cfg.Realms[1].Media.Ports, callee.Addr)
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	other.Invite(s.enterprise, "1000", "cfr-2", testphone.TestSDP)
+	other.ExpectResponse(404, sip.INVITE, wait)
+	callee.Quiet(10*time.Millisecond, anything, "a request at the callee")
 }

@@ -9,24 +9,28 @@ import (
 // routeOpts are the settings of a route that the B2BUA applies to each of
 // its calls (the router decides only where a call goes).
 type routeOpts struct {
-	ring  time.Duration // ring_timeout
-	as503 int           // relay_503_as; 0 keeps 503
+	ring     time.Duration // ring_timeout
+	as503    int           // relay_503_as; 0 keeps 503
+	redirect redirectOpts  // redirect.go
 }
 
 func newRouteOpts(routes []config.Route) map[string]routeOpts {
 	m := make(map[string]routeOpts, len(routes))
 	for _, r := range routes {
-		m[r.Name] = routeOpts{ring: r.RingTimeout.Std(), as503: r.Relay503As}
+		m[r.Name] = routeOpts{ring: r.RingTimeout.Std(), as503: r.Relay503As, redirect: newRedirectOpts(r.Redirect)}
 	}
 	return m
 }
 
-// routeOpts is route name's settings; the defaults for a call the dial
-// plan routed, or a route without them.
-func (s *SBC) routeOpts(name string) routeOpts {
-	o := s.routes[name]
+// routeOpts is route name's settings in this snapshot; the defaults for
+// a call the dial plan routed, or a route without them.
+func (p *policySnap) routeOpts(name string) routeOpts {
+	o := p.routes[name]
 	if o.ring <= 0 {
 		o.ring = config.DefaultRingTimeout
+	}
+	if o.redirect.maxHops == 0 { // a dial plan call: the defaults
+		o.redirect.maxHops, o.redirect.diversion = config.DefaultRedirectHops, config.DiversionNone
 	}
 	return o
 }
