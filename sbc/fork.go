@@ -51,8 +51,8 @@ type forkState struct {
 	// cancel.go: then every 2xx loses).
 	winner, abandoned string
 	settled           chan struct{}
-	cancelSent        bool // given up: its CANCEL went (cancel.go)
-	losers    map[string]*sip.Request // the ACK sent to each losing 2xx, by To tag
+	cancelSent        bool                    // given up: its CANCEL went (cancel.go)
+	losers            map[string]*sip.Request // the ACK sent to each losing 2xx, by To tag
 }
 
 // earlyDialog is one early dialog of leg B.
@@ -157,7 +157,6 @@ func (s *SBC) strayOnLegB(res *sip.Response) bool {
 	c.mu.Unlock()
 	return b != nil && b.d.CallID == cid.Value() && s.afterWin(c, b, res)
 }
-
 
 // onLateResponse takes what leg B's INVITE transaction hands its
 // OnRetransmission hook: 2xx after the first, the first's own

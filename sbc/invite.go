@@ -485,8 +485,8 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	c.mu.Unlock()
 
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, r.filter, res, body, contentType(res))
-	s.awaitPrackBefore2xx(c)          // prack.go: RFC 3262 3
-	s.confirmTimers(c, req, res, out) // sessiontimer.go
+	s.awaitPrackBefore2xx(c)                           // prack.go: RFC 3262 3
+	s.confirmTimers(c, req, res, out)                  // sessiontimer.go
 	if s.answerLost(c, b, req, tx, offerSent, false) { // cancel.go: the 487 went instead
 		return
 	}
