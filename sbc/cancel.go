@@ -79,6 +79,16 @@ func (s *SBC) answerLost(c *Call, b *Leg, req *sip.Request, tx sip.ServerTransac
 	return true
 }
 
+// answeredAfterCancel ends a call whose leg B answered as the caller
+// gave up (tryTarget took the 2xx after the CANCEL): leg B's new dialog
+// is ACKed and hung up.
+func (s *SBC) answeredAfterCancel(c *Call, b *Leg, inv *sip.Request) {
+	s.metrics.CancelRaces.WithLabelValues(b.realm.Name, "answer_after_cancel").Inc()
+	c.end("cancelled", "")
+	s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
+	s.sendBye(c, b, c.cancelReasonOr(reasonCancelled))
+}
+
 func orReason(r, def string) string {
 	if r != "" {
 		return r

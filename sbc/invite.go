@@ -302,9 +302,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				if ctx.Err() != nil {
 					// The callee answered as the caller gave up: ACK and
 					// hang up the leg B dialog that now exists.
-					c.end("cancelled", "")
-					s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
-					s.sendBye(c, b, c.cancelReasonOr(reasonCancelled))
+					s.answeredAfterCancel(c, b, inv)
 					return outcome{kind: outcomeCancelled}
 				}
 				if len(offer) > 0 {
