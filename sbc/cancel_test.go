@@ -205,3 +205,31 @@ func TestCancelPendingReInvite(t *testing.T) {
 	caller.ExpectResponse(200, sip.BYE, wait)
 	s.waitIdle(t)
 }
+
+// Bug 4: the callee answers just as the ring timeout CANCELs it (the 2xx
+// and the CANCEL cross). The caller has its 408; the callee's 2xx is ACKed
+// and hung up, not left as a call with no one on the other end.
+func TestAnswerCrossesRingTimeoutCancel(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startRouteSBC(t, callee.Addr, ", ring_timeout: 300ms")
+	caller.Invite(s.carrier, "1000", "ring-cross", testphone.TestSDP)
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	callee.Answer(inv, 180, "Ringing", "rc", "")
+	cancel := callee.ExpectRequest(sip.CANCEL, wait)
+	callee.Answer(inv, 200, "OK", "rc", testphone.TestSDP) // sent before the CANCEL came
+	callee.Answer(cancel, 200, "OK", "", "")
+	caller.ExpectResponse(408, sip.INVITE, wait)
+	if callee.Next(wait, isInDialog(sip.ACK, "rc")) == nil {
+		t.Fatal("2xx that crossed the ring-timeout CANCEL not ACKed")
+	}
+	bye := callee.Next(wait, isInDialog(sip.BYE, "rc"))
+	if bye == nil {
+		t.Fatal("2xx that crossed the ring-timeout CANCEL not hung up: a ghost call")
+	}
+	callee.Answer(bye.(*sip.Request), 200, "OK", "", "")
+	caller.Quiet(300*time.Millisecond, isResponseTo(200, sip.INVITE), "a 2xx after the 408")
+	s.waitIdle(t)
+	if got := testutil.ToFloat64(s.Metrics().CancelRaces.WithLabelValues("enterprise", "abandoned_answered")); got != 1 {
+		t.Errorf("sbc_cancel_races_total{event=abandoned_answered} = %v, want 1", got)
+	}
+}

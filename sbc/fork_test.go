@@ -192,3 +192,60 @@ func originVersion(t *testing.T, m sip.Message) int {
 	t.Fatalf("no o= version in\n%s", m.Body())
 	return 0
 }
+
+// Bug 3, early dialogs: each branch's reliable 18x are numbered on their
+// own (RFC 3262 4: RSeq per early dialog). Branch A's and branch B's
+// RSeq 1 are each PRACKed on their own dialog, at their own Contact; a
+// retransmission of A's after B's is not PRACKed or relayed again, and
+// A's RSeq 2 is in order.
+func TestForkedReliableProvisionalsPerDialog(t *testing.T) {
+	caller, proxy := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	forkA, forkB := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{proxy.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "fork-rel", testphone.TestSDP)
+	inv := proxy.ExpectRequest(sip.INVITE, wait)
+	prackOn := func(branch *testphone.Phone, tag string, rseq int) {
+		t.Helper()
+		m := branch.Next(wait, isInDialog("PRACK", tag))
+		if m == nil {
+			t.Fatalf("no PRACK on branch %s's dialog for RSeq %d", tag, rseq)
+		}
+		pr := m.(*sip.Request)
+		if want := fmt.Sprintf("%d %d INVITE", rseq, inv.CSeq().SeqNo); header(pr, "RAck") != want {
+			t.Errorf("branch %s PRACK RAck %q, want %q", tag, header(pr, "RAck"), want)
+		}
+		branch.Answer(pr, 200, "OK", "", "")
+	}
+	rel := func(n int) string { return fmt.Sprintf("Require: 100rel\nRSeq: %d\n", n) }
+
+	forkRespond(proxy, inv, 183, "Session Progress", "tagA", forkA, rel(1), testphone.TestSDP)
+	prackOn(forkA, "tagA", 1)
+	caller.ExpectResponse(183, sip.INVITE, wait)
+	forkRespond(proxy, inv, 180, "Ringing", "tagB", forkB, rel(1), "")
+	prackOn(forkB, "tagB", 1)
+	caller.ExpectResponse(180, sip.INVITE, wait)
+
+	forkRespond(proxy, inv, 183, "Session Progress", "tagA", forkA, rel(1), testphone.TestSDP) // retransmitted
+	forkA.Quiet(400*time.Millisecond, isRequest("PRACK"), "second PRACK for branch A's RSeq 1")
+	caller.Quiet(100*time.Millisecond, isResponseTo(183, sip.INVITE), "branch A's retransmitted 183 relayed again")
+	if got := relEvents(s, "enterprise", "retransmission_in"); got != 1 {
+		t.Errorf("retransmission_in counted %v, want 1", got)
+	}
+	forkRespond(proxy, inv, 180, "Ringing", "tagA", forkA, rel(2), "")
+	prackOn(forkA, "tagA", 2)
+	caller.ExpectResponse(180, sip.INVITE, wait)
+
+	forkRespond(proxy, inv, 200, "OK", "tagA", forkA, "", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	dA := testphone.CallerDialog(ok, s.carrier)
+	caller.Ack(dA, 1, "fork-rel-ack")
+	forkA.Next(wait, isInDialog(sip.ACK, "tagA"))
+	caller.Request(dA, "BYE", 2, "fork-rel-bye", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	if bye := forkA.Next(wait, isInDialog(sip.BYE, "tagA")); bye != nil {
+		forkA.Answer(bye.(*sip.Request), 200, "OK", "", "")
+	} else {
+		t.Fatal("no BYE for the winning branch")
+	}
+	s.waitIdle(t)
+}
