@@ -67,8 +67,11 @@ lab-down:
 
 # SIPp uac -> sbcd -> SIPp uas across the lab at stepped rates, beside the
 # same SIPp pair with no SBC in between. Root; takes several minutes.
+# BASELINE=<git rev> also runs sbcd as built at that revision, alternating
+# with this tree's build step by step (before/after in one run).
 bench-sip: deps build
-	SBC_BENCH_SIP=1 $(GO) test -count=1 -timeout 60m -run TestBenchSIP -v ./test
+	$(if $(BASELINE),bash scripts/build-at.sh $(BASELINE) $(BIN)/sbcd-baseline)
+	SBC_BENCH_SIP=1 $(if $(BASELINE),SBC_BENCH_SIP_BASELINE=$(abspath $(BIN))/sbcd-baseline) $(GO) test -count=1 -timeout 90m -run TestBenchSIP -v ./test
 
 # RTP through sbcd's relay beside rtpengine (user space) and nftables
 # forwarding, in the lab, interleaved (TestBenchMedia, shortened here to
