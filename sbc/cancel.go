@@ -17,9 +17,12 @@ import (
 //     our 2xx after it): leg B's dialog is ACKed and hung up with BYE.
 //   - A leg B INVITE the call gives up on (the caller cancelled, the
 //     target stayed silent past target_timeout or rang past ring_timeout)
-//     is not forgotten: abandon keeps reading its transaction, CANCELs it
-//     as soon as a provisional allows (9.1), and ACKs and BYEs any 2xx it
-//     still sends, so a late answer makes no ghost call.
+//     is not forgotten: it is CANCELed as soon as a provisional allows
+//     (9.1), and any 2xx it still sends is ACKed and hung up, so a late
+//     answer makes no ghost call. abandon keeps reading the transaction
+//     of one that was heard from; a silent one's transaction ends at once
+//     (its INVITE stops being retransmitted) and onGivenUp takes what it
+//     sends later, its Call-ID staying in the call table with the call.
 //   - A CANCEL of a re-INVITE still pending on the far leg is relayed
 //     there; a far 2xx that crosses it is ACKed and the session left as it
 //     was, since the near side has its 487.
