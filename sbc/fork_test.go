@@ -249,3 +249,36 @@ func TestForkedReliableProvisionalsPerDialog(t *testing.T) {
 	}
 	s.waitIdle(t)
 }
+
+// A callee that opens early dialogs without end (a new To tag on every
+// 18x) is held to 16 per call: past them its 18x are dropped and counted,
+// and the call still completes on a dialog it already has.
+func TestEarlyDialogsBounded(t *testing.T) {
+	caller, proxy := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{proxy.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "fork-many", testphone.TestSDP)
+	inv := proxy.ExpectRequest(sip.INVITE, wait)
+	for i := range 20 {
+		forkRespond(proxy, inv, 180, "Ringing", fmt.Sprintf("tag%d", i), proxy, "", "")
+	}
+	for range 16 {
+		caller.ExpectResponse(180, sip.INVITE, wait)
+	}
+	caller.Quiet(300*time.Millisecond, isResponseTo(180, sip.INVITE), "an 18x past the early-dialog bound")
+	if got := testutil.ToFloat64(s.Metrics().Forks.WithLabelValues("enterprise", "early_refused")); got != 4 {
+		t.Errorf("early_refused = %v, want 4", got)
+	}
+	forkRespond(proxy, inv, 200, "OK", "tag3", proxy, "", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	dA := testphone.CallerDialog(ok, s.carrier)
+	caller.Ack(dA, 1, "fork-many-ack")
+	proxy.Next(wait, isInDialog(sip.ACK, "tag3"))
+	caller.Request(dA, "BYE", 2, "fork-many-bye", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	if bye := proxy.Next(wait, isInDialog(sip.BYE, "tag3")); bye != nil {
+		proxy.Answer(bye.(*sip.Request), 200, "OK", "", "")
+	} else {
+		t.Fatal("no BYE on the answered dialog")
+	}
+	s.waitIdle(t)
+}
