@@ -56,7 +56,7 @@ func (c *Call) markCallerCancel() {
 // 2xx (sent): when the caller's CANCEL came first, it puts sipgo's 487
 // back (sipgo_forks.go), ACKs leg B (if the offer came late), hangs it up
 // with BYE, ends the call and says true.
-func (s *SBC) answerLost(c *Call, b *Leg, req *sip.Request, tx sip.ServerTransaction, offerSent, sent bool) bool {
+func (s *SBC) answerLost(c *Call, b *Leg, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, offerSent, sent bool) bool {
 	c.mu.Lock()
 	lost := c.callerCancelled
 	reason := c.cancelReason
@@ -74,9 +74,9 @@ func (s *SBC) answerLost(c *Call, b *Leg, req *sip.Request, tx sip.ServerTransac
 	s.metrics.CancelRaces.WithLabelValues(b.realm.Name, "answer_after_cancel").Inc()
 	c.end("cancelled", "")
 	if !offerSent {
-		// The 2xx carried the offer and the caller will never answer it;
-		// the ACK goes bare and the BYE follows at once (13.2.2.4).
-		s.ackLeg(c, b, b.invite.CSeq().SeqNo, nil)
+		// The 2xx carried the offer and the caller will never answer it:
+		// the ACK refuses it and the BYE follows at once (13.2.2.4).
+		s.ackLeg(c, b, b.invite.CSeq().SeqNo, s.declined(c, b, res))
 	}
 	s.sendBye(c, b, orReason(reason, reasonCancelled))
 	return true
@@ -85,10 +85,10 @@ func (s *SBC) answerLost(c *Call, b *Leg, req *sip.Request, tx sip.ServerTransac
 // answeredAfterCancel ends a call whose leg B answered as the caller
 // gave up (tryTarget took the 2xx after the CANCEL): leg B's new dialog
 // is ACKed and hung up.
-func (s *SBC) answeredAfterCancel(c *Call, b *Leg, inv *sip.Request) {
+func (s *SBC) answeredAfterCancel(c *Call, b *Leg, inv *sip.Request, res *sip.Response) {
 	s.metrics.CancelRaces.WithLabelValues(b.realm.Name, "answer_after_cancel").Inc()
 	c.end("cancelled", "")
-	s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
+	s.ackLeg(c, b, inv.CSeq().SeqNo, s.declined(c, b, res))
 	s.sendBye(c, b, c.cancelReasonOr(reasonCancelled))
 }
 

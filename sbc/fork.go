@@ -5,6 +5,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/topology"
 )
 
@@ -189,6 +190,7 @@ func (s *SBC) afterWin(c *Call, b *Leg, res *sip.Response) bool {
 		return false
 	}
 	tag := toTag(res)
+	body := s.declined(c, b, res) // before mu: the media hook is not called under it
 	c.mu.Lock()
 	f := &b.forks
 	settled := false
@@ -221,7 +223,7 @@ func (s *SBC) afterWin(c *Call, b *Leg, res *sip.Response) bool {
 		return false
 	}
 	d := loserDialog(b, res)
-	ack := topology.BuildRequest(sip.ACK, d, cseq.SeqNo, 70, b.local, nil, nil, nil, "")
+	ack := topology.BuildRequest(sip.ACK, d, cseq.SeqNo, 70, b.local, nil, nil, body, "")
 	if f.losers == nil {
 		f.losers = map[string]*sip.Request{}
 	}
@@ -261,4 +263,32 @@ func loserDialog(b *Leg, res *sip.Response) topology.Dialog {
 	}
 	d.RouteSet = recordRoute(res, true)
 	return d
+}
+
+// mediaDecline is implemented by hooks that can refuse an offer outright
+// (mediarelay's Anchor.Decline), for the ACK of a 2xx nobody takes.
+type mediaDecline interface {
+	Decline(call mediarelay.CallRef, from Side, offer []byte) ([]byte, error)
+}
+
+// declined is the ACK body for a 2xx on leg b that is hung up at once:
+// nil when leg b's INVITE carried the offer (the 2xx has the answer);
+// else an answer refusing every stream of the 2xx's offer (RFC 3261
+// 13.2.2.4 wants one before the BYE), where the hook can make it.
+func (s *SBC) declined(c *Call, b *Leg, res *sip.Response) []byte {
+	c.mu.Lock()
+	inv := b.invite
+	c.mu.Unlock()
+	if inv == nil || len(inv.Body()) > 0 || len(res.Body()) == 0 || !isSDP(res) {
+		return nil
+	}
+	h, ok := s.media.(mediaDecline)
+	if !ok {
+		return nil
+	}
+	body, err := h.Decline(c.media, b.side, res.Body())
+	if err != nil {
+		return nil // an unreadable offer: the ACK goes bare, the BYE follows
+	}
+	return body
 }

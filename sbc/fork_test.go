@@ -282,3 +282,51 @@ func TestEarlyDialogsBounded(t *testing.T) {
 	}
 	s.waitIdle(t)
 }
+
+// Bug 3 with a late offer: the INVITE had no SDP, so each branch's 200
+// carries an offer. The winner's goes to the caller as usual; the loser's
+// ACK carries an answer refusing every stream (RFC 3261 13.2.2.4: a valid
+// answer, then the BYE), the SBC's own, never the caller's.
+func TestForkedLateOfferLoserDeclined(t *testing.T) {
+	caller, proxy := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	forkA, forkB := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startSBC(t, []string{proxy.Addr}, nil)
+	caller.Invite(s.carrier, "1000", "fork-late", "")
+	inv := proxy.ExpectRequest(sip.INVITE, wait)
+	forkRespond(proxy, inv, 200, "OK", "tagA", forkA, "", testphone.TestSDP)
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	s.anchoredFor(t, "carrier", ok.Body(), "the winner's offer, for the caller")
+	dA := testphone.CallerDialog(ok, s.carrier)
+	caller.Send(dA.SBC, fmt.Sprintf(`ACK %s SIP/2.0
+		Via: SIP/2.0/UDP %s;branch=z9hG4bK-fork-late-ack
+		Max-Forwards: 70
+		From: <%s>;tag=%s
+		To: <%s>;tag=%s
+		Call-ID: %s
+		CSeq: 1 ACK`, dA.Target, caller.Addr, dA.LocalURI, dA.LocalTag, dA.RemoteURI, dA.RemoteTag, dA.CallID), testphone.TestSDP)
+	if ack := forkA.Next(wait, isInDialog(sip.ACK, "tagA")); ack == nil || len(ack.Body()) == 0 {
+		t.Fatalf("winner's ACK without the caller's answer: %v", ack)
+	}
+	s.waitState(t, "confirmed")
+
+	forkRespond(proxy, inv, 200, "OK", "tagB", forkB, "", testphone.TestSDP)
+	m := forkB.Next(wait, isInDialog(sip.ACK, "tagB"))
+	if m == nil {
+		t.Fatal("loser's 200 not ACKed")
+	}
+	body := string(m.Body())
+	if !strings.Contains(body, "m=audio 0 ") || strings.Contains(body, "40000") || !strings.Contains(body, "o=EdgeSBC ") {
+		t.Errorf("loser's ACK does not refuse its offer's stream as the SBC:\n%s", body)
+	}
+	bye := forkB.Next(wait, isInDialog(sip.BYE, "tagB"))
+	if bye == nil {
+		t.Fatal("loser not hung up")
+	}
+	forkB.Answer(bye.(*sip.Request), 200, "OK", "", "")
+	caller.Request(dA, "BYE", 2, "fork-late-bye", "")
+	caller.ExpectResponse(200, sip.BYE, wait)
+	if b := forkA.Next(wait, isInDialog(sip.BYE, "tagA")); b != nil {
+		forkA.Answer(b.(*sip.Request), 200, "OK", "", "")
+	}
+	s.waitIdle(t)
+}

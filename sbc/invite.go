@@ -303,7 +303,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				if ctx.Err() != nil {
 					// The callee answered as the caller gave up: ACK and
 					// hang up the leg B dialog that now exists.
-					s.answeredAfterCancel(c, b, inv)
+					s.answeredAfterCancel(c, b, inv, res)
 					return outcome{kind: outcomeCancelled}
 				}
 				if len(offer) > 0 {
@@ -484,13 +484,13 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	c.mu.Unlock()
 
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, r.filter, res, body, contentType(res))
-	s.awaitPrackBefore2xx(c)                           // prack.go: RFC 3262 3
-	s.confirmTimers(c, req, res, out)                  // sessiontimer.go
-	if s.answerLost(c, b, req, tx, offerSent, false) { // cancel.go: the 487 went instead
+	s.awaitPrackBefore2xx(c)                                // prack.go: RFC 3262 3
+	s.confirmTimers(c, req, res, out)                       // sessiontimer.go
+	if s.answerLost(c, b, req, tx, res, offerSent, false) { // cancel.go: the 487 went instead
 		return
 	}
 	s.respond(r, tx, out)
-	if s.answerLost(c, b, req, tx, offerSent, true) {
+	if s.answerLost(c, b, req, tx, res, offerSent, true) {
 		return
 	}
 	if !s.ackThrough(c, r, tx, out, w, b, b.invite.CSeq().SeqNo, offerSent) {
