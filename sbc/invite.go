@@ -186,6 +186,9 @@ func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call 
 		peer: req.Source(), invite: req, remoteCSeq: req.CSeq().SeqNo,
 	}
 	a.rel.mode = relModeOf(req) // prack.go
+	if o, ok := s.realms[outRealm]; ok {
+		a.local.From = originOf(o) // identity.go: what leg B answers
+	}
 	a.d = topology.Dialog{
 		CallID:   req.CallID().Value(),
 		LocalURI: to.Address, LocalName: to.DisplayName, LocalTag: newTag(),
@@ -227,8 +230,9 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	t := dec.Targets[i]
 	b := s.newLegB(c, out, t, req)
 	trunkNumbers(b, dec, i, req)
+	anonymizeFrom(b, req) // identity.go
+	b.local.From = s.callerOrigin(c.a.realm, req, func(u string) string { return dec.CallerFor(i, u) })
 	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, out.filter, req, offer, contentType(req))
-	trunkIdentity(inv, dec, i)
 	offer100rel(inv)         // prack.go
 	s.inviteTimer(c, b, inv) // sessiontimer.go
 	b.invite = inv

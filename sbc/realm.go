@@ -25,6 +25,8 @@ type Realm struct {
 	cfg    config.Realm
 	filter *topology.HeaderFilter
 	log    *slog.Logger
+	// trusted: the realm is in the trust domain (RFC 3325; identity.go).
+	trusted bool
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
@@ -41,13 +43,15 @@ type Realm struct {
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	r := &Realm{
-		Name:   rc.Name,
-		cfg:    rc,
-		filter: topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.List),
-		log:    s.log.With("realm", rc.Name),
-		ready:  make(chan struct{}),
-		hep:    s.hep,
+		Name:    rc.Name,
+		cfg:     rc,
+		filter:  topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.AllowedHeaders()),
+		log:     s.log.With("realm", rc.Name),
+		ready:   make(chan struct{}),
+		hep:     s.hep,
+		trusted: s.cfg.Trusted(rc.Name),
 	}
+	r.filter.SetTrusted(r.trusted)
 	if err := r.filter.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
 		return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
 	}
@@ -157,6 +161,7 @@ func (r *Realm) local(transport string) topology.Local {
 		Port:      port,
 		Transport: strings.ToUpper(transport),
 		UserAgent: r.cfg.UserAgent,
+		Allow:     allowed, // capabilities.go
 	}
 }
 

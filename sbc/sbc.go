@@ -223,9 +223,6 @@ func (s *SBC) register(r *Realm) {
 	s.guard.registerHandlers(r, wrap)
 }
 
-// allowed is what the B2BUA accepts, for Allow headers.
-const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, PRACK, INFO, MESSAGE, NOTIFY, REFER"
-
 // reply answers a request locally (not relayed) from the realm's face.
 func (s *SBC) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status int, reason string, localTag string, extra ...sip.Header) {
 	res := buildLocalResponse(r, req, status, reason, localTag)
@@ -281,7 +278,7 @@ func (s *SBC) onOptions(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	s.reply(r, req, tx, sip.StatusOK, "OK", newTag(),
 		sip.NewHeader("Allow", allowed),
 		sip.NewHeader("Accept", "application/sdp"),
-		sip.NewHeader("Supported", "replaces, 100rel"))
+		sip.NewHeader("Supported", optionsSupported)) // capabilities.go
 }
 
 func (s *SBC) onNotAllowed(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
