@@ -21,11 +21,14 @@ import (
 // client, bound to the realm's address, so every message toward that
 // network leaves from the realm's listener and nothing crosses by accident.
 type Realm struct {
-	Name   string
-	cfg    config.Realm
-	filter *topology.HeaderFilter
-	log    *slog.Logger
-	// trusted: the realm is in the trust domain (RFC 3325; identity.go).
+	Name string
+	cfg  config.Realm
+	// sbcPolicy is the SBC's current policy snapshot, whose filters[Name]
+	// is this realm's header policy for new calls (reload.go).
+	sbcPolicy func() *policySnap
+	log       *slog.Logger
+	// trusted: the realm is in the trust domain (RFC 3325; identity.go),
+	// fixed at start (a reload that would change it is refused).
 	trusted bool
 
 	ua  *sipgo.UserAgent
@@ -45,16 +48,12 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	r := &Realm{
 		Name:    rc.Name,
 		cfg:     rc,
-		filter:  topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.AllowedHeaders()),
 		log:     s.log.With("realm", rc.Name),
 		ready:   make(chan struct{}),
 		hep:     s.hep,
 		trusted: s.cfg.Trusted(rc.Name),
 	}
-	r.filter.SetTrusted(r.trusted)
-	if err := r.filter.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
-		return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
-	}
+	r.sbcPolicy = s.policy
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
 	if err := r.setupTLS(s); err != nil {
