@@ -124,6 +124,9 @@ func TestRFC5118TortureMessages(t *testing.T) {
 	if n != 12 {
 		t.Fatalf("%d torture messages in INDEX.tsv, want the RFC's 12", n)
 	}
+	if t.Failed() { // what sbcd refused, and why
+		t.Logf("policy: %s; malformed: %s", s.series(t, "sbc_policy_rejected_total"), s.series(t, "sbc_sip_malformed_total"))
+	}
 	s.waitIdle(t) // the routed INVITEs time out at the silent PBX
 	pbx.close()
 	pair6(t, true, "uas.xml", "uac.xml", 2)
