@@ -44,9 +44,12 @@ func useIPv6(t *testing.T) {
 // keep forwarding until the caches move, and once in user space, where
 // the gap is the takeover's own.
 func TestFailoverIPv6(t *testing.T) {
+	// User space first: a node killed on the kernel path leaves its pinned
+	// flows in its namespace, and a later user-space run whose calls got
+	// the same ports would be forwarded by them (a gap of 0 measured so).
 	for _, dp := range []struct{ name, extra string }{
-		{"kernel", ""},
 		{"userspace", "media: {datapath: userspace}\n"},
+		{"kernel", ""},
 	} {
 		t.Run(dp.name, func(t *testing.T) { failoverIPv6(t, dp.extra) })
 	}
