@@ -29,9 +29,10 @@ func lab6Config() string { return filepath.Join(repoRoot, "configs", "lab6.yaml"
 func fixContentLength(b []byte) []byte { return editHeaders(b, "") }
 
 // editHeaders sets Content-Length to the body's real length and, when
-// suffix is not empty, appends it to the Call-ID: the RFC's messages share
-// one Call-ID and From tag, and an INVITE still pending at the silent PBX
-// would make the next one a merged request (RFC 3261 8.2.2.2).
+// suffix is not empty, appends it to the Call-ID and puts it in each Via
+// branch: the RFC's messages share one Call-ID, From tag and branch, and
+// sent to one sbcd a later one would be an earlier one's retransmission or
+// a merged request (RFC 3261 17.2.3, 8.2.2.2).
 func editHeaders(b []byte, suffix string) []byte {
 	head, body, ok := bytes.Cut(b, []byte("\r\n\r\n"))
 	if !ok {
@@ -44,6 +45,10 @@ func editHeaders(b []byte, suffix string) []byte {
 			lines[i] = []byte(fmt.Sprintf("Content-Length: %d", len(body)))
 		case suffix != "" && bytes.HasPrefix(lower, []byte("call-id:")):
 			lines[i] = append(append([]byte(nil), l...), suffix...)
+		case suffix != "" && bytes.HasPrefix(lower, []byte("via:")):
+			// One branch for all of them too: a later one would match an
+			// earlier one's server transaction and get its answer again.
+			lines[i] = bytes.Replace(l, []byte(";branch=z9hG4bK"), []byte(";branch=z9hG4bK"+strings.TrimPrefix(suffix, "-")+"x"), 1)
 		}
 	}
 	return append(append(bytes.Join(lines, []byte("\r\n")), "\r\n\r\n"...), body...)
