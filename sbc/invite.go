@@ -153,10 +153,13 @@ func (s *SBC) merged(req *sip.Request) bool {
 	return false
 }
 
-// mediaRefusal maps a media hook error to the answer leg A gets.
+// mediaRefusal maps a media hook error to the answer leg A gets: 503
+// when the SBC is out of media resources (an empty pool, sockets it could
+// not open, a relay shutting down), 400 or 488 when the offer is at fault.
 func mediaRefusal(err error) (int, string) {
 	switch {
-	case errors.Is(err, mediarelay.ErrPortsExhausted):
+	case errors.Is(err, mediarelay.ErrPortsExhausted), errors.Is(err, mediarelay.ErrStreamUnavailable),
+		errors.Is(err, mediarelay.ErrRelayClosed):
 		return sip.StatusServiceUnavailable, "Service Unavailable"
 	case errors.Is(err, mediarelay.ErrBadSDP):
 		return sip.StatusBadRequest, "Bad SDP"
