@@ -23,6 +23,11 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.onInDialog(r, req, tx)
 		return
 	}
+	release, ok := s.admitSetup(r, req, tx) // overload.go: 503 past capacity
+	if !ok {
+		return
+	}
+	defer release()
 	mf := maxForwards(req)
 	if mf <= 0 {
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", newTag())

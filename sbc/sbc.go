@@ -42,18 +42,19 @@ type Options struct {
 
 // SBC is one running B2BUA.
 type SBC struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	router  *policy.Router
-	realms  map[string]*Realm
-	order   []*Realm
-	calls   *callTable
-	metrics *Metrics
-	media   MediaHook
-	guard   *guard
-	trunks  *trunkSet            // trunk.go
-	routes  map[string]routeOpts // routeopts.go
-	hep     *hepTap              // hep.go: nil when tracing is off
+	cfg      *config.Config
+	log      *slog.Logger
+	router   *policy.Router
+	realms   map[string]*Realm
+	order    []*Realm
+	calls    *callTable
+	metrics  *Metrics
+	media    MediaHook
+	guard    *guard
+	trunks   *trunkSet            // trunk.go
+	routes   map[string]routeOpts // routeopts.go
+	hep      *hepTap              // hep.go: nil when tracing is off
+	overload *overloadControl     // overload.go: nil when off
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
@@ -103,6 +104,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.guard = newGuard(cfg.Guard, cfg.Realms, s, s.metrics, s.log)
 	s.guard.now = opt.Clock
+	s.overload = newOverloadControl(cfg.Overload, s.metrics.Registry, opt.Clock)
 	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	if err := s.setupHEP(); err != nil {
 		s.cancel()
@@ -130,6 +132,9 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.rec.start()
 	}
 	go s.guard.sweep(s.ctx)
+	if s.overload != nil {
+		go s.overload.measure(s.ctx)
+	}
 	return s, nil
 }
 

@@ -1,0 +1,145 @@
+package sbc
+
+import (
+	"context"
+	"runtime/metrics"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgesbc/edgesbc/config"
+	"github.com/edgesbc/edgesbc/policy"
+)
+
+// Overload control (config overload:, policy.Overload): a new INVITE is
+// the first thing onInvite weighs, before a call, leg B or media exist.
+// Past the limit it gets a 503 with Retry-After, sent statelessly as the
+// guard's answers are (no transaction kept to retransmit it, no call, no
+// CDR: a counter). In-dialog requests never pass here, so ACK, BYE,
+// re-INVITE, PRACK and UPDATE of the calls let in keep the SBC's time.
+//
+// The load estimate is the Go scheduler's delay: how long runnable
+// goroutines waited for a CPU over the last sample period, its 90th
+// percentile. sipgo runs a goroutine per request, so this is the time a
+// request waits in the SBC before its handler runs, the queue that grows
+// when the SBC is past its capacity (and when a neighbour takes the CPU).
+type overloadControl struct {
+	ctl   *policy.Overload
+	now   policy.Clock
+	retry time.Duration
+	shed  *prometheus.CounterVec // by realm
+}
+
+// overloadSample is how often the delay is read; the limit adapts every
+// two samples (policy.OverloadLimits.Interval).
+const overloadSample = 50 * time.Millisecond
+
+func newOverloadControl(cfg config.Overload, reg *prometheus.Registry, now policy.Clock) *overloadControl {
+	if !cfg.On() {
+		return nil
+	}
+	o := &overloadControl{
+		ctl: policy.NewOverload(policy.OverloadLimits{
+			MaxInflight: cfg.MaxInflight, MinInflight: cfg.MinInflight,
+			TargetDelay: cfg.TargetDelay.Std(), Interval: 2 * overloadSample,
+		}),
+		now: now, retry: cfg.RetryAfter.Std(),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sbc_overload_shed_total", Help: "New INVITEs answered 503 because the SBC was past its capacity, by realm.",
+		}, []string{"realm"}),
+	}
+	reg.MustRegister(o.shed, overloadCollector{o.ctl})
+	return o
+}
+
+// admitSetup is onInvite's first step for a new INVITE: it returns the
+// function that gives the setup's place back when the setup is over, or
+// answers 503 and returns false.
+func (s *SBC) admitSetup(r *Realm, req *sip.Request, tx sip.ServerTransaction) (func(), bool) {
+	o := s.overload
+	if o == nil {
+		return func() {}, true
+	}
+	if o.ctl.Admit(o.now.Now()) {
+		return o.ctl.Done, true
+	}
+	o.shed.WithLabelValues(r.Name).Inc()
+	s.guard.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(o.retry))
+	return nil, false
+}
+
+// measure feeds the scheduler's delay to the controller until ctx ends.
+func (o *overloadControl) measure(ctx context.Context) {
+	sample := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	var last []uint64
+	t := time.NewTicker(overloadSample)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+			return // not this Go's metric: no estimate, the cap alone holds
+		}
+		h := sample[0].Value.Float64Histogram()
+		o.ctl.Observe(o.now.Now(), quantileSince(h, last, 0.9))
+		last = append(last[:0], h.Counts...)
+	}
+}
+
+// quantileSince is the q quantile of what histogram h counted since the
+// counts in last (nil: since the start), as the upper bound of its bucket.
+func quantileSince(h *metrics.Float64Histogram, last []uint64, q float64) time.Duration {
+	var total uint64
+	for i, c := range h.Counts {
+		if i < len(last) {
+			c -= last[i]
+		}
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	want := uint64(q * float64(total))
+	var seen uint64
+	for i, c := range h.Counts {
+		if i < len(last) {
+			c -= last[i]
+		}
+		seen += c
+		if seen > want {
+			hi := h.Buckets[i+1]
+			if hi > 3600 { // the last bucket's bound is +Inf
+				hi = h.Buckets[i]
+			}
+			return time.Duration(hi * float64(time.Second))
+		}
+	}
+	return 0
+}
+
+// overloadCollector exports the load estimate and the limit.
+type overloadCollector struct{ o *policy.Overload }
+
+var (
+	ovInflightDesc = prometheus.NewDesc("sbc_overload_setups_inflight", "Call setups in progress (INVITE received, final answer not yet sent and ACKed).", nil, nil)
+	ovLimitDesc    = prometheus.NewDesc("sbc_overload_limit", "Call setups allowed in progress now (adapts to the delay).", nil, nil)
+	ovDelayDesc    = prometheus.NewDesc("sbc_overload_delay_seconds", "The load estimate: 90th percentile of the scheduler's delay over the last sample.", nil, nil)
+)
+
+func (c overloadCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- ovInflightDesc
+	ch <- ovLimitDesc
+	ch <- ovDelayDesc
+}
+
+func (c overloadCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.o.State()
+	ch <- prometheus.MustNewConstMetric(ovInflightDesc, prometheus.GaugeValue, float64(st.Inflight))
+	ch <- prometheus.MustNewConstMetric(ovLimitDesc, prometheus.GaugeValue, float64(st.Limit))
+	ch <- prometheus.MustNewConstMetric(ovDelayDesc, prometheus.GaugeValue, st.Delay.Seconds())
+}
