@@ -36,7 +36,7 @@ if [ ! -e "$policy" ]; then
   added_policy=1
 fi
 daemons() { pgrep -x rtpengine || true; pgrep -x kamailio || true; }
-before=$(daemons)
+before=$(daemons | tr "\n" " ")
 cleanup() {
   if [ "$added_policy" = 1 ]; then rm -f "$policy"; fi
 }
