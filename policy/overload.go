@@ -19,7 +19,9 @@ import (
 //
 // The limit is AIMD, as TCP's window: while the delay stays under the
 // target and the limit is what holds setups back, it grows by a tenth
-// each interval; when the delay goes over the target it drops to nine
+// each interval; when the delay stayed over the target for a whole
+// interval (its lowest sample in the interval is over: a standing queue,
+// as CoDel judges one, not a burst or a collector pause) it drops to nine
 // tenths of the setups in progress then. The limit so settles where the
 // delay sits at the target, which is where the SBC completes as many
 // calls as it can. MaxInflight is a hard cap whatever the delay says
@@ -31,7 +33,10 @@ type Overload struct {
 	limit    float64
 	inflight int
 	held     bool          // a setup was refused since the last adaptation
+	demand   bool          // a setup was asked for since the last adaptation
 	delay    time.Duration // last observed delay
+	low      time.Duration // lowest delay observed in this interval
+	observed bool          // low holds a sample
 	next     time.Time     // when the limit adapts next
 	shed     uint64
 }
@@ -77,6 +82,7 @@ func (o *Overload) Admit(now time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.adaptLocked(now)
+	o.demand = true
 	if float64(o.inflight) >= o.limit {
 		o.shed++
 		o.held = true // demand above the limit, for the growth rule
@@ -100,6 +106,9 @@ func (o *Overload) Done() {
 func (o *Overload) Observe(now time.Time, delay time.Duration) {
 	o.mu.Lock()
 	o.delay = delay
+	if !o.observed || delay < o.low {
+		o.low, o.observed = delay, true
+	}
 	o.adaptLocked(now)
 	o.mu.Unlock()
 }
@@ -115,7 +124,10 @@ func (o *Overload) adaptLocked(now time.Time) {
 	}
 	o.next = now.Add(o.lim.Interval)
 	switch {
-	case o.delay > o.lim.TargetDelay:
+	case !o.demand:
+		// No call asked to be let in: nothing says what the limit should
+		// be (a delay now is a collection or a neighbour, not setups).
+	case o.observed && o.low > o.lim.TargetDelay:
 		// Over the target: back off from what was in progress, not from a
 		// limit that may be far above it.
 		o.limit = min(o.limit, float64(o.inflight)) * overloadShrink
@@ -124,7 +136,7 @@ func (o *Overload) adaptLocked(now time.Time) {
 		o.limit = max(o.limit*overloadGrow, o.limit+1)
 	}
 	o.limit = min(max(o.limit, float64(o.lim.MinInflight)), float64(o.lim.MaxInflight))
-	o.held = false
+	o.held, o.observed, o.demand = false, false, false
 }
 
 // State is the controller's load and limit now.

@@ -29,7 +29,7 @@ func TestOverloadCapsAtMaxAndFrees(t *testing.T) {
 func TestOverloadShrinksOverTargetAndGrowsBack(t *testing.T) {
 	o := NewOverload(OverloadLimits{MaxInflight: 1000, MinInflight: 5, TargetDelay: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
 	now := t0
-	o.Observe(now, 0) // starts the interval clock
+	o.Observe(now, 50*time.Millisecond) // starts the interval clock
 	for range 200 {
 		o.Admit(now)
 	}
@@ -43,24 +43,44 @@ func TestOverloadShrinksOverTargetAndGrowsBack(t *testing.T) {
 	for range 195 {
 		o.Done()
 	}
+	// With no new call asking, a high delay moves nothing.
+	for range 5 {
+		now = now.Add(100 * time.Millisecond)
+		o.Observe(now, 50*time.Millisecond)
+	}
+	if got := o.State().Limit; got != 180 {
+		t.Fatalf("limit moved to %d with no call asking to be let in", got)
+	}
+	asked := func() { // one new call, let in and over within the interval
+		if o.Admit(now) {
+			o.Done()
+		}
+	}
 	for range 50 {
+		asked()
 		now = now.Add(100 * time.Millisecond)
 		o.Observe(now, 50*time.Millisecond)
 	}
 	if got := o.State().Limit; got != 5 {
 		t.Fatalf("limit with the delay high and 5 in flight = %d, want the floor 5", got)
 	}
-	// Delay back under the target but nothing held back: no growth.
-	now = now.Add(100 * time.Millisecond)
-	o.Observe(now, time.Millisecond)
-	now = now.Add(100 * time.Millisecond)
-	o.Observe(now, time.Millisecond)
+	// Delay back under the target, room for one more, nothing held
+	// back: no growth.
+	o.Done() // 4 in flight
+	for range 2 {
+		asked()
+		now = now.Add(100 * time.Millisecond)
+		o.Observe(now, time.Millisecond)
+	}
 	if got := o.State().Limit; got != 5 {
 		t.Fatalf("limit grew to %d while it held nothing back", got)
 	}
 	// Demand above the limit with a low delay: it grows a tenth (at least
 	// one) per interval, up to the cap.
-	o.Admit(now) // refused: 5 in flight at limit 5
+	o.Admit(now) // the fifth
+	if o.Admit(now) {
+		t.Fatal("a sixth setup let in at limit 5")
+	}
 	now = now.Add(100 * time.Millisecond)
 	o.Observe(now, time.Millisecond)
 	if got := o.State().Limit; got != 6 {
@@ -149,4 +169,35 @@ func runModel(t *testing.T, capacity, x float64, control bool) (float64, time.Du
 		}
 	}
 	return float64(done) / 10, delay
+}
+
+// TestOverloadIgnoresABurst: one sample over the target in an interval
+// whose other samples are under it (a burst, a collection) leaves the
+// limit alone; a whole interval over it does not.
+func TestOverloadIgnoresABurst(t *testing.T) {
+	o := NewOverload(OverloadLimits{MaxInflight: 100, MinInflight: 1, TargetDelay: 10 * time.Millisecond, Interval: 100 * time.Millisecond})
+	now := t0
+	o.Observe(now, 0)
+	for range 50 {
+		o.Admit(now)
+	}
+	for _, d := range []time.Duration{2, 80, 3} { // ms, 25 ms apart
+		now = now.Add(25 * time.Millisecond)
+		o.Observe(now, d*time.Millisecond)
+	}
+	now = now.Add(25 * time.Millisecond)
+	o.Observe(now, 90*time.Millisecond) // the interval ends: its lowest was 2 ms
+	if got := o.State().Limit; got != 100 {
+		t.Fatalf("limit after a one-sample burst = %d, want 100", got)
+	}
+	for range 4 {
+		if o.Admit(now) { // a new call asks, and is over at once
+			o.Done()
+		}
+		now = now.Add(25 * time.Millisecond)
+		o.Observe(now, 90*time.Millisecond)
+	}
+	if got := o.State().Limit; got != 45 {
+		t.Fatalf("limit after a whole interval over the target with 50 in flight = %d, want 45", got)
+	}
 }

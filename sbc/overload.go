@@ -32,7 +32,7 @@ type overloadControl struct {
 }
 
 // overloadSample is how often the delay is read; the limit adapts every
-// two samples (policy.OverloadLimits.Interval).
+// four samples (policy.OverloadLimits.Interval), on the lowest of them.
 const overloadSample = 50 * time.Millisecond
 
 func newOverloadControl(cfg config.Overload, reg *prometheus.Registry, now policy.Clock) *overloadControl {
@@ -42,7 +42,7 @@ func newOverloadControl(cfg config.Overload, reg *prometheus.Registry, now polic
 	o := &overloadControl{
 		ctl: policy.NewOverload(policy.OverloadLimits{
 			MaxInflight: cfg.MaxInflight, MinInflight: cfg.MinInflight,
-			TargetDelay: cfg.TargetDelay.Std(), Interval: 2 * overloadSample,
+			TargetDelay: cfg.TargetDelay.Std(), Interval: 4 * overloadSample,
 		}),
 		now: now, retry: cfg.RetryAfter.Std(),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
