@@ -12,12 +12,17 @@ import "time"
 //	  min_inflight: 20     # the adaptive limit never goes below this
 //	  target_delay: 20ms   # scheduling delay above which the limit shrinks
 //	  retry_after: 1s      # Retry-After on the 503 (whole seconds)
+//	  max_heap_mib: 4096   # live heap above which every new INVITE is refused
 type Overload struct {
 	Enabled     *bool    `yaml:"enabled"`
 	MaxInflight int      `yaml:"max_inflight"`
 	MinInflight int      `yaml:"min_inflight"`
 	TargetDelay Duration `yaml:"target_delay"`
 	RetryAfter  Duration `yaml:"retry_after"`
+	// MaxHeapMiB bounds the memory that calls and sipgo's finished
+	// transactions (kept sip.transaction_linger, ~25 KB a call) hold
+	// under a flood: past it new calls wait until the linger frees some.
+	MaxHeapMiB int `yaml:"max_heap_mib"`
 }
 
 // On says whether overload control runs (absent: yes).
@@ -37,6 +42,9 @@ func (c *Config) overloadDefaults() {
 	if o.RetryAfter == 0 {
 		o.RetryAfter = Duration(time.Second)
 	}
+	if o.MaxHeapMiB == 0 {
+		o.MaxHeapMiB = 4096
+	}
 }
 
 func (c *Config) validateOverload() error {
@@ -52,6 +60,9 @@ func (c *Config) validateOverload() error {
 	}
 	if r := o.RetryAfter.Std(); r < time.Second || r > time.Hour || r%time.Second != 0 {
 		return keyErr("overload.retry_after", "%v must be whole seconds between 1s and 1h", r)
+	}
+	if o.MaxHeapMiB < 1 || o.MaxHeapMiB > 1<<20 {
+		return keyErr("overload.max_heap_mib", "%d must be between 1 and 1048576", o.MaxHeapMiB)
 	}
 	return nil
 }

@@ -15,8 +15,8 @@ func TestOverload(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := c.Overload
-	if !o.On() || o.MaxInflight != 10000 || o.MinInflight != 20 || o.TargetDelay.Std() != 20*time.Millisecond || o.RetryAfter.Std() != time.Second {
-		t.Errorf("defaults %+v (on %v), want on, 10000, 20, 20ms, 1s", o, o.On())
+	if !o.On() || o.MaxInflight != 10000 || o.MinInflight != 20 || o.TargetDelay.Std() != 20*time.Millisecond || o.RetryAfter.Std() != time.Second || o.MaxHeapMiB != 4096 {
+		t.Errorf("defaults %+v (on %v), want on, 10000, 20, 20ms, 1s, 4096 MiB", o, o.On())
 	}
 	c, err = config.Parse([]byte(baseYAML + "overload: {enabled: false, max_inflight: 10, min_inflight: 2, target_delay: 5ms, retry_after: 3s}\n"))
 	if err != nil {

@@ -53,8 +53,8 @@ routes:
 		r, ok := m.(*sip.Request)
 		return ok && r.Method == sip.INVITE
 	}, "INVITE of a call shed for overload")
-	if got := gathered(t, s.Metrics().Registry, "sbc_overload_shed_total", map[string]string{"realm": "carrier"}); got != 1 {
-		t.Errorf("sbc_overload_shed_total{realm=carrier} = %v, want 1", got)
+	if got := gathered(t, s.Metrics().Registry, "sbc_overload_shed_total", map[string]string{"realm": "carrier", "reason": "limit"}); got != 1 {
+		t.Errorf("sbc_overload_shed_total{realm=carrier,reason=limit} = %v, want 1", got)
 	}
 
 	// In-dialog requests are never shed: the established call hangs up.
@@ -75,4 +75,39 @@ routes:
 	callee.Answer(inv4, 486, "Busy Here", "r4", "")
 	caller3.ExpectResponse(486, sip.INVITE, wait)
 	s.waitIdle(t)
+}
+
+// TestOverloadHeapBound: with overload.max_heap_mib 1 (any running SBC's
+// live heap is more), every new INVITE is answered 503 at once and
+// counted as shed for the heap, and nothing reaches the callee.
+func TestOverloadHeapBound(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	cp, ep := freePort(t), freePort(t)
+	y := fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: "127.0.0.1:%d"}
+  - {name: enterprise, listen: "127.0.0.1:%d"}
+media: {enabled: false}
+overload: {max_heap_mib: 1}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: [%q]}
+`, cp, ep, callee.Addr)
+	s := runSBC(t, y, cp, ep)
+	reg := s.Metrics().Registry
+	deadline := time.Now().Add(wait)
+	for gathered(t, reg, "sbc_overload_heap_live_bytes", nil) <= 1<<20 { // the first sample
+		if time.Now().After(deadline) {
+			t.Fatalf("sbc_overload_heap_live_bytes = %v after %v", gathered(t, reg, "sbc_overload_heap_live_bytes", nil), wait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	caller.Invite(s.carrier, "1000", "heap-1", testphone.TestSDP)
+	m := caller.Next(wait, func(m sip.Message) bool { _, ok := m.(*sip.Response); return ok })
+	if res, ok := m.(*sip.Response); !ok || res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("INVITE over the heap bound: first answer %v, want 503 with Retry-After", m)
+	}
+	callee.Quiet(300*time.Millisecond, func(m sip.Message) bool { return m != nil }, "message for a call shed for memory")
+	if got := gathered(t, reg, "sbc_overload_shed_total", map[string]string{"reason": "heap"}); got != 1 {
+		t.Errorf("sbc_overload_shed_total{reason=heap} = %v, want 1", got)
+	}
 }
