@@ -78,6 +78,7 @@ func (s *SBC) admitSetup(r *Realm, req *sip.Request, tx sip.ServerTransaction) (
 		reason = "limit"
 	}
 	o.shed.WithLabelValues(r.Name, reason).Inc()
+	s.guard.shed.Add(1) // the dashboard's calls refused for load (stats.go)
 	s.guard.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(o.retry))
 	return nil, false
 }
