@@ -92,6 +92,23 @@ func (o *Overload) Admit(now time.Time) bool {
 	return true
 }
 
+// Refuses says whether Admit would refuse a setup now, and counts the
+// refusal as Admit does; it takes no place. The SBC asks it before parsing
+// a new INVITE, to refuse it at the least cost, and Admits what it lets
+// through.
+func (o *Overload) Refuses(now time.Time) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.adaptLocked(now)
+	o.demand = true
+	if float64(o.inflight) < o.limit {
+		return false
+	}
+	o.shed++
+	o.held = true
+	return true
+}
+
 // Done gives back a place Admit took.
 func (o *Overload) Done() {
 	o.mu.Lock()

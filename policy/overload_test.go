@@ -17,12 +17,18 @@ func TestOverloadCapsAtMaxAndFrees(t *testing.T) {
 	if o.Admit(t0) {
 		t.Fatal("fourth setup admitted over max_inflight 3")
 	}
+	if !o.Refuses(t0) {
+		t.Fatal("Refuses says no at the cap")
+	}
 	o.Done()
+	if o.Refuses(t0) {
+		t.Fatal("Refuses says yes with a place free")
+	}
 	if !o.Admit(t0) {
 		t.Fatal("a place given back was not reusable")
 	}
-	if s := o.State(); s.Inflight != 3 || s.Shed != 1 || s.Limit != 3 {
-		t.Errorf("state %+v, want 3 in flight, 1 shed, limit 3", s)
+	if s := o.State(); s.Inflight != 3 || s.Shed != 2 || s.Limit != 3 {
+		t.Errorf("state %+v, want 3 in flight, 2 shed, limit 3", s)
 	}
 }
 

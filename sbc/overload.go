@@ -11,10 +11,13 @@ import (
 
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
+	"github.com/edgesbc/edgesbc/sbc/sipguard"
 )
 
-// Overload control (config overload:, policy.Overload): a new INVITE is
-// the first thing onInvite weighs, before a call, leg B or media exist.
+// Overload control (config overload:, policy.Overload): a new INVITE on UDP
+// is weighed before sipgo even parses it (shedRaw, in the read filter),
+// and again as the first thing onInvite does (TCP, TLS, and the INVITEs
+// the read filter let through), before a call, leg B or media exist.
 // Past the limit it gets a 503 with Retry-After, sent statelessly as the
 // guard's answers are (no transaction kept to retransmit it, no call, no
 // CDR: a counter). In-dialog requests never pass here, so ACK, BYE,
@@ -81,6 +84,49 @@ func (s *SBC) admitSetup(r *Realm, req *sip.Request, tx sip.ServerTransaction) (
 	s.guard.shed.Add(1) // the dashboard's calls refused for load (stats.go)
 	s.guard.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(o.retry))
 	return nil, false
+}
+
+// shedRaw runs in the read filter on every UDP datagram sipguard
+// accepted, before sipgo parses it: while overload control refuses new
+// calls, a new INVITE (no To tag, and no call of its Call-ID: not a
+// retransmission of one let in) is answered 503 from its bytes, and the
+// ACKs of those 503s are dropped. It says whether it took the datagram.
+// Parsing is most of what a refused call costs (sipgo parses in one read
+// loop per listener): shed after it, the 503s waited behind the flood.
+func (s *SBC) shedRaw(r *Realm, p sip.TransportReadProps, data []byte) bool {
+	o := s.overload
+	if o == nil || r.udp == nil {
+		return false
+	}
+	if sipguard.IsShedAck(data) {
+		s.metrics.DroppedStray.WithLabelValues(r.Name, "ack").Inc()
+		return true
+	}
+	cid, ok := sipguard.NewInvite(data)
+	if !ok {
+		return false
+	}
+	reason := "heap"
+	if o.live.Load() <= o.maxHeap {
+		reason = "limit"
+		if !o.ctl.Refuses(o.now.Now()) {
+			return false
+		}
+	}
+	if _, known := s.calls.lookup(string(cid)); known {
+		return false // onInvite sees it (sipgo absorbs a retransmission)
+	}
+	res := sipguard.ShedResponse(data, int(o.retry/time.Second))
+	if res == nil || !s.guard.mayAnswer(addrOf(p.RemoteAddr), len(data), len(res)) {
+		return false // onInvite answers what cannot be answered here
+	}
+	o.shed.WithLabelValues(r.Name, reason).Inc()
+	s.guard.offered.Add(1) // the dashboard's counts (stats.go)
+	s.guard.shed.Add(1)
+	if _, err := r.udp.WriteTo(res, p.RemoteAddr); err == nil {
+		s.metrics.resOut(r.Name, sip.StatusServiceUnavailable)
+	}
+	return true
 }
 
 // measure feeds the scheduler's delay to the controller until ctx ends.

@@ -2,6 +2,7 @@ package sbc_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ routes:
 	res, ok := m.(*sip.Response)
 	if !ok || res.StatusCode != 503 {
 		t.Fatalf("INVITE past the limit: first answer %v, want 503 (no 100 Trying before it)", m)
+	}
+	if !strings.Contains(res.To().Value(), ";tag=shed") {
+		t.Errorf("503 To %q: not answered before parsing (sipguard.ShedResponse's tag)", res.To().Value())
 	}
 	if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "3" {
 		t.Errorf("503 Retry-After %v, want 3", ra)

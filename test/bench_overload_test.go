@@ -37,7 +37,7 @@ func TestBenchOverload(t *testing.T) {
 	}
 	step := envDuration("SBC_BENCH_STEP", 30*time.Second)
 	capStep := envDuration("SBC_BENCH_CAP_STEP", 10*time.Second)
-	rates := []int{1000, 1500, 2000, 2500, 3000, 3500}
+	rates := []int{1000, 2000, 3000, 4000, 5000, 6000}
 	if v := os.Getenv("SBC_BENCH_RATES"); v != "" {
 		rates = nil
 		for _, f := range strings.Split(v, ",") {
@@ -94,7 +94,7 @@ func TestBenchOverload(t *testing.T) {
 	k := startKamailio(t, 1000000)
 	capK := searchCapacity(t, "kamailio", rates, capStep, hold, &capLog)
 	k.stop(t)
-	k = startKamailio(t, int(2*capK)) // pike counts per 2 s
+	k = startKamailio(t, max(int(2*capK), 2)) // pike counts per 2 s
 	for _, x := range []float64{1.5, 2, 3} {
 		st := runOverloadStep(t, int(x*capS+0.5), step, hold...)
 		rows = append(rows, row{who: "kamailio+pike", x: x, st: st, mem: fmt.Sprintf("PSS %.0f MiB (all processes)", k.pssMiB())})
