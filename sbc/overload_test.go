@@ -2,6 +2,7 @@ package sbc_test
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -81,10 +82,13 @@ routes:
 	s.waitIdle(t)
 }
 
-// TestOverloadHeapBound: with overload.max_heap_mib 1 (any running SBC's
-// live heap is more), every new INVITE is answered 503 at once and
-// counted as shed for the heap, and nothing reaches the callee.
+// TestOverloadHeapBound: with overload.max_heap_mib 1 and 4 MiB held live
+// in the process, every new INVITE is answered 503 at once and counted as
+// shed for the heap, and nothing reaches the callee.
 func TestOverloadHeapBound(t *testing.T) {
+	ballast := make([]byte, 4<<20)
+	defer runtime.KeepAlive(ballast)
+	runtime.GC() // the live heap is as of the last collection
 	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
 	cp, ep := freePort(t), freePort(t)
 	y := fmt.Sprintf(`
