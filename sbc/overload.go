@@ -117,7 +117,7 @@ func (s *SBC) shedRaw(r *Realm, p sip.TransportReadProps, data []byte) bool {
 		return false // onInvite sees it (sipgo absorbs a retransmission)
 	}
 	res := sipguard.ShedResponse(data, int(o.retry/time.Second))
-	if res == nil || !s.guard.mayAnswer(addrOf(p.RemoteAddr), len(data), len(res)) {
+	if res == nil || !s.guard.mayAnswer(addrOf(p.RemoteAddr), len(data), len(res), 1) {
 		return false // onInvite answers what cannot be answered here
 	}
 	o.shed.WithLabelValues(r.Name, reason).Inc()
