@@ -63,6 +63,8 @@ type Realm struct {
 	TLS       *RealmTLS    `yaml:"tls"` // see tls.go
 	// SessionTimer is the realm's RFC 4028 policy (sessiontimer.go).
 	SessionTimer SessionTimer `yaml:"session_timer"`
+	// MTU is the largest request sent over UDP as it is (mtu.go).
+	MTU int `yaml:"mtu"`
 }
 
 // RealmMedia is where a realm's anchored media lives.
@@ -242,6 +244,7 @@ func (c *Config) applyDefaults() {
 			r.UserAgent = "EdgeSBC"
 		}
 		r.SessionTimer.applyDefaults()
+		r.applyMTUDefault() // mtu.go
 		if r.Media.Ports == "" {
 			r.Media.Ports = "20000-29999"
 		}
@@ -368,6 +371,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateSessionTimers(); err != nil {
+		return err
+	}
+	if err := c.validateMTUs(); err != nil { // mtu.go
 		return err
 	}
 	if err := c.validateMedia(); err != nil {

@@ -250,6 +250,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 		return outcome{kind: outcomeFailover}
 	}
 	s.metrics.reqOut(out.Name, "INVITE")
+	s.followTransport(c, b, inv)       // sipgo_mtu.go: a large INVITE may have gone over TCP
 	defer func() { txB.Terminate() }() // txB changes when a challenge is answered
 	// A 2xx retransmitted after our ACK means the ACK was lost.
 	onRetransmit := func(tx sip.ClientTransaction) {
