@@ -172,3 +172,37 @@ func TestRealmMTUKeepsLargeInviteOnUDP(t *testing.T) {
 	caller.ExpectResponse(486, sip.INVITE, wait)
 	s.waitIdle(t)
 }
+
+// With media anchored, the SBC writes the large offer itself: the
+// enterprise realm offers SRTP with every SDES suite on audio and video
+// (an a=crypto line each), and the INVITE it builds is over 1,300 bytes.
+// It reaches a UDP callee whole.
+func TestAnchoredSRTPOfferOverMTU(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	cp, ep := freePort(t), freePort(t)
+	s := runSBC(t, fmt.Sprintf(`
+realms:
+  - {name: carrier, listen: "127.0.0.1:%d", media: {ports: %s, srtp: optional}}
+  - {name: enterprise, listen: "127.0.0.1:%d", transports: [udp, tcp], media: {ports: %s, srtp: {mode: required, suites: [AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AES_256_CM_HMAC_SHA1_80, AES_256_CM_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM]}}}
+media: {timeout: 1m}
+routes:
+  - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"], target_timeout: 400ms}
+`, cp, mediaPorts(t, mediaChunk), ep, mediaPorts(t, mediaChunk), callee.Addr), cp, ep)
+	size := 0
+	callee.Wire = func(out bool, b []byte) {
+		if !out && strings.HasPrefix(string(b), "INVITE ") {
+			size = len(b)
+		}
+	}
+	caller.Invite(s.carrier, "1000", "large-anchored", largeSDP("127.0.0.1"))
+	inv := callee.ExpectRequest(sip.INVITE, wait)
+	body := string(inv.Body())
+	if size <= 1300 || strings.Count(body, "a=crypto:") < 12 || !strings.Contains(body, "m=video") {
+		t.Fatalf("INVITE at the callee: %d bytes, %d crypto lines, video %v; want over 1300 bytes, 12 crypto lines and video:\n%s",
+			size, strings.Count(body, "a=crypto:"), strings.Contains(body, "m=video"), body)
+	}
+	t.Logf("anchored SRTP offer: INVITE %d bytes at the callee, %d crypto lines, over UDP (TCP refused)", size, strings.Count(body, "a=crypto:"))
+	callee.Answer(inv, 486, "Busy Here", "callee1", "")
+	caller.ExpectResponse(486, sip.INVITE, wait)
+	s.waitIdle(t)
+}
