@@ -88,8 +88,6 @@ func (r *Realm) requestOverTCP(ctx context.Context, req *sip.Request) (tx sip.Cl
 func (s *SBC) followTransport(c *Call, l *Leg, inv *sip.Request) {
 	t := strings.ToUpper(inv.Transport())
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if l.local.Transport != t {
-		l.local.Transport = t
-	}
+	l.local.Transport = t
+	c.mu.Unlock()
 }
