@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-media bench-ha bench-raft bench-tls fuzz vet fmt clean
+.PHONY: all build run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-media bench-ha bench-raft bench-tls bench-dashboard fuzz vet fmt clean
 
 all: build
 
@@ -69,8 +69,17 @@ lab-down:
 
 # SIPp uac -> sbcd -> SIPp uas across the lab at stepped rates, beside the
 # same SIPp pair with no SBC in between. Root; takes several minutes.
+# BASELINE=<git rev> also runs sbcd as built at that revision, alternating
+# with this tree's build step by step (before/after in one run).
 bench-sip: deps build
-	SBC_BENCH_SIP=1 $(GO) test -count=1 -timeout 60m -run TestBenchSIP -v ./test
+	$(if $(BASELINE),bash scripts/build-at.sh $(BASELINE) $(BIN)/sbcd-baseline)
+	SBC_BENCH_SIP=1 $(if $(BASELINE),SBC_BENCH_SIP_BASELINE=$(abspath $(BIN))/sbcd-baseline) $(GO) test -count=1 -timeout 90m -run TestBenchSIP -v ./test
+
+# What the dashboard's polling costs sbcd: its CPU with 1,000 calls held
+# up by SIPp on loopback, without a browser and with headless Chromium
+# showing the page, in turn. No root; about 5 minutes.
+bench-dashboard: deps build
+	SBC_BENCH_DASHBOARD=1 $(GO) test -count=1 -timeout 20m -run TestBenchDashboard -v ./cmd/sbcd
 
 # RTP through sbcd's relay beside rtpengine (user space) and nftables
 # forwarding, in the lab, interleaved (TestBenchMedia, shortened here to

@@ -13,6 +13,9 @@ type Call struct {
 	B     *Leg      `json:"b,omitempty"`
 	// MOS is the media quality estimate so far (0: no media seen).
 	MOS float64 `json:"mos"`
+	// Path is how the call's media is forwarded: a stream's Path, the
+	// paths joined with "+" when its streams differ, "" without media.
+	Path string `json:"path,omitempty"`
 	// Media is each stream's addresses, latched peers, packets and
 	// quality; only in /api/v1/calls/{id}.
 	Media *CallMedia `json:"media,omitempty"`

@@ -137,11 +137,6 @@ type Media struct {
 // Anchored reports whether media anchoring is on.
 func (m Media) Anchored() bool { return m.Enabled == nil || *m.Enabled }
 
-// Admin is the HTTP admin API.
-type Admin struct {
-	Listen string `yaml:"listen"`
-}
-
 // SIPTuning holds the knobs that decide signaling capacity.
 type SIPTuning struct {
 	// UDPReadBuffer is SO_RCVBUF for each realm's UDP socket, in bytes.
@@ -266,9 +261,7 @@ func (c *Config) applyDefaults() {
 	if c.Media.Timeout == 0 {
 		c.Media.Timeout = Duration(30 * time.Second)
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:8080"
-	}
+	c.Admin.applyDefaults()
 	if c.SIP.UDPReadBuffer == 0 {
 		c.SIP.UDPReadBuffer = 4 << 20
 	}
@@ -440,8 +433,8 @@ func (c *Config) Validate() error {
 	if err := c.validateTrunks(); err != nil {
 		return err
 	}
-	if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
-		return keyErr("admin.listen", "%q is not ip:port (%v)", c.Admin.Listen, err)
+	if err := c.Admin.validate(); err != nil {
+		return err
 	}
 	if c.SIP.UDPReadBuffer < 64<<10 || c.SIP.UDPReadBuffer > 256<<20 {
 		return keyErr("sip.udp_read_buffer", "must be between 65536 and 268435456 bytes")

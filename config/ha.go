@@ -172,8 +172,8 @@ func ParseWitness(b []byte) (*Config, error) {
 	if err := c.validateLifecycle(); err != nil {
 		return nil, err
 	}
-	if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil {
-		return nil, keyErr("admin.listen", "%q is not ip:port (%v)", c.Admin.Listen, err)
+	if err := c.Admin.validate(); err != nil {
+		return nil, err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

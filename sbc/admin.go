@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgesbc/edgesbc/api"
+	"github.com/edgesbc/edgesbc/mediarelay"
 )
 
 // Calls lists the active calls, oldest first.
@@ -28,12 +31,26 @@ func (s *SBC) Calls() []api.Call {
 		if mi, ok := s.media.(mediaInfo); ok {
 			if m, ok := mi.Media(ci.ID); ok {
 				ci.MOS = m.MOS
+				ci.Path = mediaPath(m)
 			}
 		}
 		out = append(out, ci)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
+}
+
+// mediaPath is a call's forwarding path for the calls list: "xdp",
+// "userspace", or "tc+userspace" when its streams take different paths.
+func mediaPath(m mediarelay.CallMedia) string {
+	var paths []string
+	for _, st := range m.Streams {
+		if !slices.Contains(paths, st.Path) {
+			paths = append(paths, st.Path)
+		}
+	}
+	slices.Sort(paths)
+	return strings.Join(paths, "+")
 }
 
 // AdminHandler serves /healthz, /metrics, /api/v1/calls and

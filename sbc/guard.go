@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -56,6 +57,8 @@ type guard struct {
 	authUser reqValue[string]
 
 	rejected   *prometheus.CounterVec // by realm, reason
+	offered    atomic.Uint64          // new INVITEs that reached admission (stats.go)
+	shed       atomic.Uint64          // calls refused for load (stats.go)
 	bansActive prometheus.Gauge
 	bansTotal  *prometheus.CounterVec // by reason
 }
@@ -375,6 +378,7 @@ func (g *guard) admission(next handler) handler {
 			keys = append(keys, f(r.Name, req)...)
 		}
 		g.keysMu.RUnlock()
+		g.offered.Add(1)
 		src := sourceOf(req).Addr()
 		cid := req.CallID().Value()
 		before, _ := g.b2bua.startedCall(cid)
@@ -385,6 +389,7 @@ func (g *guard) admission(next handler) handler {
 		}
 		if rej != nil {
 			g.reject(r.Name, "admission_"+rej.Reason)
+			g.shed.Add(1)
 			g.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(rej.RetryAfter))
 			return
 		}

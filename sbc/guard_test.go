@@ -140,6 +140,10 @@ func TestGuardAdmission(t *testing.T) {
 	if n := s.rejected(t, "admission_max_calls"); n != 1 {
 		t.Errorf("rejected{admission_max_calls} = %v, want 1", n)
 	}
+	// The dashboard's history counts from here: three offered, one shed.
+	if c := s.CallCounts(); c.Offered != 3 || c.Shed != 1 || c.Active != 1 {
+		t.Errorf("CallCounts %+v, want 3 offered, 1 shed, 1 active", c)
+	}
 }
 
 func isRequest(m sip.RequestMethod) func(sip.Message) bool {

@@ -125,6 +125,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if ra, full := hold.refusal(); full {
 		s.reply(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", c.a.d.LocalTag, ra)
+		s.guard.shed.Add(1)
 		c.end("trunks_full", "")
 		return
 	}

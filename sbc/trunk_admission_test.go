@@ -115,6 +115,9 @@ routing:
 	if s.calls("trunks_full") != n-5 {
 		t.Errorf("calls{trunks_full} %v", s.calls("trunks_full"))
 	}
+	if c := s.CallCounts(); c.Offered != n || c.Shed != n-5 {
+		t.Errorf("CallCounts %+v, want %d offered, %d shed (every trunk full)", c, n, n-5)
+	}
 	// The called side is busy on every call: the calls end, places free.
 	for _, p := range []*testphone.Phone{pa, pb} {
 		ring := ringA

@@ -20,6 +20,7 @@ pg=(/usr/lib/postgresql/*/bin/postgres)
 command -v "${pg[-1]}" >/dev/null || need+=(postgresql)
 command -v node    >/dev/null || need+=(nodejs) # HEP tests' decoder (internal/hepjs)
 command -v npm     >/dev/null || need+=(npm)
+command -v chromium >/dev/null || need+=(chromium) # the dashboard test (cmd/sbcd/dashboard_test.go): headless, --dump-dom
 
 # The HEP test decodes sbcd's packets with sipcapture's hep-js (npm),
 # pinned by the package-lock beside it.

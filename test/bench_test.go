@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,10 +14,14 @@ import (
 // TestBenchSIP is `make bench-sip`: SIPp uac (car) -> sbcd -> SIPp uas
 // (ent) at stepped rates, and the same SIPp pair with no SBC in between
 // (uas in namespace sbc, on the same veth) as the ceiling, in one run.
+// With SBC_BENCH_SIP_BASELINE=/path/to/an/older/sbcd, that build runs the
+// same steps too, alternating with this one, so a before/after figure
+// comes from one run on one (noisy) machine. Each sbcd starts afresh for
+// each step, so neither inherits the other's memory.
 // Each step lasts SBC_BENCH_STEP (default 40 s: sipgo's memory only levels
 // off after its 32 s transaction linger). It prints the highest rate with
-// under 0.1% failed calls for each, their ratio, and sbcd's memory and
-// goroutines after each step.
+// under 0.1% failed calls for each system, their ratios, and each sbcd's
+// CPU, memory and goroutines after each step.
 func TestBenchSIP(t *testing.T) {
 	needLab(t)
 	if os.Getenv("SBC_BENCH_SIP") == "" {
@@ -48,61 +53,103 @@ func TestBenchSIP(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	type system struct{ name, exe string }
+	systems := []system{{"sbcd", filepath.Join(binDir, "sbcd")}}
+	if b := os.Getenv("SBC_BENCH_SIP_BASELINE"); b != "" {
+		systems = append(systems, system{"baseline", b})
+	}
+	type result struct {
+		ok, failed      int
+		cpu             float64 // share of one core over the step
+		rssMiB, heapMiB float64
+		goroutines      float64
+	}
 	type row struct {
-		rate             int
-		okSBC, failSBC   int
-		okDir, failDir   int
-		rssMiB, heapMiB  float64
-		goroutines       float64
-		sbcdCPUSecsDelta float64
+		rate   int
+		sbc    []result // one per system
+		direct result
 	}
 	var rows []row
-	s := startSBCD(t, cfg)
-	base := s.metric(t, "go_goroutines")
-	baseHeap := s.metric(t, "go_memstats_heap_inuse_bytes") / (1 << 20)
-	t.Logf("sbcd idle: %.0f goroutines, %.1f MiB heap in use", base, baseHeap)
-	bestSBC, bestDir := 0, 0
-	for _, rate := range rates {
-		r := row{rate: rate}
-		cpu0 := s.metric(t, "process_cpu_seconds_total")
-		r.okSBC, r.failSBC = sippStep(t, "ent", pbxArgs(), sbcExt+":5060", rate, step)
-		r.sbcdCPUSecsDelta = s.metric(t, "process_cpu_seconds_total") - cpu0
-		r.rssMiB = s.metric(t, "process_resident_memory_bytes") / (1 << 20)
-		r.heapMiB = s.metric(t, "go_memstats_heap_inuse_bytes") / (1 << 20)
-		r.goroutines = s.metric(t, "go_goroutines")
-		r.okDir, r.failDir = sippStep(t, "sbc", []string{"-i", sbcExt, "-p", "5070"}, sbcExt+":5070", rate, step)
-		rows = append(rows, r)
-		if clean(r.okSBC, r.failSBC, rate, step) {
-			bestSBC = rate
+	best := make([]int, len(systems))
+	bestDir := 0
+	var afterCalls int
+	var afterG, idleG, afterHeap, idleHeap float64
+	for i, rate := range rates {
+		r := row{rate: rate, sbc: make([]result, len(systems))}
+		for j, sys := range systems {
+			s := startSBCDExe(t, sys.exe, cfg, "ip", "netns", "exec", "sbc")
+			g0 := s.metric(t, "go_goroutines")
+			h0 := s.metric(t, "go_memstats_heap_inuse_bytes") / (1 << 20)
+			cpu0 := s.metric(t, "process_cpu_seconds_total")
+			res := &r.sbc[j]
+			res.ok, res.failed = sippStep(t, "ent", pbxArgs(), sbcExt+":5060", rate, step)
+			res.cpu = (s.metric(t, "process_cpu_seconds_total") - cpu0) / step.Seconds()
+			res.rssMiB = s.metric(t, "process_resident_memory_bytes") / (1 << 20)
+			res.heapMiB = s.metric(t, "go_memstats_heap_inuse_bytes") / (1 << 20)
+			res.goroutines = s.metric(t, "go_goroutines")
+			if clean(res.ok, res.failed, rate, step) {
+				best[j] = rate
+			}
+			if j == 0 && i == len(rates)-1 {
+				// Back to baseline: wait out the linger, then look again.
+				time.Sleep(40 * time.Second)
+				afterCalls = s.activeCalls(t)
+				afterG, idleG = s.metric(t, "go_goroutines"), g0
+				afterHeap, idleHeap = s.metric(t, "go_memstats_heap_inuse_bytes")/(1<<20), h0
+			}
+			s.stop()
+			t.Logf("step %d cps %s: %d ok / %d failed, CPU %.0f%% of a core, RSS %.0f MiB, heap %.0f MiB, %.0f goroutines",
+				rate, sys.name, res.ok, res.failed, 100*res.cpu, res.rssMiB, res.heapMiB, res.goroutines)
 		}
-		if clean(r.okDir, r.failDir, rate, step) {
+		r.direct.ok, r.direct.failed = sippStep(t, "sbc", []string{"-i", sbcExt, "-p", "5070"}, sbcExt+":5070", rate, step)
+		if clean(r.direct.ok, r.direct.failed, rate, step) {
 			bestDir = rate
 		}
-		t.Logf("step %d cps: sbc %d ok / %d failed, direct %d ok / %d failed, sbcd CPU %.0f%% of a core, RSS %.0f MiB, heap %.0f MiB, %.0f goroutines",
-			rate, r.okSBC, r.failSBC, r.okDir, r.failDir, 100*r.sbcdCPUSecsDelta/step.Seconds(), r.rssMiB, r.heapMiB, r.goroutines)
+		t.Logf("step %d cps direct: %d ok / %d failed", rate, r.direct.ok, r.direct.failed)
+		rows = append(rows, r)
 	}
-	// Back to baseline: wait out the linger, then look again.
-	time.Sleep(40 * time.Second)
-	idleG := s.metric(t, "go_goroutines")
-	idleHeap := s.metric(t, "go_memstats_heap_inuse_bytes") / (1 << 20)
-	calls := s.activeCalls(t)
 
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nbench-sip: %v per step, transaction linger %s, SIPp uac/uas, 2 cores shared by everything\n", step, linger)
-	fmt.Fprintf(&out, "%8s | %22s | %22s | %8s %9s %9s %10s\n", "cps", "through sbcd ok/failed", "direct ok/failed", "sbcd CPU", "RSS MiB", "heap MiB", "goroutines")
+	fmt.Fprintf(&out, "%8s", "cps")
+	for _, sys := range systems {
+		fmt.Fprintf(&out, " | %-18s %6s %7s %7s %6s", sys.name+" ok/failed", "CPU", "RSS MiB", "heapMiB", "gorout")
+	}
+	fmt.Fprintf(&out, " | %s\n", "direct ok/failed")
 	for _, r := range rows {
-		fmt.Fprintf(&out, "%8d | %12d/%-9d | %12d/%-9d | %7.0f%% %9.0f %9.0f %10.0f\n", r.rate, r.okSBC, r.failSBC, r.okDir, r.failDir,
-			100*r.sbcdCPUSecsDelta/step.Seconds(), r.rssMiB, r.heapMiB, r.goroutines)
+		fmt.Fprintf(&out, "%8d", r.rate)
+		for _, x := range r.sbc {
+			fmt.Fprintf(&out, " | %18s %5.0f%% %7.0f %7.0f %6.0f", fmt.Sprintf("%d/%d", x.ok, x.failed), 100*x.cpu, x.rssMiB, x.heapMiB, x.goroutines)
+		}
+		fmt.Fprintf(&out, " | %d/%d\n", r.direct.ok, r.direct.failed)
 	}
-	fmt.Fprintf(&out, "highest clean rate (<0.1%% failed): through sbcd %d cps, direct %d cps, ratio %.2f\n", bestSBC, bestDir, float64(bestSBC)/float64(max(bestDir, 1)))
-	fmt.Fprintf(&out, "after the run (+40 s): %d active calls, %.0f goroutines (idle %.0f), heap %.1f MiB (idle %.1f)\n", calls, idleG, base, idleHeap, baseHeap)
+	for j, sys := range systems {
+		fmt.Fprintf(&out, "highest clean rate (<0.1%% failed): %s %d cps (%.2f of direct's %d)\n", sys.name, best[j], float64(best[j])/float64(max(bestDir, 1)), bestDir)
+	}
+	if len(systems) > 1 {
+		fmt.Fprintf(&out, "sbcd / baseline: %.2f\n", float64(best[0])/float64(max(best[1], 1)))
+	}
+	fmt.Fprintf(&out, "sbcd after its last step (+40 s): %d active calls, %.0f goroutines (idle %.0f), heap %.1f MiB (idle %.1f)\n", afterCalls, afterG, idleG, afterHeap, idleHeap)
 	fmt.Print(out.String())
-	if calls != 0 {
-		t.Errorf("%d calls left in the table after the run", calls)
+	if afterCalls != 0 {
+		t.Errorf("%d calls left in the table after the run", afterCalls)
 	}
-	if idleG > base+20 {
-		t.Errorf("goroutines did not return to baseline: %.0f now, %.0f idle", idleG, base)
+	if afterG > idleG+20 {
+		t.Errorf("goroutines did not return to baseline: %.0f now, %.0f idle", afterG, idleG)
 	}
+}
+
+// end waits up to d for SIPp to exit, then kills it. The exit status goes
+// back into done, where startSIPp's cleanup looks for it.
+func (r *sippRun) end(d time.Duration) {
+	var err error
+	select {
+	case err = <-r.done:
+	case <-time.After(d):
+		_ = r.cmd.Process.Kill()
+		err = <-r.done
+	}
+	r.done <- err
 }
 
 func clean(ok, failed, rate int, step time.Duration) bool {
@@ -124,19 +171,8 @@ func sippStep(t *testing.T, ns string, uasArgs []string, target string, rate int
 	port, _ := strconv.Atoi(uasArgs[3]) // uasArgs: -i ADDR -p PORT
 	waitUDPListen(t, ns, uasArgs[1], port)
 	cl := startSIPp(t, "car", "-sn uac", append(carrierArgs(target, "-m", n, "-r", fmt.Sprint(rate), "-s", "1000", "-l", fmt.Sprint(rate*10)), big...)...)
-	limit := step + 90*time.Second
-	select {
-	case <-cl.done:
-	case <-time.After(limit):
-		_ = cl.cmd.Process.Kill()
-		<-cl.done
-	}
-	select {
-	case <-srv.done:
-	case <-time.After(10 * time.Second):
-		_ = srv.cmd.Process.Kill()
-		<-srv.done
-	}
+	cl.end(step + 90*time.Second)
+	srv.end(10 * time.Second)
 	for _, m := range statRe.FindAllStringSubmatch(cl.out.String(), -1) {
 		v, _ := strconv.Atoi(m[2])
 		if m[1] == "Successful" {

@@ -135,11 +135,18 @@ func startSBCD(t *testing.T, cfg string) *sbcd {
 // (ip netns exec, or nsenter, which keeps the machine's mount namespace).
 func startSBCDWith(t *testing.T, cfg string, launcher ...string) *sbcd {
 	t.Helper()
+	return startSBCDExe(t, filepath.Join(binDir, "sbcd"), cfg, launcher...)
+}
+
+// startSBCDExe is startSBCDWith for a given sbcd binary (the benchmarks
+// run an older build beside this one).
+func startSBCDExe(t *testing.T, exe, cfg string, launcher ...string) *sbcd {
+	t.Helper()
 	if cfg == "" {
 		cfg = filepath.Join(repoRoot, "configs", "lab.yaml")
 	}
 	s := &sbcd{t: t, log: &syncbuf.Buffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(launcher[0], append(launcher[1:], filepath.Join(binDir, "sbcd"), "-config", cfg)...)
+	s.cmd = exec.Command(launcher[0], append(launcher[1:], exe, "-config", cfg)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,9 +30,10 @@ func guardCommand(c *http.Client, admin, cmd string, args []string, asJSON bool)
 		if err != nil {
 			return true, err
 		}
+		msg, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 		res.Body.Close()
 		if res.StatusCode != http.StatusNoContent {
-			return true, fmt.Errorf("unban %s: %s", args[0], res.Status)
+			return true, fmt.Errorf("unban %s: %s: %s", args[0], res.Status, strings.TrimSpace(string(msg)))
 		}
 		fmt.Println("unbanned", args[0])
 		return true, nil

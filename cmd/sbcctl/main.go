@@ -8,19 +8,23 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/edgesbc/edgesbc/api"
 )
 
-const usage = `usage: sbcctl [-admin URL] COMMAND
+const usage = `usage: sbcctl [-admin URL] [-token-file FILE] [-cacert FILE] [-json] COMMAND
+The admin token (needed by unban, and by everything when the admin API is
+not on loopback) comes from -token-file or $SBCCTL_TOKEN.
 commands:
   calls     active calls as a table, with MOS (-json for the raw list)
   call ID   one call with its media streams (JSON)
   flows     media flows: path (xdp, tc, userspace), packets, last seen (-json for raw)
   trunks    trunks: registration and each target's health (-json for the raw list)
   ha        HA role, leader, voters, applied index and replication lag (-json for raw)
+  history   the dashboard's samples of the last hour: calls/s, active, shed/s, MOS (-json for raw)
   health    exits 0 when sbcd answers /healthz
   metrics   the Prometheus metrics text
 ` + guardUsage
@@ -28,14 +32,19 @@ commands:
 func main() {
 	admin := flag.String("admin", "http://127.0.0.1:8080", "admin API base URL")
 	asJSON := flag.Bool("json", false, "print JSON instead of a table")
+	tokenFile := flag.String("token-file", "", "file holding the admin token (else $"+tokenEnv+")")
+	caFile := flag.String("cacert", "", "PEM file of the CA that signed the admin API's certificate (https)")
 	flag.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
 	flag.Parse()
 	if flag.NArg() < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	var err error
+	client, err := newClient(*tokenFile, *caFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sbcctl:", err)
+		os.Exit(2)
+	}
 	switch flag.Arg(0) {
 	case "calls":
 		err = calls(client, *admin, *asJSON)
@@ -54,6 +63,8 @@ func main() {
 		err = flows(client, *admin, *asJSON)
 	case "ha":
 		err = haStatus(client, *admin, *asJSON)
+	case "history":
+		err = history(client, *admin, *asJSON)
 	case "health":
 		_, err = get(client, *admin+"/healthz")
 		if err == nil {
@@ -89,7 +100,7 @@ func get(c *http.Client, url string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", url, err)
 	}
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, res.Status)
+		return nil, fmt.Errorf("%s: %s: %s", url, res.Status, strings.TrimSpace(string(b[:min(len(b), 512)])))
 	}
 	return b, nil
 }
@@ -117,7 +128,7 @@ func calls(c *http.Client, admin string, asJSON bool) error {
 		return err
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTATE\tAGE\tROUTE\tMOS\tA REALM\tA PEER\tA CALL-ID\tB REALM\tB PEER\tB CALL-ID")
+	fmt.Fprintln(w, "ID\tSTATE\tAGE\tROUTE\tPATH\tMOS\tA REALM\tA PEER\tA CALL-ID\tB REALM\tB PEER\tB CALL-ID")
 	for _, ci := range list {
 		bRealm, bPeer, bCID := "-", "-", "-"
 		if ci.B != nil {
@@ -127,8 +138,12 @@ func calls(c *http.Client, admin string, asJSON bool) error {
 		if ci.MOS > 0 {
 			mos = fmt.Sprintf("%.2f", ci.MOS)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ci.ID, ci.State,
-			time.Since(ci.Start).Round(time.Second), ci.Route, mos,
+		path := "-"
+		if ci.Path != "" {
+			path = ci.Path
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ci.ID, ci.State,
+			time.Since(ci.Start).Round(time.Second), ci.Route, path, mos,
 			ci.A.Realm, ci.A.Peer, ci.A.CallID, bRealm, bPeer, bCID)
 	}
 	fmt.Fprintf(w, "%d calls\n", len(list))

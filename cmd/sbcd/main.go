@@ -4,11 +4,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -20,6 +18,7 @@ import (
 	"github.com/edgesbc/edgesbc/cmd/sbcd/internal/datapath"
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/configs"
+	"github.com/edgesbc/edgesbc/dashboard"
 	"github.com/edgesbc/edgesbc/mediarelay"
 	"github.com/edgesbc/edgesbc/sbc"
 	"github.com/edgesbc/edgesbc/watchdog"
@@ -145,18 +144,16 @@ func run(path string) error {
 	wd.Add("sip", s.CheckHandlers)
 	fo.Run(wd.Healthy) // follow HA leadership: restore, reprogram, VIPs, serve
 	go wd.Run(ctx)
-	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	// The dashboard's charts: sampled here, from the B2BUA's own counters.
+	hist := dashboard.NewHistory(cfg.Admin.HistoryInterval.Std(), cfg.Admin.HistoryPoints())
+	go hist.Run(ctx, func() dashboard.Counters { return dashboard.Counters(s.CallCounts()) })
+	adminAPI := dashboard.Handler(hist, haAdmin(node, s.AdminHandler()))
+	hooks := func(h http.Handler) http.Handler { return watchdog.TestHooks(h, stalls) } // EDGESBC_TEST_HOOKS=1 only
+	stopAdmin, err := serveAdmin(cfg.Admin, wd.Healthz(adminAPI), log, hooks)           // admin.go: the token policy, TLS
 	if err != nil {
 		_ = s.Close(context.Background())
-		return fmt.Errorf("admin API listen %s: %w", cfg.Admin.Listen, err)
+		return err
 	}
-	handler := watchdog.TestHooks(wd.Healthz(haAdmin(node, s.AdminHandler())), stalls) // hooks: EDGESBC_TEST_HOOKS=1 only
-	admin := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin API stopped", "error", err)
-		}
-	}()
 	log.Info("sbcd running", "admin", cfg.Admin.Listen, "config", orDefault(path))
 
 	reloadTLSOnHUP(ctx, s, log)
@@ -167,7 +164,7 @@ func run(path string) error {
 	// datapath and Raft to close before BoundShutdown cuts it short.
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.Std()/2)
 	defer cancel()
-	_ = admin.Shutdown(sctx)
+	stopAdmin()
 	return s.Close(sctx)
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,10 +24,18 @@ func buildSbcctl(t *testing.T) string {
 	return bin
 }
 
-// sbcctl runs the binary against p's admin API: its output and exit code.
+// sbcctl runs the binary against p's admin API with p's token in
+// $SBCCTL_TOKEN: its output and exit code.
 func (p *sbcd) sbcctl(bin string, args ...string) (string, int) {
 	p.t.Helper()
+	return p.sbcctlToken(bin, p.token, args...)
+}
+
+// sbcctlToken runs sbcctl with tok as its admin token ("" for none).
+func (p *sbcd) sbcctlToken(bin, tok string, args ...string) (string, int) {
+	p.t.Helper()
 	cmd := exec.Command(bin, append([]string{"-admin", "http://" + p.admin}, args...)...)
+	cmd.Env = append(os.Environ(), "SBCCTL_TOKEN="+tok)
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return string(out), ee.ExitCode()
@@ -88,6 +97,15 @@ func TestSbcctlUnban(t *testing.T) {
 	options("banned", "test-phone/1.0")
 	phone.Quiet(500*time.Millisecond, answered("banned"), "answer to a banned source")
 
+	// A write action: refused without the token, even on loopback.
+	if out, code := p.sbcctlToken(ctl, "", "unban", "127.0.0.1"); code == 0 || !strings.Contains(out, "401") {
+		t.Fatalf("sbcctl unban without the token: exit %d\n%s", code, out)
+	}
+	if out, code := p.sbcctlToken(ctl, "wrong-token-0123456789", "unban", "127.0.0.1"); code == 0 || !strings.Contains(out, "401") {
+		t.Fatalf("sbcctl unban with a wrong token: exit %d\n%s", code, out)
+	}
+	options("still-banned", "test-phone/1.0")
+	phone.Quiet(300*time.Millisecond, answered("still-banned"), "answer to a source whose unban was refused")
 	if out, code := p.sbcctl(ctl, "unban", "127.0.0.1"); code != 0 || !strings.Contains(out, "unbanned 127.0.0.1") {
 		t.Fatalf("sbcctl unban: exit %d\n%s", code, out)
 	}

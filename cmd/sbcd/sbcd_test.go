@@ -43,6 +43,7 @@ type sbcd struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	admin string
+	token string // the admin token startSBCD configures ("" for none)
 	sip   []int // the carrier and enterprise realms' SIP ports
 	out   *syncbuf.Buffer
 	done  chan struct{}
@@ -80,8 +81,12 @@ func freePorts(t *testing.T, network string, n int) []int {
 	return ports
 }
 
-// startSBCD runs sbcd on a loopback config with extra appended; hooks
-// sets EDGESBC_TEST_HOOKS=1. It returns once /healthz answers.
+// testToken is the admin token startSBCD configures.
+const testToken = "test-admin-token-0123456789"
+
+// startSBCD runs sbcd on a loopback config with extra appended, the admin
+// token testToken; hooks sets EDGESBC_TEST_HOOKS=1. It returns once
+// /healthz answers.
 func startSBCD(t *testing.T, extra string, hooks bool) *sbcd {
 	t.Helper()
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
@@ -93,10 +98,11 @@ realms:
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["127.0.0.1:9"]}
 media: {datapath: userspace}
-admin: {listen: %q}
-`, sip[0], sip[1], admin) + extra
+admin: {listen: %q, token: %q}
+`, sip[0], sip[1], admin, testToken) + extra
 	p := runSBCD(t, y, admin, hooks)
 	p.sip = sip
+	p.token = testToken
 	return p
 }
 
@@ -170,14 +176,30 @@ func (p *sbcd) get(path string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-func (p *sbcd) stall(component string, d time.Duration) int {
+// do sends an admin request with the bearer token tok ("" for none): the
+// status and body.
+func (p *sbcd) do(method, path, tok string) (int, string) {
 	p.t.Helper()
-	res, err := client.Post(fmt.Sprintf("http://%s/debug/stall?component=%s&for=%s", p.admin, component, d), "", nil)
+	req, err := http.NewRequest(method, "http://"+p.admin+path, nil)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	res.Body.Close()
-	return res.StatusCode
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func (p *sbcd) stall(component string, d time.Duration) int {
+	p.t.Helper()
+	code, _ := p.do(http.MethodPost, fmt.Sprintf("/debug/stall?component=%s&for=%s", component, d), p.token)
+	return code
 }
 
 // term sends SIGTERM and waits up to limit for the exit: its status

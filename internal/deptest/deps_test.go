@@ -26,7 +26,7 @@ const mod = "github.com/edgesbc/edgesbc"
 var heavy = []string{"github.com/cilium/ebpf", "github.com/hashicorp/raft", "github.com/pion/srtp"}
 
 // light are the packages that must reach none of heavy.
-var light = []string{"config", "topology", "policy", "api", "cmd/sbcctl"}
+var light = []string{"config", "topology", "policy", "api", "cmd/sbcctl", "dashboard"}
 
 // leaves import nothing of the project.
 var leaves = []string{"config", "api"}
@@ -170,9 +170,12 @@ func violations(g map[string]*pkg) []string {
 			bad = append(bad, fmt.Sprintf("%s is a leaf and imports nothing of the project: %s", l, c))
 		}
 	}
-	// sbcctl is a client of the admin API: api and the standard library.
-	if c := chain(g, mod+"/cmd/sbcctl", func(p string) bool { return rel(p) != "" && rel(p) != "api" }); c != "" {
-		bad = append(bad, "cmd/sbcctl imports only api of the project: "+c)
+	// sbcctl and the dashboard are clients of the admin API: api of the
+	// project, nothing more.
+	for _, client := range []string{"cmd/sbcctl", "dashboard"} {
+		if c := chain(g, mod+"/"+client, func(p string) bool { return rel(p) != "" && rel(p) != "api" }); c != "" {
+			bad = append(bad, client+" imports only api of the project: "+c)
+		}
 	}
 	for _, p := range g[mod+"/cmd/sbcctl"].Imports {
 		if rel(p) == "" && strings.Contains(strings.SplitN(p, "/", 2)[0], ".") {
@@ -281,6 +284,8 @@ func TestPackageGraphRulesCatch(t *testing.T) {
 		{mod + "/cmd/sbcctl", mod + "/config", "cmd/sbcctl imports only api of the project: cmd/sbcctl -> config"},
 		{mod + "/cmd/sbcctl", "go.yaml.in/yaml/v3", "not go.yaml.in/yaml/v3"},
 		{mod + "/cmd/sbcctl", mod + "/ha", "cmd/sbcctl must not link github.com/hashicorp/raft"},
+		{mod + "/dashboard", mod + "/config", "dashboard imports only api of the project: dashboard -> config"},
+		{mod + "/dashboard", mod + "/sbc", "dashboard reaches sbc"},
 		{mod + "/internal/testphone", mod + "/sbc", "internal/testphone reaches sbc"},
 		{mod + "/bpf", mod + "/test", "nothing imports test"},
 		{mod + "/cmd/sbcd/internal/failover", mod + "/sbc", "cmd/sbcd/internal/failover must not reach sbc"},
