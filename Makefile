@@ -52,7 +52,7 @@ test: deps build
 
 # TestSessionTimerSilentCaller on the real session clock: RFC 4028's 90 s
 # floor against SIPp, about 105 s. make test runs the same test in about
-# 11 s with sbcd's session-timer clock 10x faster (the test hook
+# 13 s with sbcd's session-timer clock 10x faster (the test hook
 # EDGESBC_TEST_TIMESCALE, values on the wire unchanged).
 test-long: deps build
 	SBC_LONG=1 $(GO) test -count=1 -timeout 20m -run 'TestSessionTimerSilentCaller' -v ./test

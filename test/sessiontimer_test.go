@@ -22,7 +22,7 @@ const sessionTimeScale = 10
 // sbcd runs its session-timer clock sessionTimeScale times faster (the
 // test hook EDGESBC_TEST_TIMESCALE, with EDGESBC_TEST_HOOKS=1): every
 // value on the wire is the RFC's (90, Min-SE 90, 1800), and SIPp's waits
-// are scaled to match, so the 105 s of real session time take about 11 s.
+// are scaled to match, so the 105 s of real session time take about 13 s.
 // SBC_LONG=1 (make test-long) runs it on the real clock.
 func TestSessionTimerSilentCaller(t *testing.T) {
 	needLab(t)
