@@ -4,13 +4,27 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-media bench-ha bench-raft bench-tls bench-dashboard fuzz vet fmt clean
+.PHONY: all build install run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-media bench-ha bench-raft bench-tls bench-dashboard fuzz vet fmt clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/sbcd ./cmd/sbcd
 	$(GO) build -o $(BIN)/sbcctl ./cmd/sbcctl
+
+# sbcd, sbcctl and the systemd unit (configs/sbcd.service, Type=notify)
+# with the paths rewritten to PREFIX and ETC; a config is put in ETC only
+# when there is none. Then: systemctl daemon-reload && systemctl enable
+# --now sbcd. DESTDIR stages a package.
+PREFIX      ?= /usr/local
+ETC         ?= /etc/edgesbc
+SYSTEMD_DIR ?= /etc/systemd/system
+install: build
+	install -D -m 0755 $(BIN)/sbcd $(DESTDIR)$(PREFIX)/bin/sbcd
+	install -D -m 0755 $(BIN)/sbcctl $(DESTDIR)$(PREFIX)/bin/sbcctl
+	install -d -m 0755 $(DESTDIR)$(SYSTEMD_DIR) $(DESTDIR)$(ETC)
+	sed -e 's#/usr/local/bin/#$(PREFIX)/bin/#g' -e 's#/etc/edgesbc/#$(ETC)/#g' configs/sbcd.service > $(DESTDIR)$(SYSTEMD_DIR)/sbcd.service
+	test -e $(DESTDIR)$(ETC)/sbcd.yaml || install -m 0640 configs/default.yaml $(DESTDIR)$(ETC)/sbcd.yaml
 
 # sbcd on its embedded default config: loopback only, no file needed.
 run: build
@@ -49,6 +63,7 @@ test: deps build
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 80000x -fuzzminimizetime 2000x ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzParseCrypto -fuzztime 60000x -fuzzminimizetime 2000x ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 15000x -fuzzminimizetime 2000x ./sbc
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzIdentityNeverRaw -fuzztime 50000x -fuzzminimizetime 2000x ./topology
 
 # TestSessionTimerSilentCaller on the real session clock: RFC 4028's 90 s
 # floor against SIPp, about 105 s. make test runs the same test in about

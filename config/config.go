@@ -63,6 +63,12 @@ type Realm struct {
 	TLS       *RealmTLS    `yaml:"tls"` // see tls.go
 	// SessionTimer is the realm's RFC 4028 policy (sessiontimer.go).
 	SessionTimer SessionTimer `yaml:"session_timer"`
+	// Trust puts the realm in the trust domain of RFC 3325 (identity.go);
+	// unset: trusted when its peers are route or trunk targets.
+	Trust *bool `yaml:"trust"`
+	// RPID is what becomes of a Remote-Party-ID from this realm: drop
+	// (the default) or convert (to P-Asserted-Identity, trusted realms only).
+	RPID string `yaml:"rpid"`
 	// MTU is the largest request sent over UDP as it is (mtu.go).
 	MTU int `yaml:"mtu"`
 }
@@ -85,12 +91,17 @@ type RealmMedia struct {
 }
 
 // HeaderPolicy says which non-essential headers may be carried into a realm.
-// Mode "allow" passes only List; mode "deny" passes all but List. Headers
-// that carry topology (Via, Route, Record-Route, Contact, Call-ID, ...) are
-// always rebuilt and never copied, whatever the policy.
+// Mode "allow" passes DefaultAllowedHeaders and List (only List with
+// Replace); mode "deny" passes all but List. Headers that carry topology
+// (Via, Route, Record-Route, Contact, Call-ID, ...), capabilities
+// (Supported, Allow, Require) or identity (identity.go) are always rebuilt
+// and never copied, whatever the policy.
 type HeaderPolicy struct {
 	Mode string   `yaml:"mode"`
 	List []string `yaml:"list"`
+	// Replace makes List the whole allow list instead of an addition to
+	// the defaults.
+	Replace bool `yaml:"replace"`
 
 	// Rules add, remove or rewrite headers on messages into this realm (routing.go).
 	Rules []HeaderRule `yaml:"rules"`
@@ -245,9 +256,12 @@ func (c *Config) applyDefaults() {
 		}
 		if r.Headers.Mode == "" {
 			r.Headers.Mode = "allow"
-			if len(r.Headers.List) == 0 {
+			if len(r.Headers.List) == 0 && !r.Headers.Replace {
 				r.Headers.List = DefaultAllowedHeaders
 			}
+		}
+		if r.RPID == "" {
+			r.RPID = RPIDDrop
 		}
 	}
 	for i := range c.Routes {
@@ -281,14 +295,17 @@ func (c *Config) applyDefaults() {
 	c.hepDefaults()
 }
 
-// DefaultAllowedHeaders pass between realms when a realm names no policy:
-// headers that describe capabilities or the session, never where it came from.
+// DefaultAllowedHeaders pass between realms in mode allow (a realm's own
+// list adds to them): headers that describe the session, never where it
+// came from. Supported, Allow and Require are not here: the SBC writes its
+// own on each leg (CapabilityHeaders); nor RSeq, which is PRACK's
+// (ProtectedHeaders).
 var DefaultAllowedHeaders = []string{
-	"Allow", "Supported", "Accept", "Accept-Encoding", "Accept-Language",
+	"Accept", "Accept-Encoding", "Accept-Language",
 	"Content-Disposition", "Content-Encoding", "Content-Language",
 	"Expires", "Event", "Subscription-State", "Allow-Events", "Priority",
 	"Privacy", "Reason", "Retry-After", "Unsupported", "Min-Expires",
-	"Session-Expires", "Min-SE", "Require", "RSeq", "Date", "Subject",
+	"Session-Expires", "Min-SE", "Date", "Subject",
 }
 
 func keyErr(key, format string, a ...any) error {
@@ -361,6 +378,12 @@ func (c *Config) Validate() error {
 			if !isToken(h) {
 				return keyErr(fmt.Sprintf("%s.headers.list[%d]", k, j), "%q is not a header name", h)
 			}
+		}
+		if err := validateHeaderPolicy(k+".headers", r.Headers); err != nil { // identity.go
+			return err
+		}
+		if err := r.validateIdentity(k); err != nil {
+			return err
 		}
 	}
 	if err := c.validateSessionTimers(); err != nil {

@@ -89,6 +89,9 @@ type Anchor struct {
 type realmFace struct {
 	cfg  RealmMedia
 	pool *Pool
+	// pol is the codecs and SRTP policy for new calls (reload.go); cfg's
+	// copies of them are what the face started with.
+	pol atomic.Pointer[facePolicy]
 }
 
 // anchored is one call's media: per leg, the SBC's ports and SDP origin;
@@ -117,7 +120,8 @@ type anchored struct {
 
 type legMedia struct {
 	face    *realmFace
-	ports   []int // the SBC's RTP port per m= line on this leg (0: none)
+	pol     *facePolicy // the face's when the call began: a reload changes new calls only
+	ports   []int       // the SBC's RTP port per m= line on this leg (0: none)
 	sessID  string
 	version uint64
 	dir     []string // last direction this leg's SDP gave per m= line
@@ -147,7 +151,9 @@ func NewAnchor(cfg AnchorConfig) (*Anchor, error) {
 			relay.Close()
 			return nil, fmt.Errorf("realm %s media ports: %w", r.Name, err)
 		}
-		a.realms[r.Name] = &realmFace{cfg: r, pool: p}
+		f := &realmFace{cfg: r, pool: p}
+		f.pol.Store(&facePolicy{codecs: r.Codecs, srtp: r.SRTP})
+		a.realms[r.Name] = f
 	}
 	if cfg.Registerer != nil {
 		inUse := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sbc_media_ports_in_use", Help: "RTP/RTCP port pairs allocated, by realm."}, []string{"realm"})
@@ -213,7 +219,7 @@ func (a *Anchor) call(ref CallRef) (*anchored, error) {
 		if !ok {
 			return nil, fmt.Errorf("media: no media config for realm %q", ref.Realms[s])
 		}
-		c.legs[s] = legMedia{face: f, sessID: strconv.FormatInt(time.Now().UnixNano()%1e12, 10), version: 1}
+		c.legs[s] = legMedia{face: f, pol: f.pol.Load(), sessID: strconv.FormatInt(time.Now().UnixNano()%1e12, 10), version: 1}
 	}
 	a.calls[ref.ID] = c
 	return c, nil
@@ -307,7 +313,7 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]by
 	}
 	out.version++
 	res, _, err := RewriteSDP(body, Rewrite{
-		Addr: out.face.cfg.Addr, Ports: ports, Codecs: out.face.cfg.Codecs,
+		Addr: out.face.cfg.Addr, Ports: ports, Codecs: out.pol.codecs,
 		SessID: out.sessID, Version: out.version, Username: "EdgeSBC",
 		Proto: sec.proto, Crypto: sec.crypto,
 	})

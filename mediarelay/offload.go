@@ -430,9 +430,10 @@ func (s *Stream) kernelDir(side Side) kcount {
 	return k
 }
 
-// closeOffload removes every flow of a closing stream.
+// closeOffload removes every flow of a closing stream, unless the relay
+// keeps them for the next run (KeepKernelFlows).
 func (s *Stream) closeOffload() {
-	if s.relay.off == nil {
+	if s.relay.off == nil || s.relay.keepFlows.Load() {
 		return
 	}
 	s.off.mu.Lock()

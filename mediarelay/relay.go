@@ -71,6 +71,9 @@ type Relay struct {
 	metrics *metrics
 	off     *offloader    // nil: user space only
 	fwd     atomic.Uint64 // datagrams the user-space relay forwarded
+	// keepFlows: streams closed from now on leave their kernel flows in
+	// place (KeepKernelFlows).
+	keepFlows atomic.Bool
 
 	mu      sync.Mutex
 	streams map[*Stream]struct{}

@@ -178,7 +178,7 @@ func (a *Anchor) Restore(st CallState) error {
 			return fmt.Errorf("%w: call %s: no media config for realm %q", ErrRestore, st.Ref.ID, st.Ref.Realms[s])
 		}
 		l := st.Legs[s]
-		c.legs[s] = legMedia{face: f, sessID: l.SessID, version: l.Version, dir: append([]string(nil), l.Dir...)}
+		c.legs[s] = legMedia{face: f, pol: f.pol.Load(), sessID: l.SessID, version: l.Version, dir: append([]string(nil), l.Dir...)}
 	}
 	fail := func(err error) error {
 		c.release()

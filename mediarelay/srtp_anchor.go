@@ -83,7 +83,7 @@ func (c *anchored) growSec(n int) {
 // on the other.
 func (a *Anchor) secureOffer(c *anchored, sess *Session, from Side) (secPlan, error) {
 	to := from.other()
-	polF, polT := c.legs[from].face.cfg.SRTP, c.legs[to].face.cfg.SRTP
+	polF, polT := c.legs[from].pol.srtp, c.legs[to].pol.srtp
 	n := len(sess.Media)
 	p := secPlan{proto: make([]string, n), crypto: make([][]string, n), reject: make([]bool, n), hold: make([]bool, n)}
 	c.growSec(n)

@@ -47,6 +47,10 @@ type Leg struct {
 	ack *sip.Request
 	// rel is the leg's 100rel and early offer/answer state (prack.go).
 	rel relState
+	// filter is the leg's realm's header policy in the snapshot its call
+	// started under: a reload changes new calls only (reload.go). Nil (a
+	// restored leg): the current snapshot's.
+	filter *topology.HeaderFilter
 }
 
 // Call is one B2BUA call: leg A toward the caller, leg B toward the callee.
@@ -61,6 +65,9 @@ type Call struct {
 	ID    string
 	Start time.Time
 	route string
+	// pol is the routing and header policy the call started under
+	// (reload.go); nil for a call restored from its record.
+	pol   *policySnap
 	media mediarelay.CallRef // the call as the media hook knows it
 	done  chan struct{}      // closed by end, exactly once
 
@@ -451,4 +458,22 @@ func (t *callTable) count() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return len(t.calls)
+}
+
+// headerFilter is the header policy of the leg's messages: the one of
+// the snapshot its call started under; the current one for a leg
+// restored from a record.
+func (l *Leg) headerFilter() *topology.HeaderFilter {
+	if l.filter != nil {
+		return l.filter
+	}
+	return l.realm.sbcPolicy().filter(l.realm)
+}
+
+// policy is the snapshot the call started under, or the current one.
+func (c *Call) policy(s *SBC) *policySnap {
+	if c.pol != nil {
+		return c.pol
+	}
+	return s.policy()
 }

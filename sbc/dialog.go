@@ -59,7 +59,7 @@ func (s *SBC) onBye(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	setup := state == StateTrying || state == StateEarly
 	var reason string
 	if y := c.other(ref.side); y != nil {
-		reason = relayedReason(req, y.realm.filter) // RFC 3326: it crosses
+		reason = relayedReason(req, y.headerFilter()) // RFC 3326: it crosses
 	}
 	if setup && ref.side == SideB {
 		// The callee's BYE overtook its own 2xx (each packet has its own
@@ -262,7 +262,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", "")
 		return
 	}
-	out := topology.BuildRequest(req.Method, d, seq, mf, y.local, y.realm.filter, req, body, contentType(req))
+	out := topology.BuildRequest(req.Method, d, seq, mf, y.local, y.headerFilter(), req, body, contentType(req))
 	if isInvite || req.Method == sip.UPDATE {
 		s.relayedRefresh(c, ref.side^1, out) // sessiontimer.go
 	}
@@ -302,7 +302,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		}
 		c.mu.Unlock()
 	}
-	back := topology.BuildResponse(req, res.StatusCode, res.Reason, x.d.LocalTag, refresh, x.local, r.filter, res, rbody, contentType(res))
+	back := topology.BuildResponse(req, res.StatusCode, res.Reason, x.d.LocalTag, refresh, x.local, x.headerFilter(), res, rbody, contentType(res))
 	s.relayedAnswer(c, ref.side, req, out, res, back) // sessiontimer.go
 
 	if !(isInvite && res.IsSuccess()) {

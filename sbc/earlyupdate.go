@@ -103,7 +103,7 @@ func (s *SBC) relayEarlyOffer(r *Realm, req *sip.Request, tx sip.ServerTransacti
 	if isUpdate {
 		src = req // a PRACK's own headers (RAck...) are of leg A only
 	}
-	out := topology.BuildRequest(sip.UPDATE, d, seq, mf, y.local, y.realm.filter, src, body, contentType(req))
+	out := topology.BuildRequest(sip.UPDATE, d, seq, mf, y.local, y.headerFilter(), src, body, contentType(req))
 	s.relCount(y.realm, "early_update_out")
 	res := s.transact(y.realm, out)
 	if offers && (res == nil || !res.IsSuccess()) {
@@ -131,7 +131,7 @@ func (s *SBC) relayEarlyOffer(r *Realm, req *sip.Request, tx sip.ServerTransacti
 	var filter *topology.HeaderFilter
 	var from *sip.Response
 	if isUpdate {
-		filter, from = r.filter, res
+		filter, from = x.headerFilter(), res
 	}
 	back := topology.BuildResponse(req, res.StatusCode, res.Reason, x.d.LocalTag, res.IsSuccess() && isUpdate, x.local, filter, from, rbody, contentType(res))
 	release()

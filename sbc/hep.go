@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,11 +34,18 @@ import (
 // the raw socket), and RTCP reports one by one (the relay keeps
 // per-stream stats, sent once at the call's end).
 
-// hepTap mirrors SIP to one HEP client.
+// hepTap mirrors SIP to one HEP client. It exists when tracing was on at
+// start (the sockets are wrapped then); a reload may swap the client or
+// turn it off (hep_reload.go), never wrap sockets later.
 type hepTap struct {
-	c          *hep.Client
+	c          atomic.Pointer[hep.Client] // nil: turned off by a reload
 	calls      *callTable
 	maxMessage int // sip.max_message: the stream framer's bound
+
+	mu       sync.Mutex    // guards the two below
+	retired  []*hep.Client // swapped out, still flushing
+	base     hep.Stats     // the closed clients' counts
+	retiring sync.WaitGroup
 }
 
 // setupHEP starts the HEP client when the config has one.
@@ -52,12 +61,14 @@ func (s *SBC) setupHEP() error {
 	if err != nil {
 		return err
 	}
-	s.hep = &hepTap{c: c, calls: s.calls, maxMessage: s.cfg.SIP.MaxMessage}
+	s.hep = &hepTap{calls: s.calls, maxMessage: s.cfg.SIP.MaxMessage}
+	s.hep.c.Store(c)
+	tap := s.hep
 	stat := func(name, help string, v func(hep.Stats) uint64) {
 		// Register, not MustRegister: a registry reused by a second SBC
 		// keeps the first one's counters rather than panicking.
 		if err := s.metrics.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(v(c.Stats())) })); err != nil {
+			func() float64 { return float64(v(tap.stats())) })); err != nil {
 			s.log.Warn("HEP metric not registered", "metric", name, "error", err)
 		}
 	}
@@ -71,7 +82,8 @@ func (s *SBC) setupHEP() error {
 // closeHEP writes out what is queued, for a bounded time.
 func (s *SBC) closeHEP() {
 	if s.hep != nil {
-		s.hep.c.Close(time.Second)
+		s.hep.retire(s.hep.c.Swap(nil), false)
+		s.hep.retiring.Wait() // the clients a reload swapped out
 	}
 }
 
@@ -80,7 +92,7 @@ func (s *SBC) HEPStats() hep.Stats {
 	if s.hep == nil {
 		return hep.Stats{}
 	}
-	return s.hep.c.Stats()
+	return s.hep.stats()
 }
 
 // sip mirrors one SIP datagram. It runs on sipgo's read and write paths:
@@ -89,11 +101,15 @@ func (t *hepTap) sip(tr hep.Transport, src, dst netip.AddrPort, data []byte) {
 	if t == nil || len(bytes.TrimSpace(data)) == 0 { // keepalives are not messages
 		return
 	}
+	c := t.c.Load()
+	if c == nil {
+		return
+	}
 	corr := ""
 	if id := callIDOf(data); id != "" {
 		corr = t.correlate(id)
 	}
-	t.c.Send(hep.Packet{
+	c.Send(hep.Packet{
 		Src: src, Dst: dst, Transport: tr, Time: time.Now(),
 		Type: hep.TypeSIP, CorrelationID: corr, Payload: data,
 	})
@@ -117,7 +133,7 @@ func (t *hepTap) correlate(callID string) string {
 // hepMedia sends a call's media stats, as the admin API shows them, when
 // it ends; it must run before the media hook releases the call.
 func (s *SBC) hepMedia(c *Call, legA string) {
-	if s.hep == nil {
+	if s.hep == nil || s.hep.c.Load() == nil {
 		return
 	}
 	mi, ok := s.media.(mediaInfo)
@@ -145,10 +161,12 @@ func (s *SBC) hepMedia(c *Call, legA string) {
 	if b != nil {
 		dst = b.realm.cfg.ListenAddrPort()
 	}
-	s.hep.c.Send(hep.Packet{
-		Src: src, Dst: dst, Transport: hep.UDP, Time: time.Now(),
-		Type: hep.TypeLog, CorrelationID: legA, Payload: body,
-	})
+	if hc := s.hep.c.Load(); hc != nil {
+		hc.Send(hep.Packet{
+			Src: src, Dst: dst, Transport: hep.UDP, Time: time.Now(),
+			Type: hep.TypeLog, CorrelationID: legA, Payload: body,
+		})
+	}
 }
 
 // callIDOf finds the Call-ID header (or its compact form i) in a raw SIP

@@ -42,7 +42,9 @@ func streamTap(t *testing.T) (*hepStreamConn, func(n int, d time.Duration) []str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close(time.Second) })
-	conn := &hepStreamConn{tap: &hepTap{c: c, calls: newCallTable()}, max: 1024,
+	tap := &hepTap{calls: newCallTable()}
+	tap.c.Store(c)
+	conn := &hepStreamConn{tap: tap, max: 1024,
 		local: netip.MustParseAddrPort("127.0.0.1:5060"), remote: netip.MustParseAddrPort("127.0.0.1:40000")}
 	payloads := func(n int, d time.Duration) []string {
 		var out []string
@@ -128,7 +130,8 @@ func BenchmarkHEPTap(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close(0)
-	tap := &hepTap{c: c, calls: newCallTable()}
+	tap := &hepTap{calls: newCallTable()}
+	tap.c.Store(c)
 	msg := []byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: bench-call\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
 	src, dst := netip.MustParseAddrPort("127.0.0.1:5060"), netip.MustParseAddrPort("127.0.0.1:5080")
 	b.ReportAllocs()

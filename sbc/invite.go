@@ -23,6 +23,9 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.onInDialog(r, req, tx)
 		return
 	}
+	if s.refuseDrained(r, req, tx) { // drain.go
+		return
+	}
 	mf := maxForwards(req)
 	if mf <= 0 {
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", newTag())
@@ -45,7 +48,8 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.respond(r, tx, buildLocalResponse(r, req, sip.StatusTrying, "Trying", ""))
 
-	dec, ok := s.router.RouteCall(policy.Call{Realm: r.Name, User: req.Recipient.User, To: toUser(req), Source: req.Source()})
+	pol := s.policy() // read once: the call keeps this snapshot (reload.go)
+	dec, ok := pol.router.RouteCall(policy.Call{Realm: r.Name, User: req.Recipient.User, To: toUser(req), Source: req.Source()})
 	if !ok {
 		s.reply(r, req, tx, sip.StatusNotFound, "Not Found", newTag())
 		s.metrics.Calls.WithLabelValues("no_route").Inc()
@@ -65,7 +69,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	c := s.newCall(r, req, dec.Route, out.Name)
+	c := s.newCall(r, req, dec.Route, out.Name, pol)
 	if c == nil { // the Call-ID is shared by too many calls already
 		s.reply(r, req, tx, sip.StatusLoopDetected, "Loop Detected", newTag())
 		return
@@ -76,7 +80,7 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	c.cancelSetup = cancel
 	c.mu.Unlock()
 	if !tx.OnCancel(func(cr *sip.Request) {
-		c.setCancelReason(relayedReason(cr, out.filter)) // RFC 3326: it crosses
+		c.setCancelReason(relayedReason(cr, c.pol.filter(out))) // RFC 3326: it crosses
 		cancel()
 	}) {
 		cancel() // CANCEL (and sipgo's 487) came before we could listen
@@ -177,13 +181,16 @@ func statusOf(res *sip.Response) int {
 
 // newCall registers a call and its leg A, the dialog the caller opened;
 // nil when the call table refuses it.
-func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call {
+func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string, pol *policySnap) *Call {
 	from, to := req.From(), req.To()
 	a := &Leg{
-		side: SideA, realm: r, local: r.localFor(req),
+		side: SideA, realm: r, local: r.localFor(req), filter: pol.filter(r),
 		peer: req.Source(), invite: req, remoteCSeq: req.CSeq().SeqNo,
 	}
 	a.rel.mode = relModeOf(req) // prack.go
+	if o, ok := s.realms[outRealm]; ok {
+		a.local.From = originOf(o) // identity.go: what leg B answers
+	}
 	a.d = topology.Dialog{
 		CallID:   req.CallID().Value(),
 		LocalURI: to.Address, LocalName: to.DisplayName, LocalTag: newTag(),
@@ -196,7 +203,7 @@ func (s *SBC) newCall(r *Realm, req *sip.Request, route, outRealm string) *Call 
 		a.d.Target = from.Address
 	}
 	// inviteBusy until confirmed: a re-INVITE during setup gets 491.
-	c := &Call{ID: newCallID(), Start: time.Now(), route: route, a: a, done: make(chan struct{})}
+	c := &Call{ID: newCallID(), Start: time.Now(), route: route, pol: pol, a: a, done: make(chan struct{})}
 	c.beginOfferLocked() // not yet shared: no lock needed
 	c.media = mediarelay.CallRef{ID: c.ID, Realms: [2]string{r.Name, outRealm}}
 	if !s.track(c) {
@@ -225,8 +232,9 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	t := dec.Targets[i]
 	b := s.newLegB(c, out, t, req)
 	trunkNumbers(b, dec, i, req)
-	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, out.filter, req, offer, contentType(req))
-	trunkIdentity(inv, dec, i)
+	anonymizeFrom(b, req) // identity.go
+	b.local.From = s.callerOrigin(c.a.realm, req, func(u string) string { return dec.CallerFor(i, u) })
+	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, b.headerFilter(), req, offer, contentType(req))
 	offer100rel(inv)         // prack.go
 	s.inviteTimer(c, b, inv) // sessiontimer.go
 	b.invite = inv
@@ -267,7 +275,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	// The ring timeout (the route's ring_timeout) counts from the last
 	// 18x, as Timer C does (RFC 3261 16.6 step 11): a target still sending
 	// them is still ringing.
-	ringFor := s.routeOpts(dec.Route).ring
+	ringFor := c.pol.routeOpts(dec.Route).ring
 	ring := time.NewTimer(ringFor)
 	defer ring.Stop()
 	heard, provisional, cancelled := false, false, false
@@ -378,7 +386,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *Leg {
 	transport, target := legBTarget(t, req.Recipient.User, isSIPS(req))
 	from, to := req.From(), req.To()
-	b := &Leg{side: SideB, realm: out, local: out.local(transport), peer: t.String(), cseq: uint32(randUint16()) + 1}
+	b := &Leg{side: SideB, realm: out, local: out.local(transport), filter: c.pol.filter(out), peer: t.String(), cseq: uint32(randUint16()) + 1}
 	b.local.SIPS = target.Scheme == "sips"
 	b.d = topology.Dialog{
 		CallID:     newSIPCallID(),
@@ -418,7 +426,7 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 	}
 	a := c.a
 	c.mu.Unlock()
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.realm.filter, res, body, contentType(res))
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, contentType(res))
 	s.toLegA(c, txA, out, reliable, held) // prack.go: reliably as leg A allows
 }
 
@@ -429,11 +437,11 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 // route's relay_503_as may turn the 503 into another failure.
 func (s *SBC) relayFinal(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
 	code, phrase := res.StatusCode, res.Reason
-	as503 := s.routeOpts(c.route).as503
+	as503 := c.policy(s).routeOpts(c.route).as503
 	if code == sip.StatusServiceUnavailable && as503 != 0 {
 		code, phrase = as503, statusPhrase(as503)
 	}
-	out := topology.BuildResponse(req, code, phrase, c.a.d.LocalTag, false, c.a.local, r.filter, res, nil, "")
+	out := topology.BuildResponse(req, code, phrase, c.a.d.LocalTag, false, c.a.local, c.a.headerFilter(), res, nil, "")
 	if res.StatusCode == sip.StatusServiceUnavailable {
 		out.RemoveHeader("Retry-After")
 	}
@@ -485,7 +493,7 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	a, b := c.a, c.b
 	c.mu.Unlock()
 
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, r.filter, res, body, contentType(res))
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, contentType(res))
 	s.awaitPrackBefore2xx(c)          // prack.go: RFC 3262 3
 	s.confirmTimers(c, req, res, out) // sessiontimer.go
 	s.respond(r, tx, out)

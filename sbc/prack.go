@@ -155,7 +155,8 @@ func parseRAck(req *sip.Request) (rseq, cseq uint32, method string, ok bool) {
 }
 
 // offer100rel says on leg B's INVITE that the SBC supports 100rel there,
-// whatever the caller did (the option tag of leg A never crosses).
+// whatever the caller did. prack.go is the one owner of the 100rel tag
+// (capabilities.go); the caller's Supported never crosses.
 func offer100rel(inv *sip.Request) {
 	var tags []string
 	for _, name := range []string{"Supported", "k"} {

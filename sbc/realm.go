@@ -21,10 +21,15 @@ import (
 // client, bound to the realm's address, so every message toward that
 // network leaves from the realm's listener and nothing crosses by accident.
 type Realm struct {
-	Name   string
-	cfg    config.Realm
-	filter *topology.HeaderFilter
-	log    *slog.Logger
+	Name string
+	cfg  config.Realm
+	// sbcPolicy is the SBC's current policy snapshot, whose filters[Name]
+	// is this realm's header policy for new calls (reload.go).
+	sbcPolicy func() *policySnap
+	log       *slog.Logger
+	// trusted: the realm is in the trust domain (RFC 3325; identity.go),
+	// fixed at start (a reload that would change it is refused).
+	trusted bool
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
@@ -41,16 +46,14 @@ type Realm struct {
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	r := &Realm{
-		Name:   rc.Name,
-		cfg:    rc,
-		filter: topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.List),
-		log:    s.log.With("realm", rc.Name),
-		ready:  make(chan struct{}),
-		hep:    s.hep,
+		Name:    rc.Name,
+		cfg:     rc,
+		log:     s.log.With("realm", rc.Name),
+		ready:   make(chan struct{}),
+		hep:     s.hep,
+		trusted: s.cfg.Trusted(rc.Name),
 	}
-	if err := r.filter.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
-		return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
-	}
+	r.sbcPolicy = s.policy
 	ap := rc.ListenAddrPort()
 	r.laddr = sip.Addr{IP: net.IP(ap.Addr().AsSlice()), Port: int(ap.Port())}
 	if err := r.setupTLS(s); err != nil {
@@ -157,6 +160,7 @@ func (r *Realm) local(transport string) topology.Local {
 		Port:      port,
 		Transport: strings.ToUpper(transport),
 		UserAgent: r.cfg.UserAgent,
+		Allow:     allowed, // capabilities.go
 	}
 }
 

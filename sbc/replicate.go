@@ -350,6 +350,12 @@ func (s *SBC) restoreCall(rec *callRecord) error {
 			cseq: lr.CSeq, remoteCSeq: lr.RemoteCSeq, peer: lr.Peer,
 		}
 	}
+	// Identity crosses restored calls too (identity.go); the INVITE's
+	// digest proof and number rules are not in the record: in-dialog
+	// requests carry no PPI to assert, and numbers stay as they are.
+	if legs[0] != nil && legs[1] != nil {
+		legs[0].local.From, legs[1].local.From = originOf(legs[1].realm), originOf(legs[0].realm)
+	}
 	c := &Call{
 		ID: rec.ID, Start: rec.Start, route: rec.Route, a: legs[0], b: legs[1],
 		state: StateConfirmed, answered: rec.Answered, done: make(chan struct{}), recorded: true,

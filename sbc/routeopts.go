@@ -21,10 +21,10 @@ func newRouteOpts(routes []config.Route) map[string]routeOpts {
 	return m
 }
 
-// routeOpts is route name's settings; the defaults for a call the dial
-// plan routed, or a route without them.
-func (s *SBC) routeOpts(name string) routeOpts {
-	o := s.routes[name]
+// routeOpts is route name's settings in this snapshot; the defaults for
+// a call the dial plan routed, or a route without them.
+func (p *policySnap) routeOpts(name string) routeOpts {
+	o := p.routes[name]
 	if o.ring <= 0 {
 		o.ring = config.DefaultRingTimeout
 	}

@@ -44,16 +44,15 @@ type Options struct {
 type SBC struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	router  *policy.Router
+	pol     atomic.Pointer[policySnap] // routes and dial plan for new calls (reload.go)
 	realms  map[string]*Realm
 	order   []*Realm
 	calls   *callTable
 	metrics *Metrics
 	media   MediaHook
 	guard   *guard
-	trunks  *trunkSet            // trunk.go
-	routes  map[string]routeOpts // routeopts.go
-	hep     *hepTap              // hep.go: nil when tracing is off
+	trunks  *trunkSet // trunk.go
+	hep     *hepTap   // hep.go: nil when tracing is off
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
@@ -61,6 +60,7 @@ type SBC struct {
 	store    CallStore    // nil: no HA, no persistence
 	rec      *recorder    // writes call records to store
 	standby  atomic.Bool  // fenced: every packet dropped
+	drained  atomic.Bool  // new calls refused (drain.go)
 	freeBind bool
 
 	ctx    context.Context
@@ -80,14 +80,9 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	if opt.Media == nil {
 		opt.Media = PassThroughMedia{}
 	}
-	router, err := policy.NewRouter(cfg.Routes)
-	if err != nil {
-		return nil, err
-	}
 	s := &SBC{
-		cfg: cfg, log: opt.Logger, router: router, media: opt.Media,
+		cfg: cfg, log: opt.Logger, media: opt.Media,
 		realms: map[string]*Realm{}, calls: newCallTable(), metrics: newMetrics(opt.Registry),
-		routes: newRouteOpts(cfg.Routes),
 	}
 	if h, ok := opt.Media.(mediaTimeouts); ok {
 		h.OnTimeout(s.onMediaTimeout)
@@ -223,9 +218,6 @@ func (s *SBC) register(r *Realm) {
 	s.guard.registerHandlers(r, wrap)
 }
 
-// allowed is what the B2BUA accepts, for Allow headers.
-const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, PRACK, INFO, MESSAGE, NOTIFY, REFER"
-
 // reply answers a request locally (not relayed) from the realm's face.
 func (s *SBC) reply(r *Realm, req *sip.Request, tx sip.ServerTransaction, status int, reason string, localTag string, extra ...sip.Header) {
 	res := buildLocalResponse(r, req, status, reason, localTag)
@@ -281,7 +273,7 @@ func (s *SBC) onOptions(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	s.reply(r, req, tx, sip.StatusOK, "OK", newTag(),
 		sip.NewHeader("Allow", allowed),
 		sip.NewHeader("Accept", "application/sdp"),
-		sip.NewHeader("Supported", "replaces, 100rel"))
+		sip.NewHeader("Supported", optionsSupported)) // capabilities.go
 }
 
 func (s *SBC) onNotAllowed(r *Realm, req *sip.Request, tx sip.ServerTransaction) {

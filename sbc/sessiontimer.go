@@ -235,7 +235,8 @@ func applyUAC(r *Realm, res *sip.Response, asked uint32, prev legTimer) (legTime
 }
 
 // uacHeaders puts the session timer headers of leg side on a request the
-// SBC sends on it (its own, never the other leg's): Supported: timer, and
+// SBC sends on it (its own, never the other leg's; sessiontimer.go is the
+// one owner of the timer tag, capabilities.go): Supported: timer, and
 // Session-Expires and Min-SE when the leg has an interval.
 func uacHeaders(req *sip.Request, lt legTimer) {
 	stripTimerHeaders(req)

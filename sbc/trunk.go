@@ -79,7 +79,12 @@ func (s *SBC) setupTrunks() error {
 	}
 	s.trunks = ts
 	s.setupTrunkAdmission(ts)
-	return s.router.SetDialplan(trunks, s.cfg.Routing.Rules)
+	pol, err := newPolicy(s.cfg, trunks) // reload.go
+	if err != nil {
+		return err
+	}
+	s.pol.Store(pol)
+	return nil
 }
 
 // startTrunks resolves names and starts keepalive and registration.

@@ -44,7 +44,7 @@ func (s *SBC) setupTrunkAdmission(ts *trunkSet) {
 		return
 	}
 	s.SetAdmissionKeys(func(realm string, req *sip.Request) []string {
-		if t := s.router.InboundTrunk(realm, req.Source()); t != nil && ts.limited[t.Name] {
+		if t := s.policy().router.InboundTrunk(realm, req.Source()); t != nil && ts.limited[t.Name] {
 			return []string{trunkKey(t.Name)}
 		}
 		return nil

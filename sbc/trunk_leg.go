@@ -1,8 +1,6 @@
 package sbc
 
 import (
-	"regexp"
-
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/edgesbc/edgesbc/policy"
@@ -24,37 +22,6 @@ func trunkNumbers(b *Leg, dec policy.Decision, i int, req *sip.Request) {
 	b.d.LocalURI.User = dec.CallerFor(i, b.d.LocalURI.User)
 	if tr := dec.Trunk(i); tr != nil && tr.Domain != "" {
 		b.d.RemoteURI.Host = tr.Domain
-	}
-}
-
-// identityUser is the user part of a sip:, sips: or tel: URI in an
-// identity header value.
-var identityUser = regexp.MustCompile(`((?:sips?|tel):)([^@;>?\s]{1,64})`)
-
-// trunkIdentity converts the user part of P-Asserted-Identity and
-// P-Preferred-Identity on leg B's INVITE like the calling number.
-func trunkIdentity(inv *sip.Request, dec policy.Decision, i int) {
-	if dec.Trunk(i) == nil && dec.InTrunk == nil {
-		return
-	}
-	for _, name := range []string{"P-Asserted-Identity", "P-Preferred-Identity"} {
-		hs := inv.GetHeaders(name)
-		if len(hs) == 0 {
-			continue
-		}
-		vals := make([]string, 0, len(hs))
-		for _, h := range hs {
-			vals = append(vals, identityUser.ReplaceAllStringFunc(h.Value(), func(m string) string {
-				p := identityUser.FindStringSubmatch(m)
-				return p[1] + dec.CallerFor(i, p[2])
-			}))
-		}
-		for _, h := range hs {
-			inv.RemoveHeader(h.Name())
-		}
-		for j, h := range hs {
-			inv.AppendHeader(sip.NewHeader(h.Name(), vals[j]))
-		}
 	}
 }
 

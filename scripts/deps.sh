@@ -14,6 +14,7 @@ command -v baresip >/dev/null || need+=(baresip-core) # SRTP interop test (test/
 command -v nft     >/dev/null || need+=(nftables)
 command -v sysctl  >/dev/null || need+=(procps)
 command -v nsenter >/dev/null || need+=(util-linux)
+command -v systemd-analyze >/dev/null || need+=(systemd) # verifies configs/sbcd.service (cmd/sbcd/unit_test.go)
 # The CDR PostgreSQL test (cdr/postgres_test.go) runs Debian's server
 # binaries, which are not on PATH: check the real path.
 pg=(/usr/lib/postgresql/*/bin/postgres)

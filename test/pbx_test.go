@@ -19,6 +19,7 @@ import (
 // INVITE to the PBX), which is what a flood to routable numbers costs.
 type labPBX struct {
 	conn  *net.UDPConn
+	port  int // its Contact's: in-dialog requests come back here
 	legit string
 
 	mu    sync.Mutex
@@ -35,6 +36,7 @@ type pbxStats struct {
 	LegitInvites, Answered, Acked, Completed int
 	OtherInvites, Refused                    int
 	FirstOther, LastOther                    time.Time // when flood calls arrived
+	FirstLegit, LastLegit                    time.Time // when legit calls arrived
 	// OtherByPrefix counts the other calls by the first byPrefix digits
 	// of their number (a flood test puts its source's index there).
 	OtherByPrefix map[string]int
@@ -56,16 +58,22 @@ const maxPBXCalls = 200000
 
 func startPBX(t *testing.T, legit string) *labPBX {
 	t.Helper()
+	return startPBXOn(t, 5060, legit)
+}
+
+// startPBXOn is a labPBX on pbxHost:port.
+func startPBXOn(t *testing.T, port int, legit string) *labPBX {
+	t.Helper()
 	var c *net.UDPConn
 	if err := inNetns("ent", func() error {
 		var err error
-		c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(pbxHost), Port: 5060})
+		c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(pbxHost), Port: port})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.SetReadBuffer(4 << 20)
-	p := &labPBX{conn: c, legit: legit, calls: map[string]*pbxCall{}, stop: make(chan struct{})}
+	p := &labPBX{conn: c, port: port, legit: legit, calls: map[string]*pbxCall{}, stop: make(chan struct{})}
 	p.wg.Add(2)
 	go p.read()
 	go p.retransmit()
@@ -128,9 +136,13 @@ func (p *labPBX) handle(req *sip.Request, from *net.UDPAddr) {
 		}
 		c = &pbxCall{to: from, legit: req.To().Address.User == p.legit}
 		if c.legit {
+			if p.st.LegitInvites == 0 {
+				p.st.FirstLegit = time.Now()
+			}
+			p.st.LastLegit = time.Now()
 			p.st.LegitInvites++
 			p.st.Answered++
-			c.res = pbxResponse(req, 200, "OK", "pbx"+id[:min(len(id), 12)], pbxSDP)
+			c.res = pbxResponseAt(p.port, req, 200, "OK", "pbx"+id[:min(len(id), 12)], pbxSDP)
 			c.nextTry = time.Now().Add(500 * time.Millisecond)
 		} else {
 			now := time.Now()
@@ -196,6 +208,11 @@ var pbxSDP = "v=0\r\no=pbx 1 1 IN IP4 " + pbxHost + "\r\ns=-\r\nc=IN IP4 " + pbx
 
 // pbxResponse is a response to req as a UAS sends it.
 func pbxResponse(req *sip.Request, code int, reason, toTag, body string) []byte {
+	return pbxResponseAt(5060, req, code, reason, toTag, body)
+}
+
+// pbxResponseAt is pbxResponse from a PBX on port (its Contact).
+func pbxResponseAt(port int, req *sip.Request, code int, reason, toTag, body string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "SIP/2.0 %d %s\r\n", code, reason)
 	for _, v := range req.GetHeaders("Via") {
@@ -207,7 +224,7 @@ func pbxResponse(req *sip.Request, code int, reason, toTag, body string) []byte 
 	}
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\n", req.From().Value(), to, req.CallID().Value(), req.CSeq().Value())
 	if code >= 200 && code < 300 && req.Method == sip.INVITE {
-		fmt.Fprintf(&b, "Contact: <sip:%s@%s:5060>\r\n", req.To().Address.User, pbxHost)
+		fmt.Fprintf(&b, "Contact: <sip:%s@%s:%d>\r\n", req.To().Address.User, pbxHost, port)
 	}
 	if body != "" {
 		b.WriteString("Content-Type: application/sdp\r\n")

@@ -67,12 +67,13 @@ func TestHeaderRules(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := topology.NewHeaderFilter("allow", pass)
+			f.SetTrusted(true) // PAI crosses rebuilt between trusted realms (identity.go)
 			if err := f.SetRules(c.rules); err != nil {
 				t.Fatal(err)
 			}
 			d := topology.Dialog{CallID: "c1", LocalURI: sip.Uri{Scheme: "sip", Host: "203.0.113.1"}, LocalTag: "t",
 				RemoteURI: sip.Uri{Scheme: "sip", Host: "203.0.113.10"}, Target: sip.Uri{Scheme: "sip", Host: "203.0.113.10"}}
-			req := topology.BuildRequest(c.method, d, 1, 70, topology.Local{Host: "203.0.113.1", Port: 5060, Transport: "UDP"}, f, ruleSource(), nil, "")
+			req := topology.BuildRequest(c.method, d, 1, 70, topology.Local{Host: "203.0.113.1", Port: 5060, Transport: "UDP", From: &topology.Origin{Trusted: true}}, f, ruleSource(), nil, "")
 			for h, want := range c.check {
 				if got := headerValues(req, h); got != want {
 					t.Errorf("request %s = %q, want %q\n%s", h, got, want, req)
@@ -91,7 +92,7 @@ func TestHeaderRules(t *testing.T) {
 			}
 			in := ruleSource()
 			in.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: c.method})
-			res := topology.BuildResponse(in, 200, "OK", "tag", false, topology.Local{Host: "203.0.113.1", Port: 5060}, f, src, nil, "")
+			res := topology.BuildResponse(in, 200, "OK", "tag", false, topology.Local{Host: "203.0.113.1", Port: 5060, From: &topology.Origin{Trusted: true}}, f, src, nil, "")
 			for h, want := range c.check {
 				if got := headerValues(res, h); got != want {
 					t.Errorf("response %s = %q, want %q", h, got, want)
@@ -123,7 +124,22 @@ func TestProtectedHeadersOneList(t *testing.T) {
 			t.Errorf("%s is protected but a rule on it is accepted", h)
 		}
 	}
-	for _, h := range []string{"P-Asserted-Identity", "Subject", "s", "X-Internal", "Privacy"} {
+	// Identity and capability headers never cross raw (they are rebuilt),
+	// but a rule may still edit what the SBC wrote.
+	for h := range config.IdentityHeaders {
+		if topology.NewHeaderFilter("allow", []string{h}).Pass(h) || topology.NewHeaderFilter("deny", nil).Pass(h) {
+			t.Errorf("%s is rebuilt but crosses the filter raw", h)
+		}
+		if err := topology.NewHeaderFilter("allow", nil).SetRules([]config.HeaderRule{{Action: "remove", Header: h}}); err != nil {
+			t.Errorf("rule on %s: %v", h, err)
+		}
+	}
+	for h := range config.CapabilityHeaders {
+		if topology.NewHeaderFilter("allow", []string{h}).Pass(h) || topology.NewHeaderFilter("deny", nil).Pass(h) {
+			t.Errorf("%s is the SBC's own on each leg but crosses the filter", h)
+		}
+	}
+	for _, h := range []string{"Subject", "s", "X-Internal", "Privacy"} {
 		if !topology.NewHeaderFilter("allow", []string{h}).Pass(h) {
 			t.Errorf("%s allowed by name does not cross", h)
 		}

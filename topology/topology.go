@@ -25,9 +25,10 @@ var compact = map[string]string{
 
 // HeaderFilter says which of the other side's headers may enter a realm.
 type HeaderFilter struct {
-	allow bool
-	names map[string]bool
-	rules []headerRule // rules.go
+	allow   bool
+	names   map[string]bool
+	rules   []headerRule // rules.go
+	trusted bool         // the realm is trusted (identity.go)
 }
 
 // NewHeaderFilter builds a filter: mode "allow" passes only names, "deny"
@@ -51,7 +52,10 @@ func canonical(name string) string {
 // Pass reports whether a header with this name may be copied across.
 func (f *HeaderFilter) Pass(name string) bool {
 	n := canonical(name)
-	if config.ProtectedHeaders[n] { // the SBC writes its own (or none)
+	if config.ProtectedHeaders[n] || config.CapabilityHeaders[n] { // the SBC writes its own (or none)
+		return false
+	}
+	if config.IdentityHeaders[n] { // rebuilt, never raw (identity.go)
 		return false
 	}
 	return f.names[n] == f.allow
@@ -60,31 +64,15 @@ func (f *HeaderFilter) Pass(name string) bool {
 // Copy appends to dst every header of src that passes the filter, in order.
 func (f *HeaderFilter) Copy(dst sip.Message, src interface{ Headers() []sip.Header }) {
 	for _, h := range src.Headers() {
-		if !f.Pass(h.Name()) {
-			continue
+		if f.Pass(h.Name()) {
+			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
 		}
-		v := h.Value()
-		if n := canonical(h.Name()); n == "supported" || n == "require" {
-			if v = dropOptionTag(v, "100rel"); v == "" {
-				continue
-			}
-		}
-		dst.AppendHeader(sip.NewHeader(h.Name(), v))
 	}
 }
 
-// dropOptionTag removes one option tag from a comma list. 100rel is
-// negotiated per leg (sbc/prack.go): the SBC says on each leg what it does
-// there, so one side's tag must not cross to the other.
-func dropOptionTag(list, tag string) string {
-	var keep []string
-	for _, t := range strings.Split(list, ",") {
-		if t = strings.TrimSpace(t); t != "" && !strings.EqualFold(t, tag) {
-			keep = append(keep, t)
-		}
-	}
-	return strings.Join(keep, ", ")
-}
+// SetTrusted says the filter's realm is in the trust domain (RFC 3325):
+// identity crosses into it in full (identity.go).
+func (f *HeaderFilter) SetTrusted(trusted bool) { f.trusted = trusted }
 
 // Local is the SBC's own face in one realm.
 type Local struct {
@@ -95,6 +83,19 @@ type Local struct {
 	// SIPS marks a leg whose request-URI is sips: (TLS on every hop): its
 	// Contact is a sips: URI (RFC 3261 8.1.1.8, RFC 5630).
 	SIPS bool
+	// Allow is the methods the SBC accepts on this leg, written on its
+	// INVITE and UPDATE requests and their 1xx/2xx (never the far
+	// side's); "" writes none.
+	Allow string
+	// From is where what is relayed onto this leg comes from, for the
+	// identity headers (identity.go); nil: none cross.
+	From *Origin
+}
+
+// carriesAllow: RFC 3261 20.5 and RFC 3311 ask Allow on these, so the
+// peer learns the SBC takes UPDATE (a session refresh without SDP).
+func carriesAllow(method sip.RequestMethod, status int) bool {
+	return (method == sip.INVITE || method == sip.UPDATE) && (status == 0 || status > 100 && status < 300)
 }
 
 // Contact is the SBC's Contact URI in this realm. The user part is fixed and
@@ -169,6 +170,10 @@ func BuildRequest(method sip.RequestMethod, d Dialog, cseq uint32, maxFwd int, l
 	}
 	if src != nil && f != nil {
 		f.Copy(req, src)
+		crossIdentity(req, src, l.From, l.Host, f.trusted)
+	}
+	if l.Allow != "" && carriesAllow(method, 0) {
+		req.AppendHeader(sip.NewHeader("Allow", l.Allow))
 	}
 	if len(body) > 0 {
 		if contentType == "" {
@@ -240,6 +245,10 @@ func BuildResponse(req *sip.Request, status int, reason string, localTag string,
 	}
 	if src != nil && f != nil {
 		f.Copy(res, src)
+		crossIdentity(res, src, l.From, l.Host, f.trusted)
+	}
+	if cs := req.CSeq(); cs != nil && l.Allow != "" && carriesAllow(cs.MethodName, status) {
+		res.AppendHeader(sip.NewHeader("Allow", l.Allow))
 	}
 	if len(body) > 0 {
 		if contentType == "" {

@@ -36,10 +36,12 @@ func TestHeaderFilterPass(t *testing.T) {
 		{"allowDefault", allowDefault, "subject", true},
 		{"allowDefault", allowDefault, "SUBJECT", true},
 		{"allowDefault", allowDefault, "s", true}, // compact Subject
-		{"allowDefault", allowDefault, "Supported", true},
-		{"allowDefault", allowDefault, "k", true}, // compact Supported
-		{"allowDefault", allowDefault, "K", true},
-		{"allowDefault", allowDefault, "Allow", true},
+		// Capabilities are the SBC's own on each leg: never copied.
+		{"allowDefault", allowDefault, "Supported", false},
+		{"allowDefault", allowDefault, "k", false}, // compact Supported
+		{"allowDefault", allowDefault, "K", false},
+		{"allowDefault", allowDefault, "Allow", false},
+		{"allowDefault", allowDefault, "Require", false},
 		{"allowDefault", allowDefault, "Event", true},
 		{"allowDefault", allowDefault, "o", true}, // compact Event
 		{"allowDefault", allowDefault, "Allow-Events", true},
@@ -57,7 +59,7 @@ func TestHeaderFilterPass(t *testing.T) {
 		{"allowDefault", allowDefault, "Organization", false},
 		{"allowCustom", allowCustom, "Subject", true},
 		{"allowCustom", allowCustom, "s", true},
-		{"allowCustom", allowCustom, "k", true},
+		{"allowCustom", allowCustom, "k", false}, // listed, still rebuilt
 		{"allowCustom", allowCustom, "x-custom", true},
 		{"allowCustom", allowCustom, "x", true},
 		{"allowCustom", allowCustom, "Allow", false},
@@ -71,11 +73,17 @@ func TestHeaderFilterPass(t *testing.T) {
 		{"denyCustom", denyCustom, "s", false},         // compact of a denied long name
 		{"denyCustom", denyCustom, "Supported", false}, // long of a denied compact name
 		{"denyCustom", denyCustom, "k", false},
-		{"denyCustom", denyCustom, "Allow", true},
+		{"denyCustom", denyCustom, "Allow", false},
 		{"denyCustom", denyCustom, "X-Other", true},
 		{"denyCustom", denyCustom, "Privacy", true},
 		{"denyNone", denyNone, "X-Secret", true},
-		{"denyNone", denyNone, "P-Asserted-Identity", true},
+		// Identity is rebuilt (identity.go), never copied raw.
+		{"denyNone", denyNone, "P-Asserted-Identity", false},
+		{"denyNone", denyNone, "Diversion", false},
+		{"denyNone", denyNone, "History-Info", false},
+		{"denyNone", denyNone, "Remote-Party-ID", false},
+		{"denyNone", denyNone, "P-Preferred-Identity", false},
+		{"denyNone", denyNone, "RSeq", false},
 		{"denyNone", denyNone, "Subject", true},
 	}
 	for _, c := range cases {
@@ -136,14 +144,12 @@ func TestHeaderFilterCopy(t *testing.T) {
 	dst := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", Host: "192.0.2.2"})
 	topology.NewHeaderFilter("allow", config.DefaultAllowedHeaders).Copy(dst, src)
 	got := headerLines(dst.Headers())
+	// The far side's Supported, Allow and Require never cross: the SBC
+	// says on each leg what it supports there (no fingerprint of the far
+	// side, and no option tag it does not honour).
 	want := []string{
 		"Subject: first",
-		"Supported: timer",
-		"Allow: INVITE, BYE",
-		"k: replaces",
-		"Require: timer",
 		"s: second",
-		"Supported: timer, replaces, norefersub",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Copy (allow default) gave\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -154,11 +160,6 @@ func TestHeaderFilterCopy(t *testing.T) {
 	got = headerLines(dst.Headers())
 	want = []string{
 		"X-Secret: hidden",
-		"Supported: timer",
-		"Allow: INVITE, BYE",
-		"k: replaces",
-		"Require: timer",
-		"Supported: timer, replaces, norefersub",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Copy (deny Subject) gave\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -252,7 +253,7 @@ func values(m sip.Message, name string) []string {
 	return out
 }
 
-var legBLocal = topology.Local{Host: "198.51.100.1", Port: 5060, Transport: "UDP", UserAgent: "EdgeSBC/test"}
+var legBLocal = topology.Local{Host: "198.51.100.1", Port: 5060, Transport: "UDP", UserAgent: "EdgeSBC/test", Allow: "INVITE, ACK, BYE, CANCEL, UPDATE"}
 
 func legBDialog() topology.Dialog {
 	return topology.Dialog{
@@ -329,11 +330,11 @@ func TestBuildRequestHidesLegA(t *testing.T) {
 	if got := values(b, "Subject"); len(got) != 1 || got[0] != "lunch at noon" {
 		t.Errorf("Subject = %q, want it copied", got)
 	}
-	if got := values(b, "Supported"); len(got) != 1 || got[0] != "timer" {
-		t.Errorf("Supported = %q, want [timer]", got)
+	if got := values(b, "Supported"); len(got) != 0 {
+		t.Errorf("Supported = %q, want leg A's not copied", got)
 	}
-	if got := values(b, "Allow"); len(got) != 1 || got[0] != "INVITE, ACK, BYE, CANCEL" {
-		t.Errorf("Allow = %q", got)
+	if got := values(b, "Allow"); len(got) != 1 || got[0] != legBLocal.Allow {
+		t.Errorf("Allow = %q, want the SBC's own [%s]", got, legBLocal.Allow)
 	}
 	for _, h := range []string{"X-Secret", "P-Asserted-Identity", "Authorization"} {
 		if got := values(b, h); len(got) != 0 {
@@ -372,8 +373,8 @@ func TestBuildRequestDenyMode(t *testing.T) {
 	if got := values(b, "X-Secret"); len(got) != 0 {
 		t.Errorf("denied X-Secret copied: %q", got)
 	}
-	if got := values(b, "P-Asserted-Identity"); len(got) != 1 {
-		t.Errorf("P-Asserted-Identity = %q, want copied in deny mode", got)
+	if got := values(b, "P-Asserted-Identity"); len(got) != 0 {
+		t.Errorf("P-Asserted-Identity = %q, want never copied raw, even in deny mode", got)
 	}
 	// Rebuilt headers stay single and ours in deny mode too.
 	for h, want := range map[string]string{
@@ -488,7 +489,7 @@ var legBLeaks = []string{
 	"pbx@", "100rel",
 }
 
-var legALocal = topology.Local{Host: "203.0.113.1", Port: 5060, Transport: "UDP", UserAgent: "EdgeSBC/test"}
+var legALocal = topology.Local{Host: "203.0.113.1", Port: 5060, Transport: "UDP", UserAgent: "EdgeSBC/test", Allow: "INVITE, ACK, BYE, CANCEL, UPDATE"}
 
 func TestBuildResponseHidesLegB(t *testing.T) {
 	req := parseReq(t, legA)
@@ -556,14 +557,14 @@ func TestBuildResponseHidesLegB(t *testing.T) {
 	if got := values(r, "Server"); len(got) != 1 || got[0] != "EdgeSBC/test" {
 		t.Errorf("Server = %q, want [EdgeSBC/test]", got)
 	}
-	for h, want := range map[string]string{"Supported": "timer", "Allow": "INVITE, ACK, BYE", "Content-Type": "application/sdp"} {
+	for h, want := range map[string]string{"Allow": legALocal.Allow, "Content-Type": "application/sdp"} {
 		if got := values(r, h); len(got) != 1 || got[0] != want {
 			t.Errorf("%s = %q, want [%s]", h, got, want)
 		}
 	}
 	// RSeq numbers leg B's reliable provisionals: leg A gets the SBC's own
 	// (sbc/prack.go), or none.
-	for _, h := range []string{"Require", "RSeq", "Warning", "X-Internal", "User-Agent"} {
+	for _, h := range []string{"Require", "Supported", "RSeq", "Warning", "X-Internal", "User-Agent"} {
 		if got := values(r, h); len(got) != 0 {
 			t.Errorf("%s = %q, want none", h, got)
 		}
@@ -639,10 +640,14 @@ func TestBuildResponseStatusAndTags(t *testing.T) {
 			t.Errorf("%d: Content-Type without a body", c.status)
 		}
 		// No source response: nothing but the SBC's own and the request's.
-		for _, h := range []string{"Subject", "Supported", "Allow", "X-Secret", "Route", "User-Agent"} {
+		for _, h := range []string{"Subject", "Supported", "Require", "X-Secret", "Route", "User-Agent"} {
 			if got := values(r, h); len(got) != 0 {
 				t.Errorf("%d: %s = %q, want none in a local response", c.status, h, got)
 			}
+		}
+		// Allow is the SBC's own: on an INVITE's 1xx and 2xx, not its failures.
+		if got, want := values(r, "Allow"), c.status > 100 && c.status < 300; (len(got) == 1 && got[0] == legALocal.Allow) != want {
+			t.Errorf("%d: Allow = %q, want the SBC's own: %v", c.status, got, want)
 		}
 		if got := values(r, "Record-Route"); !c.withContact && len(got) != 0 {
 			t.Errorf("%d: Record-Route = %q in a response that creates no dialog", c.status, got)

@@ -16,7 +16,7 @@ import (
 )
 
 const usage = `usage: sbcctl [-admin URL] [-token-file FILE] [-cacert FILE] [-json] COMMAND
-The admin token (needed by unban, and by everything when the admin API is
+The admin token (needed by unban, reload and drain, and by everything when the admin API is
 not on loopback) comes from -token-file or $SBCCTL_TOKEN.
 commands:
   calls     active calls as a table, with MOS (-json for the raw list)
@@ -27,7 +27,7 @@ commands:
   history   the dashboard's samples of the last hour: calls/s, active, shed/s, MOS (-json for raw)
   health    exits 0 when sbcd answers /healthz
   metrics   the Prometheus metrics text
-` + guardUsage
+` + guardUsage + "\n" + opsUsage
 
 func main() {
 	admin := flag.String("admin", "http://127.0.0.1:8080", "admin API base URL")
@@ -78,6 +78,10 @@ func main() {
 	default:
 		if ok, gerr := guardCommand(client, *admin, flag.Arg(0), flag.Args()[1:], *asJSON); ok {
 			err = gerr
+			break
+		}
+		if ok, oerr := opsCommand(client, *admin, flag.Arg(0), flag.Args()[1:], *asJSON); ok { // ops.go
+			err = oerr
 			break
 		}
 		flag.Usage()

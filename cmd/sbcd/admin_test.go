@@ -27,7 +27,6 @@ func TestAdminWritesNeedToken(t *testing.T) {
 		{http.MethodDelete, "/api/v1/bans/192.0.2.77"},
 		{http.MethodPost, "/api/v1/reload"},
 		{http.MethodPost, "/api/v1/config/reload"},
-		{http.MethodPost, "/api/v1/drain"},
 		{http.MethodPut, "/api/v1/calls"},
 		{http.MethodPatch, "/"},
 	} {
@@ -53,6 +52,21 @@ func TestAdminWritesNeedToken(t *testing.T) {
 		t.Errorf("GET with a foreign Host header on loopback: %v %v, want 403", res, err)
 	} else {
 		res.Body.Close()
+	}
+	// Last, as it ends sbcd: a drain needs the token too, and with it
+	// sbcd (no call up) drains and exits.
+	for _, tok := range []string{"", "wrong-token-0123456789", testToken + "x"} {
+		if code, body := p.do(http.MethodPost, "/api/v1/drain", tok); code != http.StatusUnauthorized {
+			t.Errorf("POST /api/v1/drain with token %q: %d %q, want 401", tok, code, body)
+		}
+	}
+	if code, body := p.do(http.MethodPost, "/api/v1/drain", testToken); code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/drain with the token: %d %q, want 202", code, body)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		t.Error("sbcd still running 5 s after a drain with no call up")
 	}
 
 	// No token configured: every write is refused, saying how to allow it.

@@ -141,12 +141,12 @@ func openStore(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, 
 // newFailover ties the B2BUA and the kernel datapath to the node: it
 // serves only while this node leads, and in a pair leading also means
 // holding the VIPs (failover.Failover). Nil node: nil, no HA.
-func newFailover(n *ha.Node, vips []ha.VIP, cfg *config.Config, log *slog.Logger, s *sbc.SBC, afterRestore func(), fence func(string)) (*failover.Failover, error) {
+func newFailover(n *ha.Node, vips []ha.VIP, cfg *config.Config, log *slog.Logger, s *sbc.SBC, served func(), afterRestore func(), fence func(string)) (*failover.Failover, error) {
 	if n == nil {
 		return nil, nil
 	}
 	fc := failover.Config{
-		Leader: n, Calls: s, AfterRestore: afterRestore, Fence: fence, Log: log,
+		Leader: n, Calls: notifyingCalls{s, served}, AfterRestore: afterRestore, Fence: fence, Log: log,
 		FollowLog: log.With("component", "ha", "node", cfg.Persistence().NodeID, "vips", len(vips)),
 	}
 	if len(vips) > 0 {
@@ -204,4 +204,16 @@ func apiHA(s ha.Status) api.HA {
 		}
 	}
 	return out
+}
+
+// notifyingCalls is the SBC as failover drives it, telling served each
+// time it starts serving SIP (sbcd's systemd readiness: readyOnce).
+type notifyingCalls struct {
+	*sbc.SBC
+	served func()
+}
+
+func (c notifyingCalls) Serve() {
+	c.SBC.Serve()
+	c.served()
 }

@@ -44,31 +44,45 @@ func main() {
 	}
 }
 
-func loadConfig(path string) (*config.Config, error) {
+// loadConfig reads the config and returns it with the bytes it came from
+// (their hash is the config's identity in /api/v1/config).
+func loadConfig(path string) (*config.Config, []byte, error) {
 	if path == "" {
 		c, err := config.Parse(configs.Default)
 		if err != nil {
-			return nil, fmt.Errorf("embedded default config: %w", err)
+			return nil, nil, fmt.Errorf("embedded default config: %w", err)
 		}
-		return c, nil
+		return c, configs.Default, nil
 	}
-	return config.Load(path)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	c, err := config.Parse(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, raw, nil
 }
 
 func run(path string) error {
-	cfg, err := loadConfig(path)
+	cfg, raw, err := loadConfig(path)
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	level := new(slog.LevelVar) // a reload may change it
+	setLevel(level, cfg.Log.Level)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
-	// From here on a signal ends the process within the grace, whatever
-	// is stuck (exit 3 and a goroutine dump past it).
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// From here on a signal (or the end of a drain) ends the process
+	// within the grace, whatever is stuck (exit 3 and a goroutine dump
+	// past it).
+	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	ctx, exit := context.WithCancel(sigCtx)
+	defer exit()
 	watchdog.BoundShutdown(ctx, cfg.ShutdownGrace.Std(), os.Stderr)
+	sayWhatSIGTERMDoes(cfg, log)
 
 	reg := prometheus.NewRegistry()
 	opt := sbc.Options{Logger: log, Registry: reg}
@@ -123,7 +137,14 @@ func run(path string) error {
 	if err := s.Start(); err != nil {
 		return err
 	}
-	fo, err := newFailover(node, vips, cfg, log, s, afterRestore, fence) // nil without HA
+	ready := &readyOnce{status: "serving SIP", log: log} // notify.go: systemd Type=notify
+	if cfg.HA != nil {
+		ready.status = "following HA leadership"
+	}
+	if node == nil {
+		ready.ready() // Start serves at once
+	}
+	fo, err := newFailover(node, vips, cfg, log, s, ready.ready, afterRestore, fence) // nil without HA
 	if err != nil {
 		return err
 	}
@@ -143,11 +164,20 @@ func run(path string) error {
 	}
 	wd.Add("sip", s.CheckHandlers)
 	fo.Run(wd.Healthy) // follow HA leadership: restore, reprogram, VIPs, serve
+	if cfg.HA != nil {
+		// A standby of a pair may never serve: it is ready once it follows
+		// (state_dir alone: ready at its first Serve, which comes at once).
+		ready.ready()
+	}
 	go wd.Run(ctx)
 	// The dashboard's charts: sampled here, from the B2BUA's own counters.
 	hist := dashboard.NewHistory(cfg.Admin.HistoryInterval.Std(), cfg.Admin.HistoryPoints())
 	go hist.Run(ctx, func() dashboard.Counters { return dashboard.Counters(s.CallCounts()) })
-	adminAPI := dashboard.Handler(hist, haAdmin(node, s.AdminHandler()))
+	rl := newReloader(path, raw, cfg, s, anchor, level, log, reg) // reload.go
+	dr := &drainer{s: s, exit: exit, log: log, poll: 100 * time.Millisecond}
+	// reload and drain are writes: serveAdmin's token policy covers them
+	// with every other admin endpoint.
+	adminAPI := dashboard.Handler(hist, haAdmin(node, opsAdmin(rl, dr, s.AdminHandler())))
 	hooks := func(h http.Handler) http.Handler { return watchdog.TestHooks(h, stalls) } // EDGESBC_TEST_HOOKS=1 only
 	stopAdmin, err := serveAdmin(cfg.Admin, wd.Healthz(adminAPI), log, hooks)           // admin.go: the token policy, TLS
 	if err != nil {
@@ -156,15 +186,22 @@ func run(path string) error {
 	}
 	log.Info("sbcd running", "admin", cfg.Admin.Listen, "config", orDefault(path))
 
-	reloadTLSOnHUP(ctx, s, log)
+	reloadOnHUP(ctx, rl, s, log)
 	<-ctx.Done()
-	log.Info("shutting down: ending calls")
+	_ = sdNotify("STOPPING=1")
+	log.Info("shutting down")
 	shutdownHold.Wait()
 	// Half the grace for the calls to end; the rest is for the media,
 	// datapath and Raft to close before BoundShutdown cuts it short.
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.Std()/2)
 	defer cancel()
 	stopAdmin()
+	if anchor != nil && cfg.HA == nil && cfg.StateDir != "" {
+		// The calls stay for the next run: so do their kernel flows, and
+		// offloaded media never stops (an HA node's flows are fenced
+		// instead: the other node holds the VIPs).
+		anchor.KeepKernelFlows()
+	}
 	return s.Close(sctx)
 }
 

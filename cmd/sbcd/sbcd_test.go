@@ -43,8 +43,9 @@ type sbcd struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	admin string
+	cfg   string // the config file, which a reload test rewrites
 	token string // the admin token startSBCD configures ("" for none)
-	sip   []int // the carrier and enterprise realms' SIP ports
+	sip   []int  // the carrier and enterprise realms' SIP ports
 	out   *syncbuf.Buffer
 	done  chan struct{}
 	err   error // Wait's, once done is closed
@@ -108,13 +109,13 @@ admin: {listen: %q, token: %q}
 
 // runSBCD runs sbcd on config y whose admin API listens on admin; hooks
 // sets EDGESBC_TEST_HOOKS=1. It returns once /healthz answers.
-func runSBCD(t *testing.T, y, admin string, hooks bool) *sbcd {
+func runSBCD(t *testing.T, y, admin string, hooks bool, env ...string) *sbcd {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "sbcd.yaml")
 	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &sbcd{t: t, admin: admin, out: &syncbuf.Buffer{}, done: make(chan struct{})}
+	p := &sbcd{t: t, admin: admin, cfg: cfg, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(sbcdBin, "-config", cfg)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "EDGESBC_TEST_HOOKS=") {
@@ -124,6 +125,7 @@ func runSBCD(t *testing.T, y, admin string, hooks bool) *sbcd {
 	if hooks {
 		p.cmd.Env = append(p.cmd.Env, "EDGESBC_TEST_HOOKS=1")
 	}
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
