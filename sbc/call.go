@@ -70,6 +70,9 @@ type Call struct {
 	pol   *policySnap
 	media mediarelay.CallRef // the call as the media hook knows it
 	done  chan struct{}      // closed by end, exactly once
+	// redirect is the 3xx Contact leg B is being sent to (redirect.go);
+	// only the setup goroutine touches it, so it needs no lock.
+	redirect *redirectHop
 
 	mu       sync.Mutex
 	state    CallState

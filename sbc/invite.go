@@ -105,6 +105,9 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 			continue // the trunk is full: like a down trunk
 		}
 		o := s.tryTarget(ctx, c, out, dec, i, req, offer, mf-1, tx)
+		if o.kind == outcomeRedirect { // redirect.go: followed, or handed back to relay
+			o = s.redirected(ctx, c, out, dec, i, req, offer, mf-1, tx, o.res)
+		}
 		switch o.kind {
 		case outcomeAnswered:
 			s.confirm(c, r, req, tx, o.res, len(offer) > 0)
@@ -117,6 +120,16 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 			return
 		case outcomeFinal:
 			s.relayFinal(c, r, req, tx, o.res)
+			return
+		case outcomeChallenge:
+			s.relayChallenge(c, r, req, tx, o.res) // authrelay.go
+			return
+		case outcomeRedirect:
+			s.relayRedirect(c, r, req, tx, o.res) // redirect.go: relay mode
+			return
+		case outcomeRefused:
+			s.reply(r, req, tx, o.code, statusPhrase(o.code), c.a.d.LocalTag)
+			c.end(o.result, "")
 			return
 		case outcomeFailover:
 			last = o.res
@@ -219,11 +232,16 @@ const (
 	outcomeFinal                // a final answer to relay as is
 	outcomeFailover             // 408, 5xx or silence: try the next target
 	outcomeCancelled
+	outcomeChallenge // a 401/407 the caller answers (authrelay.go)
+	outcomeRedirect  // a 3xx (redirect.go)
+	outcomeRefused   // the SBC's own failure: code, counted as result
 )
 
 type outcome struct {
-	kind outcomeKind
-	res  *sip.Response
+	kind   outcomeKind
+	res    *sip.Response
+	code   int    // outcomeRefused
+	result string // outcomeRefused
 }
 
 // tryTarget sends leg B's INVITE to one target and relays what comes back
@@ -232,9 +250,15 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	t := dec.Targets[i]
 	b := s.newLegB(c, out, t, req)
 	trunkNumbers(b, dec, i, req)
-	anonymizeFrom(b, req) // identity.go
+	applyRedirect(c, b)                      // redirect.go: a 3xx Contact's user
+	resumed := s.resumeChallenged(c, b, req) // authrelay.go: the challenged leg B's dialog
+	anonymizeFrom(b, req)                    // identity.go
 	b.local.From = s.callerOrigin(c.a.realm, req, func(u string) string { return dec.CallerFor(i, u) })
 	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, b.headerFilter(), req, offer, contentType(req))
+	s.redirectHeaders(c, b, inv) // redirect.go: Diversion / History-Info
+	if resumed {
+		carryCredentials(inv, req) // authrelay.go
+	}
 	offer100rel(inv)         // prack.go
 	s.inviteTimer(c, b, inv) // sessiontimer.go
 	b.invite = inv
@@ -319,6 +343,12 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 			default:
 				if cancelled {
 					return outcome{kind: outcomeCancelled}
+				}
+				if isChallenge(res) && !trunkAnswers(dec.Trunk(i)) {
+					return outcome{kind: outcomeChallenge, res: res} // authrelay.go: the caller answers it
+				}
+				if isRedirect(res) {
+					return outcome{kind: outcomeRedirect, res: res} // redirect.go
 				}
 				if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && !authTried {
 					authTried = true // trunk_auth.go: re-sent once with credentials

@@ -53,6 +53,8 @@ type SBC struct {
 	guard   *guard
 	trunks  *trunkSet // trunk.go
 	hep     *hepTap   // hep.go: nil when tracing is off
+	// challenges: relayed 401/407s waiting for the caller's retry (authrelay.go)
+	challenges challengeStore
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
