@@ -71,6 +71,8 @@ type Realm struct {
 	// RPID is what becomes of a Remote-Party-ID from this realm: drop
 	// (the default) or convert (to P-Asserted-Identity, trusted realms only).
 	RPID string `yaml:"rpid"`
+	// MTU is the largest request sent over UDP as it is (mtu.go).
+	MTU int `yaml:"mtu"`
 }
 
 // RealmMedia is where a realm's anchored media lives.
@@ -253,6 +255,7 @@ func (c *Config) applyDefaults() {
 			r.UserAgent = "EdgeSBC"
 		}
 		r.SessionTimer.applyDefaults()
+		r.applyMTUDefault() // mtu.go
 		if r.Media.Ports == "" {
 			r.Media.Ports = "20000-29999"
 		}
@@ -391,6 +394,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateSessionTimers(); err != nil {
+		return err
+	}
+	if err := c.validateMTUs(); err != nil { // mtu.go
 		return err
 	}
 	if err := c.validateMedia(); err != nil {

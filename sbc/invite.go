@@ -293,6 +293,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 		return outcome{kind: outcomeFailover}
 	}
 	s.metrics.reqOut(out.Name, "INVITE")
+	s.followTransport(c, b, inv) // sipgo_mtu.go: a large INVITE may have gone over TCP
 	// txB changes when a challenge is answered; a txB given up on is
 	// abandon's (cancel.go) to end.
 	handedOff := false
