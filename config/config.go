@@ -69,6 +69,8 @@ type Realm struct {
 	// RPID is what becomes of a Remote-Party-ID from this realm: drop
 	// (the default) or convert (to P-Asserted-Identity, trusted realms only).
 	RPID string `yaml:"rpid"`
+	// Bodies is what the realm accepts in bodies besides SDP (bodies.go).
+	Bodies Bodies `yaml:"bodies"`
 }
 
 // RealmMedia is where a realm's anchored media lives.
@@ -382,6 +384,9 @@ func (c *Config) Validate() error {
 		if err := r.validateIdentity(k); err != nil {
 			return err
 		}
+	}
+	if err := c.validateBodies(); err != nil {
+		return err
 	}
 	if err := c.validateSessionTimers(); err != nil {
 		return err
