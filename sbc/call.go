@@ -69,10 +69,11 @@ type Call struct {
 	// (reload.go); nil for a call restored from its record.
 	pol   *policySnap
 	media mediarelay.CallRef // the call as the media hook knows it
+	done  chan struct{}      // closed by end, exactly once
+
 	// offerType is the Content-Type of the INVITE's body as leg B gets it
 	// (bodies.go); set before the first leg B is tried.
 	offerType string
-	done  chan struct{}      // closed by end, exactly once
 
 	mu       sync.Mutex
 	state    CallState

@@ -233,7 +233,8 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	anonymizeFrom(b, req) // identity.go
 	b.local.From = s.callerOrigin(c.a.realm, req, func(u string) string { return dec.CallerFor(i, u) })
 	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, b.headerFilter(), req, offer, c.offerType)
-	inv.RemoveHeader("Content-Encoding") // bodies.go: the body leaves decoded
+	// bodies.go: the body leaves decoded.
+	inv.RemoveHeader("Content-Encoding")
 	offer100rel(inv)         // prack.go
 	s.inviteTimer(c, b, inv) // sessiontimer.go
 	b.invite = inv
@@ -489,7 +490,8 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	c.mu.Unlock()
 
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, btype)
-	out.RemoveHeader("Content-Encoding") // bodies.go: the body leaves decoded
+	// bodies.go: the body leaves decoded.
+	out.RemoveHeader("Content-Encoding")
 	s.awaitPrackBefore2xx(c)          // prack.go: RFC 3262 3
 	s.confirmTimers(c, req, res, out) // sessiontimer.go
 	s.respond(r, tx, out)
