@@ -42,7 +42,7 @@ func newPolicy(cfg *config.Config, trunks []*policy.Trunk) (*policySnap, error) 
 	p := &policySnap{cfg: cfg, router: router, routes: newRouteOpts(cfg.Routes), filters: map[string]*topology.HeaderFilter{}}
 	for _, rc := range cfg.Realms {
 		f := topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.AllowedHeaders())
-		f.SetTrusted(cfg.Trusted(rc.Name)) // identity.go
+		f.SetTrusted(cfg.Trusted(rc.Name))                   // identity.go
 		if err := f.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
 			return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
 		}

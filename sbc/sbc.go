@@ -53,6 +53,8 @@ type SBC struct {
 	guard   *guard
 	trunks  *trunkSet // trunk.go
 	hep     *hepTap   // hep.go: nil when tracing is off
+	// challenges: relayed 401/407s waiting for the caller's retry (authrelay.go)
+	challenges challengeStore
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
@@ -298,6 +300,9 @@ func (s *SBC) onStrayCancel(r *Realm, req *sip.Request, tx sip.ServerTransaction
 // retransmitted 2xx means the ACK the SBC sent was lost: send it again.
 func (s *SBC) onStrayResponse(r *Realm, res *sip.Response) {
 	s.metrics.resIn(r.Name, res.StatusCode)
+	if s.strayOnLegB(res) { // fork.go, cancel.go
+		return
+	}
 	cseq := res.CSeq()
 	if res.IsSuccess() && cseq != nil && cseq.MethodName == sip.INVITE && res.CallID() != nil {
 		if ref, ok := s.calls.lookup(res.CallID().Value()); ok {
