@@ -84,19 +84,20 @@ func faxCall(t *testing.T, kernel bool) {
 	c.callee.Ack(c.dB, 1, "t38-ack")
 	c.caller.ExpectRequest(sip.ACK, wait)
 
-	// A few datagrams latch the gateway's new port.
-	if err := bFax.SendUDPTL(c.bTo, 0x8000, 5, 5*time.Millisecond); err != nil {
+	// A few datagrams latch the gateway's new port. Real fax starts at
+	// sequence 0: the first byte reads as version 0, not RTP.
+	if err := bFax.SendUDPTL(c.bTo, 0, 5, 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if err := aRTP.SendUDPTL(c.aTo, 0x8000, 5, 5*time.Millisecond); err != nil {
+	if err := aRTP.SendUDPTL(c.aTo, 0, 5, 5*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	waitUDPTL(t, aRTP, 5)
 	waitUDPTL(t, bFax, 5)
-	if err := aRTP.CheckUDPTL(0x8000, 5); err != nil {
+	if err := aRTP.CheckUDPTL(0, 5); err != nil {
 		t.Fatalf("carrier: %v", err)
 	}
-	if err := bFax.CheckUDPTL(0x8000, 5); err != nil {
+	if err := bFax.CheckUDPTL(0, 5); err != nil {
 		t.Fatalf("gateway: %v", err)
 	}
 	if kernel {
@@ -106,20 +107,21 @@ func faxCall(t *testing.T, kernel bool) {
 	aRTP.ResetUDPTL()
 	bFax.ResetUDPTL()
 
-	// 3 s of fax each way, 1.5 times the media timeout: no BYE.
-	const n = 150
+	// 3 s of fax each way, 1.5 times the media timeout: no BYE. The
+	// sequence numbers cross from 0x3fxx (version 0) to 0x40xx (version 1).
+	const n, first = 150, 0x3f80
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = aRTP.SendUDPTL(c.aTo, 0x9000, n, 20*time.Millisecond) })
-	wg.Go(func() { _ = bFax.SendUDPTL(c.bTo, 0x9000, n, 20*time.Millisecond) })
+	wg.Go(func() { _ = aRTP.SendUDPTL(c.aTo, first, n, 20*time.Millisecond) })
+	wg.Go(func() { _ = bFax.SendUDPTL(c.bTo, first, n, 20*time.Millisecond) })
 	notBye := func(m sip.Message) bool { r, ok := m.(*sip.Request); return ok && r.Method == sip.BYE }
 	c.caller.Quiet(3*time.Second, notBye, "BYE during the fax")
 	wg.Wait()
 	waitUDPTL(t, aRTP, n)
 	waitUDPTL(t, bFax, n)
-	if err := aRTP.CheckUDPTL(0x9000, n); err != nil {
+	if err := aRTP.CheckUDPTL(first, n); err != nil {
 		t.Errorf("carrier: %v", err)
 	}
-	if err := bFax.CheckUDPTL(0x9000, n); err != nil {
+	if err := bFax.CheckUDPTL(first, n); err != nil {
 		t.Errorf("gateway: %v", err)
 	}
 	if d := s.relaySeen(t) - relay0; kernel && d != 0 {

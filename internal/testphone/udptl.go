@@ -14,9 +14,9 @@ import (
 // port it used for RTP. A datagram is the 16-bit sequence number, the
 // primary IFP packet as a length-prefixed open type, and an empty
 // redundancy list. The IFP carries a fixture derived from the sequence
-// number, so a receiver proves each arrived intact. Sequence numbers from
-// 0x8000 make the first byte read as RTP version 2: a relay that parses
-// them as RTP gets it wrong.
+// number, so a receiver proves each arrived intact. Below 0x4000 the first
+// byte reads as version 0 (not RTP); from 0x8000 to 0xbfff as RTP
+// version 2.
 
 var udptlMark = []byte{0xc0, 0x01, 'T', '3', '8'} // t30-data, then the fixture
 
