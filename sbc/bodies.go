@@ -19,8 +19,9 @@ package sbc
 //     maxBodyDecoded (a larger result is 413), and the body leaves
 //     unencoded; any other encoding is 415 with Accept-Encoding.
 //   - Any other type on an INVITE: 415 with Accept, unless the arrival
-//     realm allows it. In responses a body the SBC cannot take is dropped
-//     (the caller cannot be answered with a 415).
+//     realm allows it; on other requests (INFO's application/dtmf-relay)
+//     it passes as it is. In responses a body the SBC cannot take is
+//     dropped (the caller cannot be answered with a 415).
 
 import (
 	"bytes"
@@ -77,6 +78,7 @@ type bodyRules struct {
 	isupFrom, isupTo string
 	allow            map[string]bool // arrival realm's extra types
 	request          bool            // a request can be refused; a response's body is dropped
+	passOther        bool            // not an INVITE: other types pass as they are (INFO's dtmf-relay)
 }
 
 func rulesFor(from, to *Realm, request bool) bodyRules {
@@ -124,8 +126,9 @@ func crossBody(from, to *Realm, m sip.Message, anchor func([]byte) ([]byte, erro
 	if len(body) == 0 {
 		return nil, "", nil
 	}
-	_, request := m.(*sip.Request)
+	req, request := m.(*sip.Request)
 	rules := rulesFor(from, to, request)
+	rules.passOther = request && req.Method != sip.INVITE
 	body, err := decodeBody(m, body)
 	if err != nil {
 		return nil, "", err
@@ -198,7 +201,7 @@ func (r bodyRules) split(ct string, body []byte, depth int) ([]bodyPart, error) 
 		return nil, r.unsupported("%s (nested or not mixed)", mt)
 	case mt == "message/sipfrag":
 		return []bodyPart{{ctype: "message/sipfrag", body: scrubSipfrag(body)}}, nil
-	case r.allow[mt]:
+	case r.allow[mt], r.passOther:
 		return []bodyPart{{ctype: ct, body: body}}, nil
 	case !r.request:
 		return nil, nil // a response's body the SBC will not carry: dropped
@@ -336,6 +339,12 @@ func clipText(s string) string {
 	return s
 }
 
+// isBodyError: err is crossBody's own refusal, not the media hook's.
+func isBodyError(err error) bool {
+	var be *bodyError
+	return errors.As(err, &be)
+}
+
 // bodyRefusal is the answer for an INVITE whose body crossBody refused.
 func bodyRefusal(err error) (int, string, []sip.Header) {
 	var be *bodyError
@@ -345,3 +354,17 @@ func bodyRefusal(err error) (int, string, []sip.Header) {
 	code, reason := mediaRefusal(err)
 	return code, reason, nil
 }
+
+// offersSDP: an INVITE's or UPDATE's body that carries an SDP offer, alone
+// or as a part of a multipart/mixed body (SIP-I re-INVITE).
+func offersSDP(m sip.Message) bool {
+	if isSDP(m) {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType(m))
+	return err == nil && mt == "multipart/mixed" && bytes.Contains(bytes.ToLower(m.Body()), []byte("application/sdp"))
+}
+
+// asIs is the anchor for a body that is not an offer or answer: the SDP
+// crosses unchanged, as it did before bodies.go.
+func asIs(b []byte) ([]byte, error) { return b, nil }

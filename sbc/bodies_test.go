@@ -230,3 +230,59 @@ func TestBodyRefusals(t *testing.T) {
 	callee.Answer(inv, 486, "Busy", "b2", "")
 	ackFailure(caller, s.carrier, finalOf(t, caller, "gzip"), "gzip-inv")
 }
+
+// TestInDialogBodies: a SIP-I re-INVITE has its SDP part anchored both
+// ways (offer and answer); a NOTIFY's sipfrag keeps only its status line;
+// an INFO's application/dtmf-relay passes as it is; a gzip re-INVITE is
+// decoded and anchored.
+func TestInDialogBodies(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	s := startBodiesSBC(t, callee.Addr, "{isup: pass}", "{isup: pass}")
+	dA, _, _ := established(t, s, caller, callee, "indlg")
+
+	caller.RequestTyped(dA, "INVITE", 2, "re-sipi", "", "multipart/mixed;boundary=r1", sipI("r1", insideSDP, isupIAM))
+	re := callee.ExpectRequest(sip.INVITE, wait)
+	noLeak(t, re, "SIP-I re-INVITE")
+	p := parts(t, re)
+	s.anchoredFor(t, "enterprise", p["application/sdp"], "SIP-I re-INVITE's SDP")
+	if !bytes.Equal(p["application/isup"], isupIAM) {
+		t.Errorf("re-INVITE's ISUP %x", p["application/isup"])
+	}
+	callee.AnswerTyped(re, 200, "OK", "", "", "multipart/mixed;boundary=r2", sipI("r2", strings.ReplaceAll(insideSDP, "10.99.0.7", "10.98.0.8"), []byte("\x09")))
+	ok := caller.ExpectResponse(200, sip.INVITE, wait)
+	noLeak(t, ok, "SIP-I re-INVITE's 200")
+	s.anchoredFor(t, "carrier", parts(t, ok)["application/sdp"], "SIP-I re-INVITE 200's SDP")
+	caller.Ack(dA, 2, "re-sipi-ack")
+	callee.ExpectRequest(sip.ACK, wait)
+
+	frag := []byte("SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 10.99.0.7;branch=z9hG4bK-x\r\nContact: <sip:pbx@10.99.0.7>\r\n")
+	caller.RequestTyped(dA, "NOTIFY", 3, "notify", "Event: refer\nSubscription-State: active", "message/sipfrag;version=2.0", frag)
+	n := callee.ExpectRequest(sip.NOTIFY, wait)
+	noLeak(t, n, "NOTIFY")
+	if string(n.Body()) != "SIP/2.0 180 Ringing\r\n" {
+		t.Errorf("sipfrag %q, want the status line alone", n.Body())
+	}
+	callee.Answer(n, 200, "OK", "", "")
+	caller.ExpectResponse(200, "NOTIFY", wait)
+
+	dtmf := []byte("Signal=5\r\nDuration=160\r\n")
+	caller.RequestTyped(dA, "INFO", 4, "info", "", "application/dtmf-relay", dtmf)
+	info := callee.ExpectRequest(sip.INFO, wait)
+	if ct := info.GetHeaders("Content-Type"); len(ct) != 1 || ct[0].Value() != "application/dtmf-relay" || !bytes.Equal(info.Body(), dtmf) {
+		t.Errorf("INFO: %v %q", ct, info.Body())
+	}
+	callee.Answer(info, 200, "OK", "", "")
+	caller.ExpectResponse(200, sip.INFO, wait)
+
+	caller.RequestTyped(dA, "INVITE", 5, "re-gzip", "Content-Encoding: gzip", "application/sdp", gz(t, []byte(insideSDP)))
+	re = callee.ExpectRequest(sip.INVITE, wait)
+	noLeak(t, re, "gzip re-INVITE")
+	if len(re.GetHeaders("Content-Encoding")) != 0 {
+		t.Error("Content-Encoding crossed with a decoded body")
+	}
+	s.anchoredFor(t, "enterprise", re.Body(), "gzip re-INVITE's SDP")
+	callee.Answer(re, 200, "OK", "", testphone.TestSDP)
+	caller.ExpectResponse(200, sip.INVITE, wait)
+	caller.Ack(dA, 5, "re-gzip-ack")
+	callee.ExpectRequest(sip.ACK, wait)
+}

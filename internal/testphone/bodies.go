@@ -62,3 +62,18 @@ func (p *Phone) AnswerTyped(req *sip.Request, code int, reason, toTag, extra, ct
 	b.WriteString(extra)
 	p.SendTyped(req.Source(), b.String(), ctype, body)
 }
+
+// RequestTyped is Request with any body; extra adds header lines.
+func (p *Phone) RequestTyped(d Dialog, method string, cseq int, branch, extra, ctype string, body []byte) {
+	p.t.Helper()
+	p.SendTyped(d.SBC, fmt.Sprintf(`%s %s SIP/2.0
+		Via: SIP/2.0/UDP %s;branch=z9hG4bK-%s
+		Max-Forwards: 70
+		From: <%s>;tag=%s
+		To: <%s>;tag=%s
+		Call-ID: %s
+		CSeq: %d %s
+		Contact: <sip:x@%s>
+		%s`, method, d.Target, p.Addr, branch, d.LocalURI, d.LocalTag,
+		d.RemoteURI, d.RemoteTag, d.CallID, cseq, method, p.Addr, extra), ctype, body)
+}
