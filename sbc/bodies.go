@@ -188,7 +188,7 @@ func (r bodyRules) split(ct string, body []byte, depth int) ([]bodyPart, error) 
 	if strings.TrimSpace(ct) == "" {
 		ct = "application/sdp"
 	}
-	mt, params, err := mime.ParseMediaType(ct)
+	mt, params, err := parseType(ct)
 	if err != nil {
 		return nil, badBody("Content-Type %q: %v", clipText(ct), err)
 	}
@@ -258,7 +258,7 @@ func (r bodyRules) onePart(h textproto.MIMEHeader, body []byte) (*bodyPart, erro
 	if enc := h.Get("Content-Transfer-Encoding"); enc != "" && !strings.EqualFold(enc, "binary") && !strings.EqualFold(enc, "8bit") && !strings.EqualFold(enc, "7bit") {
 		return nil, r.unsupported("part with Content-Transfer-Encoding %q", clipText(enc))
 	}
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, _, err := parseType(ct)
 	if err != nil {
 		return nil, badBody("part Content-Type %q: %v", clipText(ct), err)
 	}
@@ -281,6 +281,16 @@ func (r bodyRules) onePart(h textproto.MIMEHeader, body []byte) (*bodyPart, erro
 	}
 	parts[0].disposition = disp
 	return &parts[0], nil
+}
+
+// parseType reads a media type; a broken parameter ("application/sdp;
+// charset") costs the parameters, not the body, as before bodies.go.
+func parseType(ct string) (string, map[string]string, error) {
+	mt, params, err := mime.ParseMediaType(ct)
+	if errors.Is(err, mime.ErrInvalidMediaParameter) && mt != "" {
+		return mt, nil, nil
+	}
+	return mt, params, err
 }
 
 // optional: Content-Disposition says handling=optional (RFC 3204 3.2).

@@ -220,6 +220,13 @@ func TestBodyRefusals(t *testing.T) {
 	callee.Answer(inv, 486, "Busy", "b1", "")
 	ackFailure(caller, s.carrier, finalOf(t, caller, "allowed"), "allowed-inv")
 
+	caller.InviteTyped(s.carrier, "1000", "badparam", "", "application/sdp; charset", []byte(insideSDP))
+	inv = callee.ExpectRequest(sip.INVITE, wait)
+	noLeak(t, inv, "INVITE with a broken Content-Type parameter")
+	s.anchoredFor(t, "enterprise", inv.Body(), "SDP with a broken Content-Type parameter")
+	callee.Answer(inv, 486, "Busy", "b3", "")
+	ackFailure(caller, s.carrier, finalOf(t, caller, "badparam"), "badparam-inv")
+
 	caller.InviteTyped(s.carrier, "1000", "gzip", "Content-Encoding: gzip", "application/sdp", gz(t, []byte(insideSDP)))
 	inv = callee.ExpectRequest(sip.INVITE, wait)
 	noLeak(t, inv, "gzip INVITE")
