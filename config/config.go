@@ -225,6 +225,7 @@ func decodeStrict(b []byte) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	c.Guard.given = guardKeys(b)
 	c.applyDefaults()
 	return &c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -98,7 +99,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.guard = newGuard(cfg.Guard, cfg.Realms, s, s.metrics, s.log)
+	s.guard = newGuard(cfg, s, s.metrics, s.log)
 	s.guard.now = opt.Clock
 	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	if err := s.setupHEP(); err != nil {
@@ -121,6 +122,8 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.closeRealms()
 		return nil, err
 	}
+	s.classifyTrunks()
+	s.guard.staticPeers = func(realm string) []netip.Prefix { return s.policy().peers[realm] }
 	// Goroutines start only once nothing can fail: an error above leaves
 	// nothing running (TestNewFailureLeaksNothing).
 	if s.rec != nil {
