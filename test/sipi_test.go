@@ -110,7 +110,7 @@ func TestSIPIThroughSBC(t *testing.T) {
 			if !strings.Contains(sdp, "c=IN IP4 "+d.sbcOut+"\r\n") || strings.Contains(sdp, d.callerIP) {
 				t.Errorf("SDP at the callee not anchored on %s:\n%s", d.sbcOut, sdp)
 			}
-			callee.AnswerTyped(inv, 200, "OK", "sipi-callee", "", `multipart/mixed; boundary="callee-b"`,
+			callee.AnswerTyped(inv, 200, "OK", "sipi-callee-"+d.calleeNS, "", `multipart/mixed; boundary="callee-b"`,
 				sipIBody("callee-b", offerSDP(d.calleeIP, 18000, "sendrecv", 1), isupANM))
 			ok := caller.ExpectResponse(200, sip.INVITE, wait)
 			sdp, isup = sipIParts(t, ok)
