@@ -63,6 +63,7 @@ test: deps build
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzRewriteSDP -fuzztime 80000x -fuzzminimizetime 2000x ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzParseCrypto -fuzztime 60000x -fuzzminimizetime 2000x ./mediarelay
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 15000x -fuzzminimizetime 2000x ./sbc
+	$(GO) test -count=1 -run '^$$' -fuzz FuzzCrossBody -fuzztime 15000x -fuzzminimizetime 2000x ./sbc
 	$(GO) test -count=1 -run '^$$' -fuzz FuzzIdentityNeverRaw -fuzztime 50000x -fuzzminimizetime 2000x ./topology
 
 # TestSessionTimerSilentCaller on the real session clock: RFC 4028's 90 s

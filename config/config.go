@@ -73,6 +73,8 @@ type Realm struct {
 	RPID string `yaml:"rpid"`
 	// MTU is the largest request sent over UDP as it is (mtu.go).
 	MTU int `yaml:"mtu"`
+	// Bodies is what the realm accepts in bodies besides SDP (bodies.go).
+	Bodies Bodies `yaml:"bodies"`
 }
 
 // RealmMedia is where a realm's anchored media lives.
@@ -392,6 +394,9 @@ func (c *Config) Validate() error {
 		if err := r.validateIdentity(k); err != nil {
 			return err
 		}
+	}
+	if err := c.validateBodies(); err != nil {
+		return err
 	}
 	if err := c.validateSessionTimers(); err != nil {
 		return err

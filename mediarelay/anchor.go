@@ -299,6 +299,7 @@ func (a *Anchor) rewrite(ref CallRef, from Side, body []byte, answer bool) ([]by
 			st.SetSRTPPending(true)
 		}
 		st.SetClockRate(clockRate(m))
+		st.SetOpaque(!rtpProto(m.Proto))
 		c.setCodec(i, m)
 		setDir(&c.legs[from], i, m.Direction, m.Addr)
 		st.SetHold(onHold(c, i))
