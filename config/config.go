@@ -43,6 +43,8 @@ type Config struct {
 	// CDR writes call detail records (cdr.go); nil: none.
 	CDR *CDR `yaml:"cdr"`
 	HEP HEP  `yaml:"hep"` // HEP tracing to a Homer collector (hep.go)
+
+	Overload Overload `yaml:"overload"` // shedding new calls past capacity (overload.go)
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -69,6 +71,10 @@ type Realm struct {
 	// RPID is what becomes of a Remote-Party-ID from this realm: drop
 	// (the default) or convert (to P-Asserted-Identity, trusted realms only).
 	RPID string `yaml:"rpid"`
+	// MTU is the largest request sent over UDP as it is (mtu.go).
+	MTU int `yaml:"mtu"`
+	// Bodies is what the realm accepts in bodies besides SDP (bodies.go).
+	Bodies Bodies `yaml:"bodies"`
 }
 
 // RealmMedia is where a realm's anchored media lives.
@@ -251,6 +257,7 @@ func (c *Config) applyDefaults() {
 			r.UserAgent = "EdgeSBC"
 		}
 		r.SessionTimer.applyDefaults()
+		r.applyMTUDefault() // mtu.go
 		if r.Media.Ports == "" {
 			r.Media.Ports = "20000-29999"
 		}
@@ -294,6 +301,7 @@ func (c *Config) applyDefaults() {
 	c.lifecycleDefaults()
 	c.cdrDefaults()
 	c.hepDefaults()
+	c.overloadDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms in mode allow (a realm's own
@@ -387,7 +395,13 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if err := c.validateBodies(); err != nil {
+		return err
+	}
 	if err := c.validateSessionTimers(); err != nil {
+		return err
+	}
+	if err := c.validateMTUs(); err != nil { // mtu.go
 		return err
 	}
 	if err := c.validateMedia(); err != nil {
@@ -412,6 +426,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateHEP(); err != nil {
+		return err
+	}
+	if err := c.validateOverload(); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {

@@ -28,6 +28,8 @@ package mediarelay
 //     it survives only when every codec is allowed.
 //   - a=rtcp is dropped from port-0 streams and from the session level, so
 //     no foreign address survives there; ICE attributes go everywhere.
+//   - s= becomes "-", i= and k= go, and so does any other a= line that
+//     holds an address (sdp_scrub.go).
 
 import (
 	"bytes"
@@ -804,12 +806,12 @@ func writeSession(w *sdpWriter, lines []sdpLine, rw Rewrite) {
 		case 'a':
 			// a=rtcp is media-level only (RFC 3605); at session level it
 			// could only leak an address, so it goes too.
-			if name, _ := attr(l); !isICE(name) && name != "rtcp" && !isKeying(name) && !isIdentity(name) {
+			if name, val := attr(l); !isICE(name) && name != "rtcp" && !isKeying(name) && !isIdentity(name) && !leaksAddress(name, val) {
 				w.line('a', l.val)
 			}
 		case 'u', 'e', 'p': // URI, e-mail, phone of the origin: the other network's business
 		default:
-			w.line(l.typ, l.val)
+			writeScrubbed(w, l) // sdp_scrub.go: s=, i=, k=
 		}
 	}
 }
@@ -829,7 +831,7 @@ func writeMedia(w *sdpWriter, ms *mediaSec, p mediaPlan, rw Rewrite) {
 			continue
 		}
 		if l.typ != 'a' {
-			w.line(l.typ, l.val)
+			writeScrubbed(w, l) // sdp_scrub.go: i=, k=
 			continue
 		}
 		name, val := attr(l)
@@ -840,6 +842,7 @@ func writeMedia(w *sdpWriter, ms *mediaSec, p mediaPlan, rw Rewrite) {
 				w.line('a', "rtcp:"+strconv.Itoa(rtcpPort(p.port, m.RTCPMux)))
 			}
 		case (name == "rtpmap" || name == "fmtp" || name == "rtcp-fb") && !keptPT(p, val):
+		case leaksAddress(name, val): // sdp_scrub.go
 		case hold && isDirection(name):
 			if !wroteDir {
 				w.line('a', m.Direction) // the hold, made explicit

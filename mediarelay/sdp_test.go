@@ -247,7 +247,7 @@ func TestRewriteGolden(t *testing.T) {
 	}{
 		{"asterisk g711 pcma+dtmf", sdpAsterisk, rw(sbcV4, []string{"PCMA", "telephone-event"}, 40000), `v=0
 o=EdgeSBC 7001 3 IN IP4 203.0.113.5
-s=Asterisk PBX 18.9.0
+s=-
 c=IN IP4 203.0.113.5
 t=0 0
 m=audio 40000 RTP/AVP 8 101
@@ -288,7 +288,7 @@ a=rtpmap:0 PCMU/8000
 `},
 		{"rfc2543 hold becomes explicit sendonly", sdpHoldZero, rw(sbcV4, nil, 40010), `v=0
 o=EdgeSBC 7001 3 IN IP4 203.0.113.5
-s=SIP Call
+s=-
 c=IN IP4 203.0.113.5
 t=0 0
 m=audio 40010 RTP/AVP 18 101
@@ -301,7 +301,7 @@ a=sendonly
 `},
 		{"c= after t=, a=rtcp with address", sdpCAfterT, rw(sbcV4, nil, 40020), `v=0
 o=EdgeSBC 7001 3 IN IP4 203.0.113.5
-s=Call
+s=-
 t=0 0
 c=IN IP4 203.0.113.5
 m=audio 40020 RTP/AVP 0
@@ -560,7 +560,7 @@ func checkDTMF(t *testing.T, i int, ms *mediaSec) {
 func checkPreserved(t *testing.T, inBody, out []byte) {
 	t.Helper()
 	owned := func(l string) bool {
-		for _, p := range []string{"o=", "c=", "m=", "a=rtcp:", "a=sendonly", "a=inactive", "a=recvonly", "a=sendrecv"} {
+		for _, p := range []string{"o=", "c=", "m=", "s=", "a=rtcp:", "a=sendonly", "a=inactive", "a=recvonly", "a=sendrecv"} {
 			if strings.HasPrefix(l, p) {
 				return true
 			}

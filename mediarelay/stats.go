@@ -14,7 +14,8 @@ type DirStats struct {
 	Packets, Bytes uint64
 	Forwarded      uint64
 	// Dropped: not from the latched source (hijack attempts), before the
-	// remote was known, not RTP/RTCP version 2, or toward a side with port 0.
+	// remote was known, an RTCP port datagram that is not RTCP, an SRTP
+	// packet that did not authenticate, or toward a side with port 0.
 	Dropped     uint64
 	RTCPPackets uint64
 	Lost        int64   // RFC 3550 A.3 cumulative lost, from sequence numbers

@@ -23,6 +23,7 @@ type Stream struct {
 	epoch      time.Time    // monotonic base for every time.Duration below
 	clockRate  atomic.Int32 // Hz, for jitter
 	held       atomic.Bool  // on hold: Idle reports 0
+	opaque     atomic.Bool  // not RTP (T.38 UDPTL): forwarded unread (t38.go)
 	lastPacket atomic.Int64 // since epoch, any accepted packet
 	lastRemote atomic.Int64 // since epoch, last SetRemote
 

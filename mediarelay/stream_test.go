@@ -234,8 +234,10 @@ func TestRTCPReports(t *testing.T) {
 	pa.expectNothing(30*time.Millisecond, "A after hostile RTCP")
 }
 
-// TestHostileRTP: junk on the RTP port is dropped, never forwarded, and the
-// relay keeps working.
+// TestHostileRTP: on the RTP port, datagrams that are not RTP from the
+// latched source are forwarded as they came (t38.go: UDPTL, keepalives);
+// empty and truncated ones, and anything from another source, are dropped,
+// and the relay keeps working.
 func TestHostileRTP(t *testing.T) {
 	r := newTestRelay(t, Config{})
 	s := newTestStream(t, r)
@@ -246,11 +248,19 @@ func TestHostileRTP(t *testing.T) {
 
 	v1 := rtpPacket(t, 1, 0, 0xa, 'a')
 	v1[0] = 1 << 6
-	junk := [][]byte{{}, {0x80}, make([]byte, 11), v1, bytes.Repeat([]byte{0x80}, 4000)} // the last is truncated by the 1500-byte buffer
-	for _, p := range junk {
+	for _, p := range [][]byte{{0x80}, make([]byte, 11), v1} {
+		pa.send(p, s.Local(SideA))
+		if b, _ := pb.recv(2 * time.Second); !bytes.Equal(b, p) {
+			t.Fatalf("non-RTP %x from the latched source: got %x", p, b)
+		}
+	}
+	stranger := newPhone(t, "127.0.0.1")
+	dropped := [][]byte{{}, bytes.Repeat([]byte{0x80}, 4000)} // the last is truncated by the 1500-byte buffer
+	for _, p := range dropped {
 		pa.send(p, s.Local(SideA))
 	}
-	eventually(t, "junk dropped", func() bool { return s.Stats().A.Dropped == uint64(len(junk)) })
+	stranger.send(v1, s.Local(SideA))
+	eventually(t, "junk dropped", func() bool { return s.Stats().A.Dropped == uint64(len(dropped)+1) })
 	pb.expectNothing(30*time.Millisecond, "B after junk")
 	pa.send(rtpPacket(t, 5, 0, 0xa, 'a'), s.Local(SideA))
 	if b, _ := pb.recv(2 * time.Second); b == nil {

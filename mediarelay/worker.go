@@ -468,6 +468,7 @@ func (w *worker) forward(sk *relaySock, n int) {
 	toRTP, toRTCP := dst.rtpDst.Load(), dst.rtcpDst.Load()
 	arrival := tsUnits(now, s.clock())
 	pending := s.srtpPending.Load()
+	opaque := s.opaque.Load()
 	var bytes, accepted, rtcpPkts int
 
 	src.mu.Lock()
@@ -479,11 +480,11 @@ func (w *worker) forward(sk *relaySock, n int) {
 		w.dsts[i] = nil
 		b := w.bufs[i][:size]
 		var ok bool
-		isRTCP := sk.rtcp || (src.mux && looksLikeRTCP(b))
+		isRTCP := sk.rtcp || (src.mux && !opaque && looksLikeRTCP(b))
 		if isRTCP {
 			rtcpPkts++
 		}
-		if h.Flags&unix.MSG_TRUNC != 0 || pending {
+		if h.Flags&unix.MSG_TRUNC != 0 || pending || size == 0 {
 			continue
 		}
 		from := decodeSockaddr(&w.names[i], h.Namelen)
@@ -510,12 +511,12 @@ func (w *worker) forward(sk *relaySock, n int) {
 				src.remoteJitterMs = float64(rep.jitter) * 1000 / float64(s.clock())
 			}
 			d = toRTCP
-		} else {
-			var hdr rtpHeader
-			if hdr, ok = parseRTPHeader(b); !ok {
-				continue
+		} else if !opaque {
+			// Not RTP on a plain RTP port is forwarded as it came (t38.go);
+			// on an SRTP leg it could not have authenticated.
+			if hdr, ok := parseRTPHeader(b); ok {
+				src.rtp.update(hdr, arrival)
 			}
-			src.rtp.update(hdr, arrival)
 		}
 		if x.active() {
 			if b, ok = x.encrypt(b, isRTCP, &src.srtp, s.relay.metrics); !ok {

@@ -76,6 +76,10 @@ type Call struct {
 	// only the setup goroutine touches it, so it needs no lock.
 	redirect *redirectHop
 
+	// offerType is the Content-Type of the INVITE's body as leg B gets it
+	// (bodies.go); set before the first leg B is tried.
+	offerType string
+
 	mu       sync.Mutex
 	state    CallState
 	a, b     *Leg

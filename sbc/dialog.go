@@ -199,7 +199,7 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	defer s.changed(c) // CSeqs, targets, media: record what changed
 	isInvite := req.Method == sip.INVITE
-	offers := (isInvite || req.Method == sip.UPDATE) && isSDP(req)
+	offers := (isInvite || req.Method == sip.UPDATE) && offersSDP(req) // bodies.go
 
 	c.mu.Lock()
 	if (isInvite || offers) && c.inviteBusy && (c.ackWait != nil || c.ackSeen) {
@@ -244,16 +244,19 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 
-	body := req.Body()
+	offer := asIs
 	if offers {
-		var err error
-		if body, err = s.media.Offer(c.media, ref.side, body); err != nil {
+		offer = func(b []byte) ([]byte, error) { return s.media.Offer(c.media, ref.side, b) }
+	}
+	body, btype, err := crossBody(x.realm, y.realm, req, offer) // bodies.go
+	if err != nil {
+		if offers && !isBodyError(err) {
 			s.rollbackOffer(c) // what the refused offer changed before failing
-			release()
-			code, reason := mediaRefusal(err)
-			s.reply(r, req, tx, code, reason, "")
-			return
 		}
+		release()
+		code, reason, hdrs := bodyRefusal(err)
+		s.reply(r, req, tx, code, reason, "", hdrs...)
+		return
 	}
 	var cancel *cancelOnce
 	if isInvite {
@@ -269,7 +272,8 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", "")
 		return
 	}
-	out := topology.BuildRequest(req.Method, d, seq, mf, y.local, y.headerFilter(), req, body, contentType(req))
+	out := topology.BuildRequest(req.Method, d, seq, mf, y.local, y.headerFilter(), req, body, btype)
+	out.RemoveHeader("Content-Encoding") // bodies.go: the body leaves decoded
 	if isInvite || req.Method == sip.UPDATE {
 		s.relayedRefresh(c, ref.side^1, out) // sessiontimer.go
 	}
@@ -297,18 +301,17 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	rbody := res.Body()
-	if res.IsSuccess() && offers && isSDP(res) {
-		var err error
-		if rbody, err = s.media.Answer(c.media, ref.side^1, rbody); err != nil {
-			rbody = nil
-		}
-	} else if isInvite && res.IsSuccess() && isSDP(res) {
+	answer := asIs
+	switch {
+	case res.IsSuccess() && offers:
+		answer = func(b []byte) ([]byte, error) { return s.media.Answer(c.media, ref.side^1, b) }
+	case isInvite && res.IsSuccess():
 		// Late offer: the re-INVITE had no SDP, the 2xx carries the offer.
-		var err error
-		if rbody, err = s.media.Offer(c.media, ref.side^1, rbody); err != nil {
-			rbody = nil
-		}
+		answer = func(b []byte) ([]byte, error) { return s.media.Offer(c.media, ref.side^1, b) }
+	}
+	rbody, rtype, err := crossBody(y.realm, x.realm, res, answer) // bodies.go
+	if err != nil {
+		rbody = nil
 	}
 	refresh := res.IsSuccess() && (isInvite || req.Method == sip.UPDATE)
 	if refresh {
@@ -318,7 +321,9 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		}
 		c.mu.Unlock()
 	}
-	back := topology.BuildResponse(req, res.StatusCode, res.Reason, x.d.LocalTag, refresh, x.local, x.headerFilter(), res, rbody, contentType(res))
+	back := topology.BuildResponse(req, res.StatusCode, res.Reason, x.d.LocalTag, refresh, x.local, x.headerFilter(), res, rbody, rtype)
+	// bodies.go: the body leaves decoded.
+	back.RemoveHeader("Content-Encoding")
 	s.relayedAnswer(c, ref.side, req, out, res, back) // sessiontimer.go
 
 	if !(isInvite && res.IsSuccess()) {

@@ -26,6 +26,11 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	if s.refuseDrained(r, req, tx) { // drain.go
 		return
 	}
+	release, ok := s.admitSetup(r, req, tx) // overload.go: 503 past capacity
+	if !ok {
+		return
+	}
+	defer release()
 	mf := maxForwards(req)
 	if mf <= 0 {
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", newTag())
@@ -88,17 +93,15 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 		cancel() // CANCEL (and sipgo's 487) came before we could listen
 	}
 
-	offer := req.Body()
-	if len(offer) > 0 && isSDP(req) {
-		var err error
-		if offer, err = s.media.Offer(c.media, SideA, offer); err != nil {
-			r.log.Info("offer refused", "call", c.ID, "error", err)
-			code, reason := mediaRefusal(err)
-			s.reply(r, req, tx, code, reason, c.a.d.LocalTag)
-			c.end("media_"+strconv.Itoa(code), "")
-			return
-		}
+	offer, offerType, err := crossBody(r, out, req, func(b []byte) ([]byte, error) { return s.media.Offer(c.media, SideA, b) }) // bodies.go
+	if err != nil {
+		r.log.Info("offer refused", "call", c.ID, "error", err)
+		code, reason, hdrs := bodyRefusal(err)
+		s.reply(r, req, tx, code, reason, c.a.d.LocalTag, hdrs...)
+		c.end("media_"+strconv.Itoa(code), "")
+		return
 	}
+	c.offerType = offerType
 
 	hold := s.holdTrunks(c) // trunk_admission.go
 	var last *sip.Response
@@ -173,10 +176,13 @@ func (s *SBC) merged(req *sip.Request) bool {
 	return false
 }
 
-// mediaRefusal maps a media hook error to the answer leg A gets.
+// mediaRefusal maps a media hook error to the answer leg A gets: 503
+// when the SBC is out of media resources (an empty pool, sockets it could
+// not open, a relay shutting down), 400 or 488 when the offer is at fault.
 func mediaRefusal(err error) (int, string) {
 	switch {
-	case errors.Is(err, mediarelay.ErrPortsExhausted):
+	case errors.Is(err, mediarelay.ErrPortsExhausted), errors.Is(err, mediarelay.ErrStreamUnavailable),
+		errors.Is(err, mediarelay.ErrRelayClosed):
 		return sip.StatusServiceUnavailable, "Service Unavailable"
 	case errors.Is(err, mediarelay.ErrBadSDP):
 		return sip.StatusBadRequest, "Bad SDP"
@@ -256,7 +262,9 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	resumed := s.resumeChallenged(c, b, req) // authrelay.go: the challenged leg B's dialog
 	anonymizeFrom(b, req)                    // identity.go
 	b.local.From = s.callerOrigin(c.a.realm, req, func(u string) string { return dec.CallerFor(i, u) })
-	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, b.headerFilter(), req, offer, contentType(req))
+	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, b.headerFilter(), req, offer, c.offerType)
+	// bodies.go: the body leaves decoded.
+	inv.RemoveHeader("Content-Encoding")
 	s.redirectHeaders(c, b, inv) // redirect.go: Diversion / History-Info
 	if resumed {
 		carryCredentials(inv, req) // authrelay.go
@@ -285,6 +293,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 		return outcome{kind: outcomeFailover}
 	}
 	s.metrics.reqOut(out.Name, "INVITE")
+	s.followTransport(c, b, inv) // sipgo_mtu.go: a large INVITE may have gone over TCP
 	// txB changes when a challenge is answered; a txB given up on is
 	// abandon's (cancel.go) to end.
 	handedOff := false
@@ -436,17 +445,14 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 	if !relay {
 		return
 	}
-	body := res.Body()
-	if len(body) > 0 && isSDP(res) {
-		var err error
-		op := s.media.Answer
-		if held != nil {
-			op = s.media.Offer // prack.go: leg B's offer, answered in A's PRACK
-		}
-		if body, err = op(c.media, SideB, body); err != nil {
-			c.a.realm.log.Info("early media answer refused", "call", c.ID, "error", err)
-			body = nil
-		}
+	op := s.media.Answer
+	if held != nil {
+		op = s.media.Offer // prack.go: leg B's offer, answered in A's PRACK
+	}
+	body, btype, err := crossBody(s.realms[c.media.Realms[SideB]], c.a.realm, res, func(sdp []byte) ([]byte, error) { return op(c.media, SideB, sdp) }) // bodies.go
+	if err != nil {
+		c.a.realm.log.Info("early media answer refused", "call", c.ID, "error", err)
+		body = nil
 	}
 	c.mu.Lock()
 	if c.state == StateTrying {
@@ -454,7 +460,8 @@ func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.Server
 	}
 	a := c.a
 	c.mu.Unlock()
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, contentType(res))
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, btype)
+	out.RemoveHeader("Content-Encoding")  // bodies.go: the body leaves decoded
 	s.toLegA(c, txA, out, reliable, held) // prack.go: reliably as leg A allows
 }
 
@@ -497,18 +504,14 @@ func resultOf(code int) string {
 // confirm relays leg B's 2xx to leg A, retransmits it until A's ACK, and
 // ACKs leg B with A's answer when the offer came late (in the 2xx).
 func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, offerSent bool) {
-	body := res.Body()
-	if len(body) > 0 && isSDP(res) {
-		var err error
-		if offerSent {
-			body, err = s.media.Answer(c.media, SideB, body)
-		} else {
-			body, err = s.media.Offer(c.media, SideB, body)
-		}
-		if err != nil {
-			r.log.Info("answer refused", "call", c.ID, "error", err)
-			body = nil
-		}
+	op := s.media.Offer
+	if offerSent {
+		op = s.media.Answer
+	}
+	body, btype, err := crossBody(s.realms[c.media.Realms[SideB]], r, res, func(sdp []byte) ([]byte, error) { return op(c.media, SideB, sdp) }) // bodies.go
+	if err != nil {
+		r.log.Info("answer refused", "call", c.ID, "error", err)
+		body = nil
 	}
 	c.mu.Lock()
 	if c.state == StateEnded { // a BYE or shutdown raced the answer
@@ -521,7 +524,9 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	a, b := c.a, c.b
 	c.mu.Unlock()
 
-	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, contentType(res))
+	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, btype)
+	// bodies.go: the body leaves decoded.
+	out.RemoveHeader("Content-Encoding")
 	s.awaitPrackBefore2xx(c)                                // prack.go: RFC 3262 3
 	s.confirmTimers(c, req, res, out)                       // sessiontimer.go
 	if s.answerLost(c, b, req, tx, res, offerSent, false) { // cancel.go: the 487 went instead

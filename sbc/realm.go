@@ -178,6 +178,11 @@ func (r *Realm) fromListener(_ *sipgo.Client, req *sip.Request) error {
 
 func (r *Realm) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	<-r.ready
+	if r.overMTU(req) { // sipgo_mtu.go: RFC 3261 18.1.1
+		if tx, ok := r.requestOverTCP(ctx, req); ok {
+			return tx, nil
+		}
+	}
 	ctx, cancel := r.connectContext(ctx, req)
 	defer cancel()
 	return r.cli.TransactionRequest(ctx, req, r.fromListener)
@@ -207,6 +212,9 @@ func (r *Realm) readFilter(s *SBC) sip.TransportReadFilter {
 		switch v.Action {
 		case sipguard.Accept:
 			r.hepRead(p.RemoteAddr, data)
+			if s.shedRaw(r, p, data) { // overload.go: 503 before parsing
+				return nil, nil
+			}
 			return s.guard.markLength(p, data), nil
 		case sipguard.Reject:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()

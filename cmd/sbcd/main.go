@@ -133,6 +133,7 @@ func run(path string) error {
 	if node != nil {
 		defer node.Close() // after the failover below stopped
 	}
+	scaleTimersForTests(log) // testhooks.go: EDGESBC_TEST_HOOKS=1 only
 	s, err := sbc.New(cfg, opt)
 	if err != nil {
 		return err

@@ -18,12 +18,13 @@ import (
 // packet it receives, so a test can prove each arrived once, in order and
 // intact, and from whom.
 type RTPEnd struct {
-	conn *net.UDPConn
-	mu   sync.Mutex
-	got  map[uint32][]uint16       // SSRC -> sequence numbers in arrival order
-	from map[uint32]map[string]int // SSRC -> source address -> packets
-	bad  int                       // packets that were not RTP or whose payload was wrong
-	done chan struct{}
+	conn  *net.UDPConn
+	mu    sync.Mutex
+	got   map[uint32][]uint16       // SSRC -> sequence numbers in arrival order
+	from  map[uint32]map[string]int // SSRC -> source address -> packets
+	bad   int                       // packets that were not RTP or whose payload was wrong
+	udptl []uint16                  // T.38 UDPTL sequence numbers in arrival order (udptl.go)
+	done  chan struct{}
 
 	// SRTP mode (srtp.go): nil contexts mean plain RTP.
 	recv       *srtp.Context // under mu
@@ -69,6 +70,11 @@ func (e *RTPEnd) read() {
 			continue
 		}
 		e.mu.Lock()
+		if seq, ok := parseUDPTL(buf[:n]); ok && e.recv == nil {
+			e.udptl = append(e.udptl, seq)
+			e.mu.Unlock()
+			continue
+		}
 		b, ok := e.open(buf[:n])
 		if !ok {
 			e.mu.Unlock()
