@@ -80,13 +80,17 @@ lab-up:
 lab-down:
 	bash scripts/lab.sh down
 
-# SIPp uac -> sbcd -> SIPp uas across the lab at stepped rates, beside the
-# same SIPp pair with no SBC in between. Root; takes several minutes.
-# BASELINE=<git rev> also runs sbcd as built at that revision, alternating
-# with this tree's build step by step (before/after in one run).
+# SIPp uac -> sbcd -> SIPp uas across the lab at stepped rates (SDP, media
+# anchored, BYE after 0.5 s), alternating step by step with Kamailio as a
+# stateful record-routing proxy (test/kamailio/stateful.cfg) and the same
+# SIPp pair with no SBC in between. Root; takes tens of minutes.
+# BASELINE=<git rev> also runs sbcd as built at that revision on the same
+# ladder (before/after in one run). PROFILE=<dir> saves sbcd's CPU, alloc
+# and heap profiles at 200 calls/s there.
 bench-sip: deps build
+	bash scripts/bench-deps.sh
 	$(if $(BASELINE),bash scripts/build-at.sh $(BASELINE) $(BIN)/sbcd-baseline)
-	SBC_BENCH_SIP=1 $(if $(BASELINE),SBC_BENCH_SIP_BASELINE=$(abspath $(BIN))/sbcd-baseline) $(GO) test -count=1 -timeout 90m -run TestBenchSIP -v ./test
+	SBC_BENCH_SIP=1 $(if $(BASELINE),SBC_BENCH_SIP_BASELINE=$(abspath $(BIN))/sbcd-baseline) $(if $(PROFILE),SBC_BENCH_PROFILE=$(abspath $(PROFILE))) $(GO) test -count=1 -timeout 90m -run TestBenchSIP -v ./test
 
 # What the dashboard's polling costs sbcd: its CPU with 1,000 calls held
 # up by SIPp on loopback, without a browser and with headless Chromium

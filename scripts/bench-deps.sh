@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what `make bench-media` compares sbcd's relay with, from Debian's
-# packages: rtpengine-daemon (run by the benchmark in user-space mode,
-# --table=-1, inside namespace sbc) and nftables (kernel forwarding with
-# DNAT/SNAT as the floor). Idempotent: it does nothing when both are there.
+# Installs what `make bench-media` and `make bench-sip` compare sbcd with,
+# from Debian's packages: rtpengine-daemon (run by the benchmark in
+# user-space mode, --table=-1, inside namespace sbc), nftables (kernel
+# forwarding with DNAT/SNAT as the floor) and kamailio (the stateful proxy
+# bench-sip runs beside sbcd). Idempotent: it does nothing when all are there.
 #
 # There is no init system here to run rtpengine as a service, and the
 # benchmark starts its own; the package's init script is kept from starting
@@ -13,6 +14,7 @@ set -euo pipefail
 need=()
 command -v rtpengine >/dev/null || need+=(rtpengine-daemon)
 command -v nft       >/dev/null || need+=(nftables)
+command -v kamailio  >/dev/null || need+=(kamailio)
 if [ ${#need[@]} -eq 0 ]; then
   echo "bench-deps: all present"
   exit 0
