@@ -237,6 +237,11 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
+func head(s string, n int) string {
+	l := strings.Split(s, "\n")
+	return strings.Join(l[:min(n, len(l))], "\n")
+}
+
 // end waits up to d for SIPp to exit, then kills it. The exit status goes
 // back into done, where startSIPp's cleanup looks for it.
 func (r *sippRun) end(d time.Duration) {
@@ -281,6 +286,13 @@ func sippStep(t *testing.T, ns string, uasArgs []string, target string, rate int
 	}
 	if ok+failed == 0 {
 		t.Logf("no statistics from SIPp:\n%s", tail(cl.out.String(), 20))
+	}
+	if failed > 0 { // why, in the caller's words
+		errs, _ := filepath.Glob(filepath.Join(cl.dir, "*_errors.log"))
+		for _, e := range errs {
+			b, _ := os.ReadFile(e)
+			t.Logf("%d failed calls; the caller's first errors:\n%s", failed, head(string(b), 6))
+		}
 	}
 	return ok, failed
 }
