@@ -38,6 +38,11 @@ func TestBenchCapacity(t *testing.T) {
 	}
 	s := startSBCD(t, cfg)
 	idle := s.footprint(t)
+	// What sbcd burns with no calls (its pollers), which a per-call CPU
+	// figure at a low rate carries too.
+	cpu0 := s.metric(t, "process_cpu_seconds_total")
+	time.Sleep(5 * time.Second)
+	idleCPU := (s.metric(t, "process_cpu_seconds_total") - cpu0) / 5
 
 	n := fmt.Sprint(calls)
 	big := []string{"-buff_size", "8388608", "-max_socket", "1000", "-timeout", fmt.Sprint(int((hold+ramp).Seconds())+60) + "s"}
@@ -92,6 +97,7 @@ func TestBenchCapacity(t *testing.T) {
 	}{{"idle", idle}, {"held", up}, {"after", end}} {
 		fmt.Fprintf(&out, "%-10s %6d %10.1f %9.1f %6d %8d %6d\n", r.name, r.f.calls, r.f.heap/(1<<20), r.f.rss/(1<<20), r.f.fds, r.f.goroutines, r.f.flows)
 	}
+	fmt.Fprintf(&out, "idle CPU: %.1f%% of a core\n", 100*idleCPU)
 	fmt.Fprintf(&out, "per held call: heap %.1f KiB, RSS %.1f KiB, %.2f fds, %.2f goroutines\n",
 		per(up.heap, idle.heap)/1024, per(up.rss, idle.rss)/1024, per(float64(up.fds), float64(idle.fds)), per(float64(up.goroutines), float64(idle.goroutines)))
 	fmt.Print(out.String())
