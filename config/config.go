@@ -125,6 +125,8 @@ type Route struct {
 	// Retry-After is dropped either way, so one carrier's overload does not
 	// take the SBC out of the caller's route); 0 keeps 503.
 	Relay503As int `yaml:"relay_503_as"`
+	// Redirect is what a 3xx from a target does (redirect.go).
+	Redirect Redirect `yaml:"redirect"`
 }
 
 // DefaultRingTimeout is a route's ring_timeout when none is given: RFC
@@ -221,6 +223,7 @@ func decodeStrict(b []byte) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	c.Guard.given = guardKeys(b)
 	c.applyDefaults()
 	return &c, nil
 }
@@ -268,6 +271,7 @@ func (c *Config) applyDefaults() {
 		if c.Routes[i].RingTimeout == 0 {
 			c.Routes[i].RingTimeout = Duration(DefaultRingTimeout)
 		}
+		c.Routes[i].Redirect.defaults()
 	}
 	if c.Media.Timeout == 0 {
 		c.Media.Timeout = Duration(30 * time.Second)
@@ -445,6 +449,9 @@ func (c *Config) Validate() error {
 		}
 		if c := rt.Relay503As; c != 0 && (c < 400 || c > 699) {
 			return keyErr(k+".relay_503_as", "%d is not a failure status (400 to 699, or 0 for 503)", c)
+		}
+		if err := rt.Redirect.validate(k + ".redirect"); err != nil {
+			return err
 		}
 	}
 	if err := c.validateTrunks(); err != nil {

@@ -8,14 +8,24 @@ import (
 )
 
 // Guard is the protection policy: per-source request limits and bans
-// (flood and scanner defence) and, per realm, the ACL, digest auth, the
-// registrar and call admission. Everything is off unless configured, except
-// the silent drop (and ban) of known scanner User-Agents.
+// (flood and scanner defence), peer classification and, per realm, the
+// ACL, digest auth, the registrar and call admission. Protection is on by
+// default (guard_defaults.go, docs/guard.md); `defaults: off` turns off
+// every default that the file does not set itself.
 type Guard struct {
-	// Sources limits requests per source address with a token bucket;
-	// Rate 0 (the default) turns it off.
+	// Defaults is "on" (the default) or "off".
+	Defaults string `yaml:"defaults"`
+	// Sources limits requests from sources that are no known peer of the
+	// realm they reach (strict); Rate 0 turns it off.
 	Sources SourceLimits `yaml:"sources"`
-	Bans    BanPolicy    `yaml:"bans"`
+	// PeerLimits limits requests from each known peer (route and trunk
+	// targets, configured peers, registered contacts): sized to the SBC's
+	// capacity, so a carrier's whole trunk from one address never trips
+	// it. Rate 0 turns it off.
+	PeerLimits PeerLimits `yaml:"peer_limits"`
+	Bans       BanPolicy  `yaml:"bans"`
+	// Streams bound TCP and TLS connections' silence.
+	Streams StreamLimits `yaml:"streams"`
 	// ScannerUserAgents are substrings (case-insensitive) of User-Agent
 	// values whose requests are dropped silently and whose source is
 	// banned. Default: friendly-scanner, sipvicious, sipcli. An empty list
@@ -29,6 +39,10 @@ type Guard struct {
 	Trusted []string `yaml:"trusted"`
 	// Realms holds the per-realm policy, by realm name.
 	Realms []RealmGuard `yaml:"realms"`
+
+	// given holds the dotted keys the file sets under guard (so that an
+	// explicit 0 is not replaced by a default).
+	given map[string]bool
 }
 
 // SourceLimits is the per-source token bucket on requests.
@@ -38,6 +52,30 @@ type SourceLimits struct {
 	// MaxSources bounds the table of tracked sources; past it, new
 	// sources share one bucket. Default 65536.
 	MaxSources int `yaml:"max_sources"`
+	// MaxCalls bounds the calls (in setup or up) one source may hold at
+	// once; 0: no limit.
+	MaxCalls int `yaml:"max_calls"`
+	// MaxConnections bounds the TCP and TLS connections one source holds
+	// open to a realm; 0: no limit.
+	MaxConnections int `yaml:"max_connections"`
+}
+
+// StreamLimits bound the silence of TCP and TLS connections peers open.
+type StreamLimits struct {
+	// FirstRead: a connection's first bytes (a TLS ClientHello, a
+	// request) must come within it; 0: unbounded.
+	FirstRead Duration `yaml:"first_read"`
+	// Idle closes a connection that sent nothing for this long (CRLF
+	// keepalives count, RFC 5626 4.4.1); 0: never.
+	Idle Duration `yaml:"idle"`
+}
+
+// PeerLimits is the per-source token bucket and call bound of known peers.
+type PeerLimits struct {
+	Rate           float64 `yaml:"rate"`
+	Burst          int     `yaml:"burst"`
+	MaxCalls       int     `yaml:"max_calls"`
+	MaxConnections int     `yaml:"max_connections"`
 }
 
 // BanPolicy says when a source is banned and for how long.
@@ -59,7 +97,23 @@ type BanPolicy struct {
 
 // RealmGuard is one realm's policy. Each part is optional.
 type RealmGuard struct {
-	Realm     string           `yaml:"realm"`
+	Realm string `yaml:"realm"`
+	// Accept is "peers" (the default: dialog-creating requests only from
+	// the realm's known peers) or "any" (phones from anywhere; then digest
+	// auth is required unless AllowUnauthenticated).
+	Accept string `yaml:"accept"`
+	// Peers are more known peer networks of the realm.
+	Peers []string `yaml:"peers"`
+	// Unknown is what a refused request from an unknown source gets:
+	// auto (the default: nothing over UDP, 403 over TCP and TLS), drop or
+	// reject (403).
+	Unknown string `yaml:"unknown"`
+	// Options is who gets an answer to an out-of-dialog OPTIONS: peers
+	// (the default) or any.
+	Options string `yaml:"options"`
+	// AllowUnauthenticated lets an accept: any realm run without auth.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+
 	ACL       *ACLConfig       `yaml:"acl"`
 	Auth      *AuthConfig      `yaml:"auth"`
 	Registrar *RegistrarConfig `yaml:"registrar"`
@@ -119,10 +173,16 @@ var DefaultScannerUserAgents = []string{"friendly-scanner", "sipvicious", "sipcl
 // Scanners is the effective scanner User-Agent list.
 func (g *Guard) Scanners() []string {
 	if g.ScannerUserAgents == nil {
+		if g.Off() {
+			return nil
+		}
 		return DefaultScannerUserAgents
 	}
 	return *g.ScannerUserAgents
 }
+
+// Off says whether the file turned the protection defaults off.
+func (g *Guard) Off() bool { return g.Defaults == "off" }
 
 // RealmPolicy returns the policy of a realm, or nil.
 func (g *Guard) RealmPolicy(name string) *RealmGuard {
@@ -135,8 +195,17 @@ func (g *Guard) RealmPolicy(name string) *RealmGuard {
 }
 
 func (g *Guard) applyDefaults() {
+	if g.Defaults == "" {
+		g.Defaults = "on"
+	}
+	if !g.Off() {
+		g.protectionDefaults() // guard_defaults.go
+	}
 	if g.Sources.Rate > 0 && g.Sources.Burst == 0 {
 		g.Sources.Burst = int(2*g.Sources.Rate + 0.5)
+	}
+	if g.PeerLimits.Rate > 0 && g.PeerLimits.Burst == 0 {
+		g.PeerLimits.Burst = int(2*g.PeerLimits.Rate + 0.5)
 	}
 	if g.Sources.MaxSources == 0 {
 		g.Sources.MaxSources = 65536
@@ -150,7 +219,7 @@ func (g *Guard) applyDefaults() {
 	if g.Bans.Max == 0 {
 		g.Bans.Max = 65536
 	}
-	if g.Sources.Rate > 0 && g.Bans.RateExcess == 0 {
+	if g.Sources.Rate > 0 && g.Bans.RateExcess == 0 && !g.given["bans.rate_excess"] {
 		g.Bans.RateExcess = 20
 	}
 	anyAuth := false
@@ -158,6 +227,21 @@ func (g *Guard) applyDefaults() {
 		r := &g.Realms[i]
 		if r.ACL != nil && r.ACL.Action == "" {
 			r.ACL.Action = "reject"
+		}
+		if r.Accept == "" {
+			r.Accept = "peers"
+			if g.Off() {
+				r.Accept = "any"
+			}
+		}
+		if r.Unknown == "" {
+			r.Unknown = "auto"
+		}
+		if r.Options == "" {
+			r.Options = "peers"
+			if g.Off() {
+				r.Options = "any"
+			}
 		}
 		if a := r.Auth; a != nil {
 			anyAuth = true
@@ -193,8 +277,35 @@ func (g *Guard) applyDefaults() {
 }
 
 func (g *Guard) validate(realms map[string]bool) error {
+	if g.Defaults != "on" && g.Defaults != "off" {
+		return keyErr("guard.defaults", "%q must be on or off", g.Defaults)
+	}
 	if g.Sources.Rate < 0 || g.Sources.Rate > 1e6 {
 		return keyErr("guard.sources.rate", "must be between 0 and 1000000 requests/s")
+	}
+	if g.PeerLimits.Rate < 0 || g.PeerLimits.Rate > 1e7 {
+		return keyErr("guard.peer_limits.rate", "must be between 0 and 10000000 requests/s")
+	}
+	if g.PeerLimits.Burst < 0 || g.PeerLimits.Rate > 0 && g.PeerLimits.Burst < 1 {
+		return keyErr("guard.peer_limits.burst", "must be at least 1")
+	}
+	if g.Sources.MaxCalls < 0 || g.Sources.MaxCalls > 1e6 {
+		return keyErr("guard.sources.max_calls", "must be between 0 (no limit) and 1000000")
+	}
+	if g.PeerLimits.MaxCalls < 0 || g.PeerLimits.MaxCalls > 1e7 {
+		return keyErr("guard.peer_limits.max_calls", "must be between 0 (no limit) and 10000000")
+	}
+	if g.Sources.MaxConnections < 0 || g.Sources.MaxConnections > 1e6 {
+		return keyErr("guard.sources.max_connections", "must be between 0 (no limit) and 1000000")
+	}
+	if g.PeerLimits.MaxConnections < 0 || g.PeerLimits.MaxConnections > 1e6 {
+		return keyErr("guard.peer_limits.max_connections", "must be between 0 (no limit) and 1000000")
+	}
+	if d := g.Streams.FirstRead.Std(); d < 0 || d > time.Hour {
+		return keyErr("guard.streams.first_read", "must be between 0 (unbounded) and 1h")
+	}
+	if d := g.Streams.Idle.Std(); d < 0 || d > 24*time.Hour {
+		return keyErr("guard.streams.idle", "must be between 0 (never) and 24h")
 	}
 	if g.Sources.Burst < 0 || g.Sources.Rate > 0 && g.Sources.Burst < 1 {
 		return keyErr("guard.sources.burst", "must be at least 1")
@@ -240,6 +351,9 @@ func (g *Guard) validate(realms map[string]bool) error {
 			return keyErr(k+".realm", "realm %q has two policies", r.Realm)
 		}
 		seen[r.Realm] = true
+		if err := r.validateClassification(k, g.Off()); err != nil {
+			return err
+		}
 		if a := r.ACL; a != nil {
 			if len(a.Allow) == 0 {
 				return keyErr(k+".acl.allow", "list at least one CIDR (or remove the acl)")

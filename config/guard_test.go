@@ -30,7 +30,7 @@ func TestGuardDefaults(t *testing.T) {
 	if g.Sources.Burst != 100 || g.Sources.MaxSources != 65536 {
 		t.Errorf("sources %+v", g.Sources)
 	}
-	if g.Bans.Duration.Std() != 5*time.Minute || g.Bans.RateExcess != 20 || g.Bans.AuthFailures != 5 || g.Bans.Malformed != 0 || g.Bans.Window.Std() != time.Minute {
+	if g.Bans.Duration.Std() != 5*time.Minute || g.Bans.RateExcess != 20 || g.Bans.AuthFailures != 5 || g.Bans.Malformed != 10 || g.Bans.Window.Std() != time.Minute {
 		t.Errorf("bans %+v", g.Bans)
 	}
 	if s := g.Scanners(); len(s) != 3 || s[0] != "friendly-scanner" {
@@ -46,13 +46,31 @@ func TestGuardDefaults(t *testing.T) {
 	if r := ent.Registrar; r.MaxBindings != 1000 || r.MinExpires.Std() != time.Minute || r.DefaultExpires.Std() != time.Hour {
 		t.Errorf("registrar %+v", r)
 	}
-	// No guard section: nothing on but the scanner drop.
+	// No guard section: protection on (guard_defaults.go).
 	c, err = config.Parse([]byte(baseYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Guard.Sources.Rate != 0 || len(c.Guard.Realms) != 0 || len(c.Guard.Scanners()) != 3 || c.Guard.Bans.RateExcess != 0 || c.Guard.Bans.AuthFailures != 0 {
+	if g := c.Guard; g.Defaults != "on" || g.Sources.Rate != 20 || g.Sources.Burst != 40 || g.Sources.MaxCalls != 10 ||
+		g.PeerLimits.Rate != 50000 || g.PeerLimits.Burst != 100000 || g.PeerLimits.MaxCalls != 0 ||
+		len(g.Scanners()) != 3 || g.Bans.RateExcess != 20 || g.Bans.Malformed != 10 || g.Bans.AuthFailures != 0 {
 		t.Errorf("default guard %+v", c.Guard)
+	}
+	// defaults: off: nothing on, as before issue 16.
+	c, err = config.Parse([]byte(baseYAML + "guard: {defaults: off}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := c.Guard; g.Sources.Rate != 0 || g.PeerLimits.Rate != 0 || g.Sources.MaxCalls != 0 || len(g.Scanners()) != 0 || g.Bans.RateExcess != 0 || g.Bans.Malformed != 0 {
+		t.Errorf("guard with defaults off %+v", c.Guard)
+	}
+	// One key off, the others on: an explicit 0 is not a default.
+	c, err = config.Parse([]byte(baseYAML + "guard: {sources: {rate: 0}, bans: {malformed: 0}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := c.Guard; g.Sources.Rate != 0 || g.Bans.RateExcess != 0 || g.Bans.Malformed != 0 || g.PeerLimits.Rate != 50000 || g.Sources.MaxCalls != 10 {
+		t.Errorf("guard with sources.rate and bans.malformed 0: %+v", c.Guard)
 	}
 	c, err = config.Parse([]byte(baseYAML + "guard: {scanner_user_agents: []}\n"))
 	if err != nil || len(c.Guard.Scanners()) != 0 {
@@ -91,6 +109,41 @@ func TestGuardInvalid(t *testing.T) {
 		_, err := config.Parse([]byte(baseYAML + strings.Replace(guardYAML, tc.old, tc.new, 1)))
 		if err == nil || !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s: error %v, want one naming %s", tc.new, err, tc.key)
+		}
+	}
+}
+
+func TestGuardClassificationKeys(t *testing.T) {
+	for _, c := range []struct{ yaml, err string }{
+		{"guard: {realms: [{realm: carrier, accept: any}]}\n", "guard.realms[0].auth: accept: any"},
+		{"guard: {realms: [{realm: carrier, accept: any, allow_unauthenticated: true}]}\n", ""},
+		{"guard: {defaults: off, realms: [{realm: carrier, accept: any}]}\n", ""},
+		{"guard: {realms: [{realm: carrier, accept: some}]}\n", "guard.realms[0].accept"},
+		{"guard: {realms: [{realm: carrier, unknown: ignore}]}\n", "guard.realms[0].unknown"},
+		{"guard: {realms: [{realm: carrier, options: all}]}\n", "guard.realms[0].options"},
+		{"guard: {realms: [{realm: carrier, peers: [not-a-net]}]}\n", "guard.realms[0].peers[0]"},
+		{"guard: {defaults: maybe}\n", "guard.defaults"},
+		{"guard: {sources: {max_calls: -1}}\n", "guard.sources.max_calls"},
+	} {
+		_, err := config.Parse([]byte(baseYAML + c.yaml))
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%q: %v", c.yaml, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%q: error %v, want one naming %s", c.yaml, err, c.err)
+		}
+	}
+	c, err := config.Parse([]byte(baseYAML + "guard: {realms: [{realm: carrier, peers: [192.0.2.0/24]}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Guard.RealmPolicy("carrier"); p.Accept != "peers" || p.Unknown != "auto" || p.Options != "peers" {
+		t.Errorf("realm defaults %+v", p)
+	}
+	out := c.EffectiveGuard()
+	for _, want := range []string{"defaults on", "unknown sources: 20/s, burst 40, concurrent calls 10", "known peers: 50000/s", "realm carrier: accept peers (others: dropped over UDP, 403 over TCP/TLS)", "known peers 192.0.2.0/24"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("effective guard lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -142,4 +143,29 @@ func (l *Locations) expireLocked(now time.Time) {
 			l.byAOR[aor] = keep
 		}
 	}
+}
+
+// HasSource says whether a live binding was registered from ip (the host
+// of its REGISTER's source): a registered phone is a known peer of its
+// realm. It scans the bindings (max_bindings bounds them); the guard asks
+// only for sources it does not know otherwise.
+func (l *Locations) HasSource(ip string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, list := range l.byAOR {
+		for _, b := range list {
+			if b.Expires.After(now) && sourceHost(b.Source) == ip {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sourceHost is the host of "ip:port" (or "[v6]:port").
+func sourceHost(s string) string {
+	if i := strings.LastIndexByte(s, ':'); i > 0 && !strings.HasSuffix(s, "]") {
+		return strings.Trim(s[:i], "[]")
+	}
+	return s
 }

@@ -47,3 +47,25 @@ func TestLocations(t *testing.T) {
 		t.Errorf("list %+v", all)
 	}
 }
+
+func TestLocationsHasSource(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewLocations(10)
+	for _, b := range []Binding{
+		{AOR: "a", Contact: "sip:a@x", Source: "192.0.2.7:5060", Expires: now.Add(time.Minute)},
+		{AOR: "b", Contact: "sip:b@x", Source: "[2001:db8::7]:5070", Expires: now.Add(time.Minute)},
+		{AOR: "c", Contact: "sip:c@x", Source: "192.0.2.8:5060", Expires: now.Add(time.Second)},
+	} {
+		if err := l.Update(b, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ip, want := range map[string]bool{"192.0.2.7": true, "2001:db8::7": true, "192.0.2.70": false, "192.0.2.8": true} {
+		if got := l.HasSource(ip, now); got != want {
+			t.Errorf("HasSource(%s) = %v, want %v", ip, got, want)
+		}
+	}
+	if l.HasSource("192.0.2.8", now.Add(2*time.Second)) {
+		t.Error("an expired binding still makes its source known")
+	}
+}

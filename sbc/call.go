@@ -47,6 +47,8 @@ type Leg struct {
 	ack *sip.Request
 	// rel is the leg's 100rel and early offer/answer state (prack.go).
 	rel relState
+	// forks is leg B's early dialogs and losing 2xx (fork.go).
+	forks forkState
 	// filter is the leg's realm's header policy in the snapshot its call
 	// started under: a reload changes new calls only (reload.go). Nil (a
 	// restored leg): the current snapshot's.
@@ -70,6 +72,9 @@ type Call struct {
 	pol   *policySnap
 	media mediarelay.CallRef // the call as the media hook knows it
 	done  chan struct{}      // closed by end, exactly once
+	// redirect is the 3xx Contact leg B is being sent to (redirect.go);
+	// only the setup goroutine touches it, so it needs no lock.
+	redirect *redirectHop
 
 	mu       sync.Mutex
 	state    CallState
@@ -97,8 +102,16 @@ type Call struct {
 	// Reason leg B's CANCEL carries (the caller's CANCEL's or BYE's, or
 	// the SBC's own).
 	byeBReason, cancelReason string
-	// cancelSetup stops leg B's setup (CANCEL) when the call ends early.
+	// cancelSetup stops leg B's setup (CANCEL) when the call ends early;
+	// setupDone is closed when it does.
 	cancelSetup func()
+	setupDone   <-chan struct{}
+	// callerCancelled: leg A's INVITE got the caller's CANCEL, and so its
+	// 487, before any final answer (cancel.go).
+	callerCancelled bool
+	// givenUp are the legs B the call gave up on (cancel.go), still
+	// listened to and indexed by Call-ID until the call's linger ends.
+	givenUp []*Leg
 	// recorded: the call has a record in the HA store (replicate.go);
 	// abandoned: another node owns it now, so ending it here sends
 	// nothing and leaves the record alone.

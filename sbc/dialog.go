@@ -136,6 +136,11 @@ func (s *SBC) ended(c *Call) {
 	if c.b != nil {
 		ids = append(ids, c.b.d.CallID)
 	}
+	for _, l := range c.givenUp { // cancel.go
+		if l != c.b {
+			ids = append(ids, l.d.CallID)
+		}
+	}
 	answered, result := c.answered, c.result
 	c.mu.Unlock()
 
@@ -250,8 +255,10 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+	var cancel *cancelOnce
 	if isInvite {
 		s.respond(r, tx, buildLocalResponse(r, req, sip.StatusTrying, "Trying", ""))
+		cancel = watchCancel(tx) // cancel.go: a CANCEL crosses to the far leg
 	}
 	mf := maxForwards(req) - 1
 	if mf < 0 {
@@ -266,7 +273,16 @@ func (s *SBC) onInDialog(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	if isInvite || req.Method == sip.UPDATE {
 		s.relayedRefresh(c, ref.side^1, out) // sessiontimer.go
 	}
-	res := s.transact(y.realm, out)
+	var res *sip.Response
+	if isInvite {
+		res = s.transactInvite(y.realm, out, cancel)
+	} else {
+		res = s.transact(y.realm, out)
+	}
+	if res != nil && isInvite && s.reinviteLost(c, y, out, res, offers, cancel) {
+		release()
+		return // the near side has its 487 (cancel.go)
+	}
 	if offers && (res == nil || !res.IsSuccess()) {
 		// Refused (488, 606, 491 glare...) or unanswered: the session is
 		// as it was before the offer (RFC 3261 14.1), and so is its media.

@@ -36,7 +36,9 @@ type guard struct {
 	order   []string // realm names, in config order
 
 	bans     *policy.Bans
-	limiter  *policy.SourceLimiter
+	limiter  *policy.SourceLimiter // strangers (guard.sources)
+	peerLim  *policy.SourceLimiter // known peers (guard.peer_limits)
+	calls    *sourceCalls
 	strikes  *policy.Strikes
 	scanners *policy.Scanners
 	adm      *policy.Admission
@@ -44,6 +46,10 @@ type guard struct {
 	trusted  *policy.ACL
 	realms   map[string]*realmGuard
 	now      policy.Clock // Options.Clock: time.Now when nil
+
+	// staticPeers is a realm's configured peers in the policy snapshot in
+	// force (SBC.policy: routes reload live); set by the SBC.
+	staticPeers func(realm string) []netip.Prefix
 
 	// admissionKeys, when set, adds keys (a trunk's) to the realm's own
 	// for each new call; see SBC.SetAdmissionKeys.
@@ -84,20 +90,25 @@ type realmGuard struct {
 	auth         *policy.Digest
 	authMethods  map[sip.RequestMethod]bool
 	registrar    *registrar
+	peers        *realmPeers // guard_classify.go
 	admissionKey string
 	retryAfter   time.Duration
 }
 
-func newGuard(gc config.Guard, realms []config.Realm, b2bua guarded, m *Metrics, log *slog.Logger) *guard {
+func newGuard(cfg *config.Config, b2bua guarded, m *Metrics, log *slog.Logger) *guard {
+	gc, realms := cfg.Guard, cfg.Realms
 	g := &guard{
 		b2bua: b2bua, metrics: m, cfg: gc,
-		bans:     policy.NewBans(gc.Bans.Max),
-		limiter:  policy.NewSourceLimiter(gc.Sources.Rate, gc.Sources.Burst, gc.Sources.MaxSources),
-		strikes:  policy.NewStrikes(gc.Bans.Window.Std(), gc.Sources.MaxSources),
-		scanners: policy.NewScanners(gc.Scanners()),
-		adm:      policy.NewAdmission(),
-		verified: newAddrSet(gc.Sources.MaxSources, time.Hour),
-		realms:   map[string]*realmGuard{},
+		staticPeers: func(string) []netip.Prefix { return nil },
+		bans:        policy.NewBans(gc.Bans.Max),
+		limiter:     policy.NewSourceLimiter(gc.Sources.Rate, gc.Sources.Burst, gc.Sources.MaxSources),
+		peerLim:     policy.NewSourceLimiter(gc.PeerLimits.Rate, gc.PeerLimits.Burst, gc.Sources.MaxSources),
+		calls:       newSourceCalls(gc.Sources.MaxSources),
+		strikes:     policy.NewStrikes(gc.Bans.Window.Std(), gc.Sources.MaxSources),
+		scanners:    policy.NewScanners(gc.Scanners()),
+		adm:         policy.NewAdmission(),
+		verified:    newAddrSet(gc.Sources.MaxSources, time.Hour),
+		realms:      map[string]*realmGuard{},
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sbc_policy_rejected_total", Help: "Requests refused or dropped by policy, by realm and reason.",
 		}, []string{"realm", "reason"}),
@@ -162,6 +173,8 @@ func newGuard(gc config.Guard, realms []config.Realm, b2bua guarded, m *Metrics,
 				g.adm.Configure(rg.admissionKey, policy.AdmissionLimits{MaxCalls: a.MaxCalls, MaxCPS: a.MaxCPS, RetryAfter: rg.retryAfter})
 			}
 		}
+		name := rc.Name
+		rg.peers = newRealmPeers(name, cfg, rg, func() []netip.Prefix { return g.staticPeers(name) })
 		g.realms[rc.Name] = rg
 	}
 	return g
@@ -180,6 +193,7 @@ func (g *guard) sweep(ctx context.Context) {
 			now := g.now.Now() // the limiters' clock, a test's fake one
 			g.bans.Expire(now)
 			g.limiter.Sweep(now)
+			g.peerLim.Sweep(now)
 			g.strikes.Sweep(now)
 			g.verified.sweep(now)
 			for _, rg := range g.realms {
@@ -234,31 +248,79 @@ func (g *guard) screen(r *Realm, p sip.TransportReadProps, data []byte) bool {
 		return true
 	}
 	if p.Transport != "UDP" || len(data) == 0 || data[0] == '\r' || data[0] == '\n' || bytes.HasPrefix(data, []byte("SIP/")) {
-		return false // TCP is a stream, not messages; responses and keepalives pass
+		return false // TCP is a stream, not messages (limited per request in classify); responses and keepalives pass
 	}
-	if !g.limiter.Allow(src, now) {
-		g.reject(r.Name, "rate")
-		g.strike(src, "rate", g.cfg.Bans.RateExcess)
+	peer := g.peer(r, src, now)
+	if !g.allow(r, src, peer, now) || g.scanner(r, src, peer, data) {
 		return true
 	}
-	if g.scanners.Match(data) {
-		g.reject(r.Name, "scanner")
-		g.ban(src, "scanner")
+	return !peer && g.screenStranger(r, src, data, now)
+}
+
+// allow takes a token from src's bucket: a peer's (over it: dropped,
+// never banned, since a spoofed flood must not cut the trunk) or a
+// stranger's (over it often enough: banned).
+func (g *guard) allow(r *Realm, src netip.Addr, peer bool, now time.Time) bool {
+	if peer {
+		if g.peerLim.Allow(src, now) {
+			return true
+		}
+		g.reject(r.Name, "peer_rate")
+		return false
+	}
+	if g.limiter.Allow(src, now) {
 		return true
 	}
+	g.reject(r.Name, "rate")
+	g.strike(src, "rate", g.cfg.Bans.RateExcess)
 	return false
 }
 
-// malformed counts a malformed message against its source.
-func (g *guard) malformed(p sip.TransportReadProps) {
-	g.strike(addrOf(p.RemoteAddr), "malformed", g.cfg.Bans.Malformed)
+// scanner drops a request from a scanner User-Agent and bans a stranger
+// that sent it.
+func (g *guard) scanner(r *Realm, src netip.Addr, peer bool, data []byte) bool {
+	if !g.scanners.Match(data) {
+		return false
+	}
+	g.reject(r.Name, "scanner")
+	if !peer {
+		g.ban(src, "scanner")
+	}
+	return true
 }
+
+// malformed counts a malformed message against its source (strangers
+// only: a peer's broken stack is logged and counted, not banned).
+func (g *guard) malformed(r *Realm, p sip.TransportReadProps) {
+	src := addrOf(p.RemoteAddr)
+	if !g.peer(r, src, g.now.Now()) {
+		g.strike(src, "malformed", g.cfg.Bans.Malformed)
+	}
+}
+
+// challengeFactor bounds a digest challenge to a source that has not
+// proved its address: at most three times its request, QUIC's
+// anti-amplification limit (RFC 9000 8.1). One challenge outgrows a
+// terse REGISTER (~330 bytes), and a phone that cannot get one can never
+// register; the stranger's token bucket bounds how many a spoofer
+// reflects.
+const challengeFactor = 3
 
 // mayAnswer says whether a response of resLen bytes may go to src for a
 // request of reqLen bytes: always to a source that proved its address,
-// otherwise only when it is not larger (no amplification).
-func (g *guard) mayAnswer(src netip.Addr, reqLen, resLen int) bool {
-	return resLen <= reqLen || g.known(src)
+// otherwise only when it is not larger than factor times the request (1
+// for every answer but a challenge: no amplification).
+func (g *guard) mayAnswer(src netip.Addr, reqLen, resLen, factor int) bool {
+	return resLen <= factor*reqLen || g.known(src)
+}
+
+// amplification is the factor an answer of status may have over its
+// request to an unproven source.
+func amplification(status int) int {
+	if status == sip.StatusUnauthorized || status == sip.StatusProxyAuthRequired {
+		return challengeFactor
+	}
+	return 1
 }
 
 // known is a source that proved its address or that the operator trusts.
@@ -271,7 +333,7 @@ type handler func(*Realm, *sip.Request, sip.ServerTransaction)
 
 // chain wraps h in the guard's interceptors, outermost first.
 func (g *guard) chain(h handler) handler {
-	for _, ic := range []func(handler) handler{g.admission, g.authenticate, g.aclCheck} {
+	for _, ic := range []func(handler) handler{g.admission, g.authenticate, g.aclCheck, g.classify} {
 		h = ic(h)
 	}
 	return g.rxLen(h)
@@ -382,12 +444,24 @@ func (g *guard) admission(next handler) handler {
 		src := sourceOf(req).Addr()
 		cid := req.CallID().Value()
 		before, _ := g.b2bua.startedCall(cid)
+		now := g.now.Now()
+		limit := g.cfg.Sources.MaxCalls
+		if g.peer(r, src, now) {
+			limit = g.cfg.PeerLimits.MaxCalls
+		}
+		release, ok := g.calls.acquire(src, limit)
+		if !ok {
+			g.reject(r.Name, "source_calls")
+			g.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(5*time.Second))
+			return
+		}
 		var t *policy.Ticket
 		var rej *policy.Rejection
 		if len(keys) > 0 {
-			t, rej = g.adm.Admit(g.now.Now(), keys...)
+			t, rej = g.adm.Admit(now, keys...)
 		}
 		if rej != nil {
+			release()
 			g.reject(r.Name, "admission_"+rej.Reason)
 			g.shed.Add(1)
 			g.answer(r, req, tx, sip.StatusServiceUnavailable, "Service Unavailable", retryAfter(rej.RetryAfter))
@@ -397,8 +471,10 @@ func (g *guard) admission(next handler) handler {
 		c, ok := g.b2bua.startedCall(cid)
 		if !ok || c == before { // no call of this INVITE's (refused, merged)
 			t.Release()
+			release()
 			return
 		}
+		c.OnEnd(release)
 		if c.Answered() {
 			// The caller got our 2xx and ACKed (or the call went on):
 			// its address is real.
@@ -425,7 +501,7 @@ func (g *guard) answer(r *Realm, req *sip.Request, tx sip.ServerTransaction, sta
 	}
 	src := sourceOf(req)
 	b := []byte(res.String())
-	if !g.mayAnswer(src.Addr(), g.rxLenOf(req), len(b)) {
+	if !g.mayAnswer(src.Addr(), g.rxLenOf(req), len(b), amplification(status)) {
 		g.reject(r.Name, "amplification")
 		return
 	}
@@ -453,7 +529,7 @@ func (g *guard) answerFits(r *Realm, req *sip.Request, status int, reason string
 	for _, h := range extra {
 		res.AppendHeader(h)
 	}
-	return g.mayAnswer(sourceOf(req).Addr(), g.rxLenOf(req), len(res.String()))
+	return g.mayAnswer(sourceOf(req).Addr(), g.rxLenOf(req), len(res.String()), amplification(status))
 }
 
 // addrSet is a bounded set of addresses with expiry: the sources that

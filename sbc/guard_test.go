@@ -86,7 +86,7 @@ func TestGuardACL(t *testing.T) {
 			caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
 			s := startGuarded(t, []string{callee.Addr}, `guard:
   realms:
-    - {realm: carrier, acl: {allow: ["192.0.2.0/24"], action: `+action+`}}
+    - {realm: carrier, acl: {allow: ["192.0.2.0/24"], action: `+action+`}, options: any}
 `)
 			caller.Invite(s.carrier, "1000", "acl-"+action, testphone.TestSDP)
 			if action == "reject" {
@@ -100,7 +100,8 @@ func TestGuardACL(t *testing.T) {
 			if n := s.rejected(t, "acl"); n != 1 {
 				t.Errorf("sbc_policy_rejected_total{reason=acl} = %v, want 1", n)
 			}
-			// OPTIONS (keepalive) is not what the ACL guards.
+			// OPTIONS (keepalive) is not what the ACL guards; the realm
+			// answers it from strangers too (options: any).
 			caller.Send(s.carrier, fmt.Sprintf("OPTIONS sip:%s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-o1\nFrom: <sip:a@x>;tag=1\nTo: <sip:%s>\nCall-ID: acl-opt\nCSeq: 1 OPTIONS\nMax-Forwards: 70", s.carrier, caller.Addr, s.carrier), "")
 			caller.ExpectResponse(200, sip.OPTIONS, wait)
 		})

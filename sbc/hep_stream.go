@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 
 	"github.com/edgesbc/edgesbc/hep"
 )
@@ -58,9 +59,16 @@ type hepStreamConn struct {
 	max           int
 	buf           []byte
 	lost          bool // out of frame: reads no longer mirrored
+	// wmu makes a write and its mirror one step, so the collector gets
+	// messages in the order they went on the wire: two goroutines writing
+	// (a 200 and the BYE after it) could otherwise mirror out of order.
+	// A leaf lock: tap.sip never blocks.
+	wmu sync.Mutex
 }
 
 func (c *hepStreamConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	n, err := c.Conn.Write(b)
 	if err == nil && n == len(b) {
 		c.tap.sip(hep.TCP, c.local, c.remote, b)

@@ -205,15 +205,16 @@ func TestHEPCallMediaStats(t *testing.T) {
 	hepjs.Require(t)
 	col := newCollector(t)
 	cp, ep := freePort(t), freePort(t)
+	cm, em := mediaRange(t, 10), mediaRange(t, 10)
 	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 realms:
-  - {name: carrier, listen: "127.0.0.1:%d", media: {ports: 31300-31309}}
-  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: 31400-31409}}
+  - {name: carrier, listen: "127.0.0.1:%d", media: {ports: %s}}
+  - {name: enterprise, listen: "127.0.0.1:%d", media: {ports: %s}}
 routes:
   - {name: in, from_realm: carrier, to_realm: enterprise, targets: ["%s"]}
 hep: {address: "%s", capture_id: 7}
-`, cp, ep, callee.Addr, col.conn.LocalAddr())))
+`, cp, cm, ep, em, callee.Addr, col.conn.LocalAddr())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,8 +223,8 @@ hep: {address: "%s", capture_id: 7}
 	lo := netip.MustParseAddr("127.0.0.1")
 	anchor, err := mediarelay.NewAnchor(mediarelay.AnchorConfig{
 		Realms: []mediarelay.RealmMedia{
-			{Name: "carrier", Addr: lo, MinPort: 31300, MaxPort: 31309},
-			{Name: "enterprise", Addr: lo, MinPort: 31400, MaxPort: 31409},
+			{Name: "carrier", Addr: lo, MinPort: cm.lo, MaxPort: cm.hi},
+			{Name: "enterprise", Addr: lo, MinPort: em.lo, MaxPort: em.hi},
 		},
 		Timeout: time.Minute, Logger: log, Registerer: reg,
 	})

@@ -77,12 +77,14 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	c.mu.Lock()
-	c.cancelSetup = cancel
+	c.cancelSetup, c.setupDone = cancel, ctx.Done()
 	c.mu.Unlock()
 	if !tx.OnCancel(func(cr *sip.Request) {
 		c.setCancelReason(relayedReason(cr, c.pol.filter(out))) // RFC 3326: it crosses
+		c.markCallerCancel()                                    // cancel.go: no 2xx reaches A now
 		cancel()
 	}) {
+		c.markCallerCancel()
 		cancel() // CANCEL (and sipgo's 487) came before we could listen
 	}
 
@@ -105,6 +107,9 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 			continue // the trunk is full: like a down trunk
 		}
 		o := s.tryTarget(ctx, c, out, dec, i, req, offer, mf-1, tx)
+		if o.kind == outcomeRedirect { // redirect.go: followed, or handed back to relay
+			o = s.redirected(ctx, c, out, dec, i, req, offer, mf-1, tx, o.res)
+		}
 		switch o.kind {
 		case outcomeAnswered:
 			s.confirm(c, r, req, tx, o.res, len(offer) > 0)
@@ -117,6 +122,16 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 			return
 		case outcomeFinal:
 			s.relayFinal(c, r, req, tx, o.res)
+			return
+		case outcomeChallenge:
+			s.relayChallenge(c, r, req, tx, o.res) // authrelay.go
+			return
+		case outcomeRedirect:
+			s.relayRedirect(c, r, req, tx, o.res) // redirect.go: relay mode
+			return
+		case outcomeRefused:
+			s.reply(r, req, tx, o.code, statusPhrase(o.code), c.a.d.LocalTag)
+			c.end(o.result, "")
 			return
 		case outcomeFailover:
 			last = o.res
@@ -219,11 +234,16 @@ const (
 	outcomeFinal                // a final answer to relay as is
 	outcomeFailover             // 408, 5xx or silence: try the next target
 	outcomeCancelled
+	outcomeChallenge // a 401/407 the caller answers (authrelay.go)
+	outcomeRedirect  // a 3xx (redirect.go)
+	outcomeRefused   // the SBC's own failure: code, counted as result
 )
 
 type outcome struct {
-	kind outcomeKind
-	res  *sip.Response
+	kind   outcomeKind
+	res    *sip.Response
+	code   int    // outcomeRefused
+	result string // outcomeRefused
 }
 
 // tryTarget sends leg B's INVITE to one target and relays what comes back
@@ -232,9 +252,15 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	t := dec.Targets[i]
 	b := s.newLegB(c, out, t, req)
 	trunkNumbers(b, dec, i, req)
-	anonymizeFrom(b, req) // identity.go
+	applyRedirect(c, b)                      // redirect.go: a 3xx Contact's user
+	resumed := s.resumeChallenged(c, b, req) // authrelay.go: the challenged leg B's dialog
+	anonymizeFrom(b, req)                    // identity.go
 	b.local.From = s.callerOrigin(c.a.realm, req, func(u string) string { return dec.CallerFor(i, u) })
 	inv := topology.BuildRequest(sip.INVITE, b.d, b.cseq, mf, b.local, b.headerFilter(), req, offer, contentType(req))
+	s.redirectHeaders(c, b, inv) // redirect.go: Diversion / History-Info
+	if resumed {
+		carryCredentials(inv, req) // authrelay.go
+	}
 	offer100rel(inv)         // prack.go
 	s.inviteTimer(c, b, inv) // sessiontimer.go
 	b.invite = inv
@@ -248,7 +274,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	c.b = b
 	c.noteTargetLocked(dec, i) // cdr.go
 	c.mu.Unlock()
-	if old != nil {
+	if old != nil && !c.keeps(old) { // a leg given up stays findable (cancel.go)
 		s.calls.dropLeg(c, old.d.CallID)
 	}
 	s.calls.addLeg(c, SideB, b.d.CallID)
@@ -259,11 +285,23 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 		return outcome{kind: outcomeFailover}
 	}
 	s.metrics.reqOut(out.Name, "INVITE")
-	defer func() { txB.Terminate() }() // txB changes when a challenge is answered
-	// A 2xx retransmitted after our ACK means the ACK was lost.
+	// txB changes when a challenge is answered; a txB given up on is
+	// abandon's (cancel.go) to end.
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			txB.Terminate()
+		}
+	}()
+	giveUp := func(cancelSent bool, reason, why string) {
+		handedOff = true
+		s.abandon(c, out, b, inv, txB, cancelSent, reason, why)
+	}
+	// Every 2xx after the first: its retransmission (our ACK was lost) or
+	// another fork's (fork.go).
 	onRetransmit := func(tx sip.ClientTransaction) {
 		if ctx, ok := tx.(*sip.ClientTx); ok {
-			ctx.OnRetransmission(func(res *sip.Response) { s.onStrayResponse(out, res) })
+			ctx.OnRetransmission(func(res *sip.Response) { s.onLateResponse(out, c, b, res) })
 		}
 	}
 	onRetransmit(txB)
@@ -277,9 +315,7 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 	ringFor := c.pol.routeOpts(dec.Route).ring
 	ring := time.NewTimer(ringFor)
 	defer ring.Stop()
-	heard, provisional, cancelled := false, false, false
-	cancelSent := false
-	ctxDone := ctx.Done()
+	heard, provisional, cancelSent := false, false, false
 	for {
 		select {
 		case res := <-txB.Responses():
@@ -291,24 +327,15 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				provisional = true
 				if res.StatusCode > 100 {
 					ring.Reset(ringFor)
-				}
-				if cancelled {
-					if !cancelSent {
-						cancelSent = true
-						s.sendCancel(out, inv, c.cancelReasonOr(""))
-					}
-					continue
-				}
-				if res.StatusCode > 100 {
 					s.relayProvisional(c, b, req, txA, res)
 				}
 			case res.IsSuccess():
+				c.won(b, res) // fork.go: every other To tag's 2xx loses
 				c.learnDialog(b, res)
-				if cancelled {
+				if ctx.Err() != nil {
 					// The callee answered as the caller gave up: ACK and
 					// hang up the leg B dialog that now exists.
-					s.ackLeg(c, b, inv.CSeq().SeqNo, nil)
-					s.sendBye(c, b, c.cancelReasonOr(reasonCancelled))
+					s.answeredAfterCancel(c, b, inv, res)
 					return outcome{kind: outcomeCancelled}
 				}
 				if len(offer) > 0 {
@@ -316,8 +343,11 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				}
 				return outcome{kind: outcomeAnswered, res: res}
 			default:
-				if cancelled {
-					return outcome{kind: outcomeCancelled}
+				if isChallenge(res) && !trunkAnswers(dec.Trunk(i)) {
+					return outcome{kind: outcomeChallenge, res: res} // authrelay.go: the caller answers it
+				}
+				if isRedirect(res) {
+					return outcome{kind: outcomeRedirect, res: res} // redirect.go
 				}
 				if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && !authTried {
 					authTried = true // trunk_auth.go: re-sent once with credentials
@@ -345,14 +375,16 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				return outcome{kind: outcomeFinal, res: res}
 			}
 		case <-txB.Done():
-			if cancelled {
+			if ctx.Err() != nil {
 				return outcome{kind: outcomeCancelled}
 			}
 			return outcome{kind: outcomeFailover}
 		case <-silence.C:
 			if !heard {
 				// No 100 Trying from the target in time: it is down or
-				// unreachable. Stop retransmitting and move on.
+				// unreachable. Stop retransmitting and move on, but if
+				// it wakes up after all it is CANCELed (cancel.go).
+				c.giveUp(b, abandonTarget, false)
 				return outcome{kind: outcomeFailover}
 			}
 		case <-ring.C:
@@ -362,22 +394,19 @@ func (s *SBC) tryTarget(ctx context.Context, c *Call, out *Realm, dec policy.Dec
 				cancelSent = true
 				s.sendCancel(out, inv, reasonNoAnswer)
 			}
+			giveUp(cancelSent, reasonNoAnswer, abandonTarget)
 			return outcome{kind: outcomeFailover}
-		case <-ctxDone:
-			ctxDone = nil
-			cancelled = true
+		case <-ctx.Done():
 			// The caller is gone: the call is over for everyone but leg B,
-			// which is cleaned up below without holding the call open.
+			// which abandon cancels (RFC 3261 9.1: once a provisional
+			// came) and cleans up without holding the call open.
 			c.end("cancelled", "")
-			if provisional {
+			if provisional && !cancelSent {
 				cancelSent = true
 				s.sendCancel(out, inv, c.cancelReasonOr(""))
-			} else if !heard {
-				// RFC 3261 9.1: no CANCEL before a provisional. Wait for
-				// one, but only as long as the target may stay silent,
-				// not for Timer B.
-				silence.Reset(dec.Timeout(i))
 			}
+			giveUp(cancelSent, c.cancelReasonOr(""), abandonCancelled)
+			return outcome{kind: outcomeCancelled}
 		}
 	}
 }
@@ -400,12 +429,12 @@ func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *L
 }
 
 func (s *SBC) relayProvisional(c *Call, b *Leg, req *sip.Request, txA sip.ServerTransaction, res *sip.Response) {
+	if !s.trackEarly(c, b, res) { // fork.go: one more early dialog than allowed
+		return
+	}
 	relay, reliable, held := s.reliableFromB(c, b, res) // prack.go: PRACKs leg B
 	if !relay {
 		return
-	}
-	if toTag(res) != "" {
-		c.learnDialog(b, res)
 	}
 	body := res.Body()
 	if len(body) > 0 && isSDP(res) {
@@ -493,9 +522,15 @@ func (s *SBC) confirm(c *Call, r *Realm, req *sip.Request, tx sip.ServerTransact
 	c.mu.Unlock()
 
 	out := topology.BuildResponse(req, res.StatusCode, res.Reason, a.d.LocalTag, true, a.local, a.headerFilter(), res, body, contentType(res))
-	s.awaitPrackBefore2xx(c)          // prack.go: RFC 3262 3
-	s.confirmTimers(c, req, res, out) // sessiontimer.go
+	s.awaitPrackBefore2xx(c)                                // prack.go: RFC 3262 3
+	s.confirmTimers(c, req, res, out)                       // sessiontimer.go
+	if s.answerLost(c, b, req, tx, res, offerSent, false) { // cancel.go: the 487 went instead
+		return
+	}
 	s.respond(r, tx, out)
+	if s.answerLost(c, b, req, tx, res, offerSent, true) {
+		return
+	}
 	if !s.ackThrough(c, r, tx, out, w, b, b.invite.CSeq().SeqNo, offerSent) {
 		return
 	}

@@ -58,6 +58,21 @@ func mediaPorts(t *testing.T, n int) string {
 	return ""
 }
 
+// portRange is a media port range for an anchor built by a test itself.
+type portRange struct{ lo, hi int }
+
+func (r portRange) String() string { return fmt.Sprintf("%d-%d", r.lo, r.hi) }
+
+// mediaRange is mediaPorts as numbers.
+func mediaRange(t *testing.T, n int) portRange {
+	t.Helper()
+	var r portRange
+	if _, err := fmt.Sscanf(mediaPorts(t, n), "%d-%d", &r.lo, &r.hi); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // loopbackFree reports whether every UDP port in [lo, hi] binds on 127.0.0.1.
 func loopbackFree(lo, hi int) bool {
 	var held []*net.UDPConn

@@ -20,6 +20,9 @@ type Metrics struct {
 	Reliable     *prometheus.CounterVec // 100rel, PRACK and early UPDATE events (prack.go), by realm, event
 	// SessionTimers counts RFC 4028 events by realm and event (sessiontimer.go).
 	SessionTimers *prometheus.CounterVec
+	// Forks counts leg B's forked dialogs by realm and event (fork.go);
+	// CancelRaces what came of CANCELs that raced an answer (cancel.go).
+	Forks, CancelRaces *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *Metrics {
@@ -54,6 +57,13 @@ func newMetrics(reg *prometheus.Registry) *Metrics {
 		Name: "sbc_session_timer_total", Help: "Session timer (RFC 4028) events by realm: refresh_sent, refresh_received, refresh_failed, expired, too_small (422 sent), malformed (400 sent), malformed_response, retry_422.",
 	}, []string{"realm", "event"})
 	m.Registry.MustRegister(m.SessionTimers)
+	m.Forks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sbc_forked_dialogs_total", Help: "Dialogs of leg B by realm and event: early (an early dialog, one per To tag), early_refused (past the bound), loser_2xx (a 2xx that lost to the first, ACKed and hung up), loser_retransmission (its 2xx again, ACKed again).",
+	}, []string{"realm", "event"})
+	m.CancelRaces = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sbc_cancel_races_total", Help: "CANCEL races by realm and event: answer_after_cancel (a 2xx lost to the caller's CANCEL, hung up on leg B), abandoned_cancelled and abandoned_answered (a target given up that answered later: CANCELed, or ACKed and hung up), reinvite_cancelled (a re-INVITE's CANCEL relayed), reinvite_answer_after_cancel.",
+	}, []string{"realm", "event"})
+	m.Registry.MustRegister(m.Forks, m.CancelRaces)
 	m.Registry.MustRegister(m.ActiveCalls, m.Calls, m.Requests, m.Responses, m.Malformed, m.DroppedStray, m.Reliable,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -46,10 +46,9 @@ type relState struct {
 	pending *relPending  // the reliable 18x awaiting its PRACK
 	queue   []*relQueued // 18x waiting for pending's PRACK
 	txA     sip.ServerTransaction
-	// Leg B (SBC as UAC): the last in-order RSeq received, for the
-	// INVITE with CSeq inCSeq and the early dialog with To tag inTag.
-	rseqIn, inCSeq uint32
-	inTag          string
+	// Leg B (SBC as UAC): the last in-order RSeq received on a 18x
+	// without a To tag; each early dialog keeps its own (fork.go).
+	untagged rseqIn
 	// earlyOA: an offer/answer completed in the early dialog (an answer
 	// went through in a reliable 18x or a PRACK): an UPDATE may carry a new
 	// offer (RFC 3311 5.1). earlyBusy: an early UPDATE's offer is under
@@ -196,20 +195,23 @@ func (s *SBC) reliableFromB(c *Call, b *Leg, res *sip.Response) (relay, reliable
 	}
 	cseq, tag := res.CSeq().SeqNo, toTag(res)
 	c.mu.Lock()
-	st := &b.rel
-	if st.rseqIn != 0 && st.inCSeq == cseq && st.inTag == tag {
+	st := &b.rel.untagged
+	if ed := b.earlyLocked(tag); ed != nil {
+		st = &ed.rseq // RSeq counts per early dialog (RFC 3262 4; fork.go)
+	}
+	if st.last != 0 && st.cseq == cseq {
 		switch {
-		case rseq == st.rseqIn: // a retransmission: already PRACKed
+		case rseq == st.last: // a retransmission: already PRACKed
 			c.mu.Unlock()
 			s.relCount(r, "retransmission_in")
 			return false, false, nil
-		case rseq != st.rseqIn+1: // RFC 3262 4: neither PRACKed nor processed
+		case rseq != st.last+1: // RFC 3262 4: neither PRACKed nor processed
 			c.mu.Unlock()
 			s.relCount(r, "rseq_out_of_order")
 			return false, false, nil
 		}
 	}
-	st.rseqIn, st.inCSeq, st.inTag = rseq, cseq, tag
+	st.last, st.cseq = rseq, cseq
 	if tag != "" {
 		b.d.RemoteTag = tag
 	}
@@ -465,6 +467,7 @@ func (s *SBC) awaitPrackBefore2xx(c *Call) {
 		select {
 		case <-p.acked:
 		case <-c.done:
+		case <-c.setupDone: // the caller's CANCEL: no 2xx will reach it (cancel.go)
 		case <-s.ctx.Done():
 		case <-t.C:
 		}

@@ -40,8 +40,9 @@ type Realm struct {
 	laddr sip.Addr      // the UDP listener, which leg requests are sent from
 	ready chan struct{} // sipgo_ready.go
 
-	tls *realmTLS // nil without a tls block (tls.go)
-	hep *hepTap   // nil without HEP tracing (hep.go)
+	tls   *realmTLS // nil without a tls block (tls.go)
+	guard *guard    // its stream listeners' part (guard_stream.go)
+	hep   *hepTap   // nil without HEP tracing (hep.go)
 }
 
 func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
@@ -52,6 +53,7 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 		ready:   make(chan struct{}),
 		hep:     s.hep,
 		trusted: s.cfg.Trusted(rc.Name),
+		guard:   s.guard,
 	}
 	r.sbcPolicy = s.policy
 	ap := rc.ListenAddrPort()
@@ -128,7 +130,7 @@ func (r *Realm) serve() {
 	}
 	if r.tcp != nil {
 		go func() {
-			if err := r.srv.ServeTCP(r.hepListen(r.tcp)); !errors.Is(err, net.ErrClosed) { // never nil
+			if err := r.srv.ServeTCP(r.hepListen(r.guardListen(r.guard, r.tcp))); !errors.Is(err, net.ErrClosed) { // never nil
 				r.log.Error("TCP listener stopped", "error", err)
 			}
 		}()
@@ -208,18 +210,18 @@ func (r *Realm) readFilter(s *SBC) sip.TransportReadFilter {
 			return s.guard.markLength(p, data), nil
 		case sipguard.Reject:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()
-			s.guard.malformed(p)
+			s.guard.malformed(r, p)
 			// Never a larger answer than the request to a source that has
 			// not proved its address (no amplification).
 			if res := sipguard.StatelessResponse(data, v.Status, v.Reason); res != nil && r.udp != nil &&
-				s.guard.mayAnswer(addrOf(p.RemoteAddr), len(data), len(res)) {
+				s.guard.mayAnswer(addrOf(p.RemoteAddr), len(data), len(res), 1) {
 				if _, err := r.udp.WriteTo(res, p.RemoteAddr); err == nil {
 					s.metrics.resOut(r.Name, v.Status)
 				}
 			}
 		default:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()
-			s.guard.malformed(p)
+			s.guard.malformed(r, p)
 		}
 		r.log.Debug("malformed SIP message", "from", p.RemoteAddr.String(), "cause", v.Why, "status", v.Status)
 		return nil, nil // never an error: that would stop sipgo's read loop

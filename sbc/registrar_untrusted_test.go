@@ -79,3 +79,43 @@ func TestRegistrarUntrusted(t *testing.T) {
 	phone.Answer(phone.ExpectRequest(sip.BYE, wait), 200, "OK", "", "")
 	s.waitIdle(t)
 }
+
+// A terse REGISTER (no User-Agent, Allow or Supported: about 330 bytes,
+// as small phones and scripts send) from a source not vouched for still
+// gets its 401: a challenge may be up to three times its request
+// (QUIC's anti-amplification bound, RFC 9000 8.1), and the phone can then
+// register. Before, the challenge was dropped for being larger than the
+// request, and such a phone could never register.
+func TestRegistrarTerseRegister(t *testing.T) {
+	phone := testphone.NewLoopback(t)
+	s := startGuarded(t, []string{"127.0.0.1:9"}, `guard:
+  realms:
+    - realm: enterprise
+      registrar: {min_expires: 10s}
+      auth: {methods: [REGISTER], users: [{name: "2001", password: pw2001}]}
+`)
+	terse := func(cseq int, auth string) string {
+		m := fmt.Sprintf("REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-treg%d\r\nMax-Forwards: 70\r\nFrom: <sip:2001@%s>;tag=t1\r\nTo: <sip:2001@%s>\r\nCall-ID: treg-1\r\nCSeq: %d REGISTER\r\nContact: <sip:2001@%s>\r\nExpires: 300\r\n",
+			s.enterprise, phone.Addr, cseq, s.enterprise, s.enterprise, cseq, phone.Addr)
+		if auth != "" {
+			m += "Authorization: " + auth + "\r\n"
+		}
+		return m + "Content-Length: 0\r\n\r\n"
+	}
+	req := terse(1, "")
+	if len(req) > 340 {
+		t.Fatalf("the terse REGISTER is %d bytes, want about 330", len(req))
+	}
+	phone.SendRaw(s.enterprise, []byte(req))
+	ch := phone.ExpectResponse(401, sip.REGISTER, wait)
+	chals := ch.GetHeaders("WWW-Authenticate")
+	if len(chals) == 0 {
+		t.Fatal("401 without a challenge")
+	}
+	if n := len(ch.String()); n > 3*len(req) {
+		t.Errorf("401 of %d bytes to a %d-byte request: over the 3x bound", n, len(req))
+	}
+	t.Logf("terse REGISTER %d bytes, its 401 %d bytes with %d challenge(s)", len(req), len(ch.String()), len(chals))
+	phone.SendRaw(s.enterprise, []byte(terse(2, digestAnswer(t, chals[0].Value(), "2001", "pw2001", "REGISTER", "sip:"+s.enterprise))))
+	phone.ExpectResponse(200, sip.REGISTER, wait)
+}

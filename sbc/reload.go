@@ -2,6 +2,7 @@ package sbc
 
 import (
 	"fmt"
+	"net/netip"
 	"reflect"
 
 	"github.com/edgesbc/edgesbc/config"
@@ -20,6 +21,7 @@ type policySnap struct {
 	router  *policy.Router
 	routes  map[string]routeOpts              // routeopts.go
 	filters map[string]*topology.HeaderFilter // by realm name
+	peers   map[string][]netip.Prefix         // configured peers by realm (guard_classify.go)
 }
 
 // policy is the snapshot new calls use now.
@@ -39,10 +41,11 @@ func newPolicy(cfg *config.Config, trunks []*policy.Trunk) (*policySnap, error) 
 	if err := router.SetDialplan(trunks, cfg.Routing.Rules); err != nil {
 		return nil, err
 	}
-	p := &policySnap{cfg: cfg, router: router, routes: newRouteOpts(cfg.Routes), filters: map[string]*topology.HeaderFilter{}}
+	p := &policySnap{cfg: cfg, router: router, routes: newRouteOpts(cfg.Routes), filters: map[string]*topology.HeaderFilter{}, peers: map[string][]netip.Prefix{}}
 	for _, rc := range cfg.Realms {
+		p.peers[rc.Name] = cfg.StaticPeers(rc.Name)
 		f := topology.NewHeaderFilter(rc.Headers.Mode, rc.Headers.AllowedHeaders())
-		f.SetTrusted(cfg.Trusted(rc.Name)) // identity.go
+		f.SetTrusted(cfg.Trusted(rc.Name))                   // identity.go
 		if err := f.SetRules(rc.Headers.Rules); err != nil { // topology/rules.go
 			return nil, fmt.Errorf("realm %s: %w", rc.Name, err)
 		}

@@ -9,14 +9,15 @@ import (
 // routeOpts are the settings of a route that the B2BUA applies to each of
 // its calls (the router decides only where a call goes).
 type routeOpts struct {
-	ring  time.Duration // ring_timeout
-	as503 int           // relay_503_as; 0 keeps 503
+	ring     time.Duration // ring_timeout
+	as503    int           // relay_503_as; 0 keeps 503
+	redirect redirectOpts  // redirect.go
 }
 
 func newRouteOpts(routes []config.Route) map[string]routeOpts {
 	m := make(map[string]routeOpts, len(routes))
 	for _, r := range routes {
-		m[r.Name] = routeOpts{ring: r.RingTimeout.Std(), as503: r.Relay503As}
+		m[r.Name] = routeOpts{ring: r.RingTimeout.Std(), as503: r.Relay503As, redirect: newRedirectOpts(r.Redirect)}
 	}
 	return m
 }
@@ -27,6 +28,9 @@ func (p *policySnap) routeOpts(name string) routeOpts {
 	o := p.routes[name]
 	if o.ring <= 0 {
 		o.ring = config.DefaultRingTimeout
+	}
+	if o.redirect.maxHops == 0 { // a dial plan call: the defaults
+		o.redirect.maxHops, o.redirect.diversion = config.DefaultRedirectHops, config.DiversionNone
 	}
 	return o
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -53,6 +54,8 @@ type SBC struct {
 	guard   *guard
 	trunks  *trunkSet // trunk.go
 	hep     *hepTap   // hep.go: nil when tracing is off
+	// challenges: relayed 401/407s waiting for the caller's retry (authrelay.go)
+	challenges challengeStore
 
 	handlers handlerRuns // progress.go: the watchdog's SIP check
 
@@ -96,7 +99,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.guard = newGuard(cfg.Guard, cfg.Realms, s, s.metrics, s.log)
+	s.guard = newGuard(cfg, s, s.metrics, s.log)
 	s.guard.now = opt.Clock
 	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	if err := s.setupHEP(); err != nil {
@@ -119,6 +122,8 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.closeRealms()
 		return nil, err
 	}
+	s.classifyTrunks()
+	s.guard.staticPeers = func(realm string) []netip.Prefix { return s.policy().peers[realm] }
 	// Goroutines start only once nothing can fail: an error above leaves
 	// nothing running (TestNewFailureLeaksNothing).
 	if s.rec != nil {
@@ -298,6 +303,9 @@ func (s *SBC) onStrayCancel(r *Realm, req *sip.Request, tx sip.ServerTransaction
 // retransmitted 2xx means the ACK the SBC sent was lost: send it again.
 func (s *SBC) onStrayResponse(r *Realm, res *sip.Response) {
 	s.metrics.resIn(r.Name, res.StatusCode)
+	if s.strayOnLegB(res) { // fork.go, cancel.go
+		return
+	}
 	cseq := res.CSeq()
 	if res.IsSuccess() && cseq != nil && cseq.MethodName == sip.INVITE && res.CallID() != nil {
 		if ref, ok := s.calls.lookup(res.CallID().Value()); ok {

@@ -237,7 +237,7 @@ func (r *Realm) listenTLS() error {
 	if err != nil {
 		return fmt.Errorf("realm %s: listen tls %s: %w", r.Name, addr, err)
 	}
-	r.tls.ln = &tlsListener{Listener: l, t: r.tls}
+	r.tls.ln = &tlsListener{Listener: r.guardListen(r.guard, l), t: r.tls}
 	return nil
 }
 

@@ -60,6 +60,10 @@ trunks:
 routing:
   rules:
     - {name: out, from_realm: enterprise, prefix: "+", trunks: [{trunk: a, priority: 1}, {trunk: b, priority: 2}]}
+# The 12 callers share 127.0.0.1: the PBX's address, a known peer (more
+# calls than a stranger may hold at once).
+guard:
+  realms: [{realm: enterprise, peers: ["127.0.0.1"]}]
 `, pa.Addr, pb.Addr), "")
 	const n = 12
 	callers := make([]*testphone.Phone, n)
@@ -197,6 +201,9 @@ func TestTrunkAdmissionInbound(t *testing.T) {
 	s := startTrunkSBC(t, fmt.Sprintf(`
 trunks:
   - {name: acme, realm: carrier, targets: [%q], admission: {max_calls: 1, retry_after: 6s}}
+# 127.0.0.2 is another known peer of the realm, not of the trunk.
+guard:
+  realms: [{realm: carrier, peers: ["127.0.0.2"]}]
 `, carrier.Addr), pbx.Addr)
 	carrier.Invite(s.carrier, "1000", "adm-in-1", testphone.TestSDP)
 	inv := pbx.ExpectRequest(sip.INVITE, wait)

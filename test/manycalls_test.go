@@ -138,6 +138,9 @@ func TestManyConcurrentCallsWithRTP(t *testing.T) {
   - {name: enterprise, listen: "%s:5060", media: {ports: 40000-43999}}
 routes:
   - {name: carrier-to-pbx, from_realm: carrier, to_realm: enterprise, targets: ["%s:5060"]}
+# The carrier is the carrier realm's known peer (no route into the
+# realm names it), so its calls meet the peers' limits, not a stranger's.
+guard: {realms: [{realm: carrier, peers: ["`+carrierHost+`"]}]}
 media: {timeout: 60s, datapath: userspace}
 log: {level: warn}
 `, sbcExt, sbcInt, pbxHost)

@@ -97,6 +97,9 @@ func callStorm(t *testing.T, datapath string, calls, rate int, hold time.Duratio
   - {name: enterprise, listen: "%s:5060", media: {ports: 40000-43999}}
 routes:
   - {name: carrier-to-pbx, from_realm: carrier, to_realm: enterprise, targets: ["%s:5060"]}
+# The carrier is the carrier realm's known peer (no route into the
+# realm names it), so its calls meet the peers' limits, not a stranger's.
+guard: {realms: [{realm: carrier, peers: ["`+carrierHost+`"]}]}
 media: {timeout: 60s, datapath: %s}
 log: {level: warn}
 `, sbcExt, sbcInt, pbxHost, datapath)

@@ -177,7 +177,7 @@ state_dir: %q
 	// sbcctl reads the same API: the same calls, paths and MOS.
 	table, code := p.sbcctl(buildSbcctl(t), "calls")
 	for _, c := range listed {
-		if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(c.ID) + `\s+confirmed\s+\S+\s+in\s+userspace\s+` + regexp.QuoteMeta(strconv.FormatFloat(c.MOS, 'f', 2, 64))).MatchString(table) {
+		if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(c.ID)+`\s+confirmed\s+\S+\s+in\s+userspace\s+`+regexp.QuoteMeta(strconv.FormatFloat(c.MOS, 'f', 2, 64))).MatchString(table) {
 			t.Errorf("sbcctl calls (exit %d) does not show call %s as the page does:\n%s", code, c.ID, table)
 		}
 	}

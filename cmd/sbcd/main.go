@@ -31,11 +31,13 @@ func main() {
 	witnessMain(*cfgPath, *check) // -role witness: runs and exits here
 
 	if *check != "" {
-		if _, err := config.Load(*check); err != nil {
+		c, err := config.Load(*check)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		fmt.Printf("%s: ok\n", *check)
+		fmt.Print(c.EffectiveGuard()) // the protection in force, defaults included
 		return
 	}
 	if err := run(*cfgPath); err != nil {
@@ -89,6 +91,7 @@ func run(path string) error {
 	var afterRestore func() // runs after each restore of persisted calls
 	var fence func(string)  // drops every kernel flow (HA standby, fenced)
 	var anchor *mediarelay.Anchor
+	var kernel *datapath.Kernel
 	if cfg.Media.Anchored() {
 		ac, err := anchorConfig(cfg, log, reg)
 		if err != nil {
@@ -99,6 +102,7 @@ func run(path string) error {
 			return err
 		}
 		defer kp.Close()
+		kernel = kp
 		anchor, err = mediarelay.NewAnchor(ac)
 		if err != nil {
 			return err
@@ -132,6 +136,12 @@ func run(path string) error {
 	s, err := sbc.New(cfg, opt)
 	if err != nil {
 		return err
+	}
+	if m := kernel.BanMirror(); m != nil {
+		s.MirrorBans(m) // banned sources dropped in XDP/tc, SIP and media alike
+		if err := reg.Register(kernel.BanCollector()); err != nil {
+			return err
+		}
 	}
 	if err := s.Start(); err != nil {
 		return err

@@ -6,7 +6,9 @@
 package testcarrier
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -38,6 +40,14 @@ type Options struct {
 	// InviteCode, when not 0, answers every (authorized) INVITE with this
 	// final status instead of 200.
 	InviteCode int
+	// NonceBoundToCallID ties each INVITE nonce to the Call-ID it was
+	// issued on, as some carriers do: an answer on another Call-ID is
+	// refused (403), whatever its digest.
+	NonceBoundToCallID bool
+	// Domain, when set, is the carrier's own domain: a digest uri of
+	// sip:USER@Domain names a request for USER as well as its request-URI
+	// does (a customer behind an outbound proxy addresses the domain).
+	Domain string
 }
 
 // Register is one REGISTER the registrar accepted.
@@ -64,6 +74,8 @@ type Carrier struct {
 	rejected  int
 	invites   []*sip.Request
 	options   int
+	verified  int
+	nonceKey  [16]byte // NonceBoundToCallID's MAC key
 }
 
 // Start serves the carrier on conn (opened by the caller, in whatever
@@ -85,6 +97,7 @@ func Start(conn net.PacketConn, opt Options) (*Carrier, error) {
 		return nil, err
 	}
 	c := &Carrier{opt: opt, ua: ua, srv: srv, conn: conn, nonces: map[string]string{}}
+	_, _ = rand.Read(c.nonceKey[:])
 	srv.OnRegister(c.onRegister)
 	srv.OnOptions(c.onOptions)
 	srv.OnInvite(c.onInvite)
@@ -135,6 +148,32 @@ func (c *Carrier) Options() int {
 	return c.options
 }
 
+// Verified is how many digest answers (REGISTER or INVITE) checked out.
+func (c *Carrier) Verified() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.verified
+}
+
+// boundNonce is a nonce that names its Call-ID: a random part and a MAC
+// over it and the Call-ID.
+func (c *Carrier) boundNonce(callID string) string {
+	r := newNonce()
+	return r + "." + c.nonceMAC(r, callID)
+}
+
+func (c *Carrier) nonceMAC(r, callID string) string {
+	m := hmac.New(sha256.New, c.nonceKey[:])
+	m.Write([]byte(r + "\x00" + callID))
+	return hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+// boundTo reports whether nonce was issued for callID.
+func (c *Carrier) boundTo(nonce, callID string) bool {
+	r, mac, ok := strings.Cut(nonce, ".")
+	return ok && hmac.Equal([]byte(mac), []byte(c.nonceMAC(r, callID)))
+}
+
 func newNonce() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
@@ -147,6 +186,9 @@ func (c *Carrier) challenge(res *sip.Response, header string) {
 	defer c.mu.Unlock()
 	for _, alg := range c.opt.Algorithms {
 		n := newNonce()
+		if c.opt.NonceBoundToCallID && header == "Proxy-Authenticate" {
+			n = c.boundNonce(res.CallID().Value())
+		}
 		c.nonces[n] = alg
 		res.AppendHeader(sip.NewHeader(header, fmt.Sprintf(`Digest realm="%s", nonce="%s", algorithm=%s, qop="auth"`, c.opt.Realm, n, alg)))
 	}
@@ -172,7 +214,10 @@ func (c *Carrier) verify(req *sip.Request, header string) (alg string, wrong boo
 	if !ok {
 		return "", false // stale or unknown nonce: challenge again
 	}
-	if !strings.EqualFold(orMD5(cr.Algorithm), alg) || cr.Username != c.opt.User || cr.Realm != c.opt.Realm || cr.URI != req.Recipient.String() {
+	if c.opt.NonceBoundToCallID && header == "Proxy-Authorization" && !c.boundTo(cr.Nonce, req.CallID().Value()) {
+		return "", true // issued on another Call-ID
+	}
+	if !strings.EqualFold(orMD5(cr.Algorithm), alg) || cr.Username != c.opt.User || cr.Realm != c.opt.Realm || !c.namesRequest(cr.URI, req) {
 		return "", true
 	}
 	want, err := digest.Digest(&digest.Challenge{Realm: c.opt.Realm, Nonce: cr.Nonce, Algorithm: alg, QOP: []string{"auth"}},
@@ -180,7 +225,19 @@ func (c *Carrier) verify(req *sip.Request, header string) (alg string, wrong boo
 	if err != nil || want.Response != cr.Response {
 		return "", true
 	}
+	c.mu.Lock()
+	c.verified++
+	c.mu.Unlock()
 	return alg, false
+}
+
+// namesRequest reports whether a digest uri names req: its request-URI,
+// or the same user at the carrier's Domain.
+func (c *Carrier) namesRequest(uri string, req *sip.Request) bool {
+	if uri == req.Recipient.String() {
+		return true
+	}
+	return c.opt.Domain != "" && uri == "sip:"+req.Recipient.User+"@"+c.opt.Domain
 }
 
 func orMD5(a string) string {
