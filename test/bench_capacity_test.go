@@ -112,10 +112,13 @@ type footprint struct {
 	heap, rss                     float64 // bytes; heap is live after a forced collection
 }
 
-// backTo: no calls, flows, sockets or goroutines beyond idle's, and the
-// live heap within 4 MiB of idle's (Go's maps keep their grown buckets).
+// backTo: no calls or flows, and sockets, goroutines and live heap within
+// a fixed allowance of idle's, far under one per call: the first calls
+// leave state that stays (Go's maps keep their grown buckets; measured
+// after 5,000 calls: +4 fds, +2 goroutines, +5.3 MiB), a leak grows with
+// the calls.
 func (f footprint) backTo(idle footprint) bool {
-	return f.calls == 0 && f.flows <= idle.flows && f.fds <= idle.fds && f.goroutines <= idle.goroutines+2 && f.heap <= idle.heap+4<<20
+	return f.calls == 0 && f.flows <= idle.flows && f.fds <= idle.fds+8 && f.goroutines <= idle.goroutines+4 && f.heap <= idle.heap+8<<20
 }
 
 func (s *sbcd) footprint(t *testing.T) footprint {
