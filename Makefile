@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build install run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-capacity bench-media bench-ha bench-raft bench-tls bench-dashboard fuzz vet fmt clean
+.PHONY: all build install run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-capacity bench-overload bench-media bench-ha bench-raft bench-tls bench-dashboard fuzz vet fmt clean
 
 all: build
 
@@ -103,6 +103,14 @@ bench-capacity: deps build
 # showing the page, in turn. No root; about 5 minutes.
 bench-dashboard: deps build
 	SBC_BENCH_DASHBOARD=1 $(GO) test -count=1 -timeout 20m -run TestBenchDashboard -v ./cmd/sbcd
+
+# Overload (issue 16): sbcd's capacity, then goodput, 503 latency and
+# memory at 1.5x, 2x and 3x of it offered, beside Kamailio with pike on the
+# same ladder, in the lab. Root; about 10 minutes. SBC_BENCH_RATES,
+# SBC_BENCH_CAP_STEP and SBC_BENCH_STEP tune it.
+bench-overload: deps build
+	bash scripts/bench-deps.sh
+	SBC_BENCH_OVERLOAD=1 $(GO) test -count=1 -timeout 40m -run TestBenchOverload -v ./test
 
 # RTP through sbcd's relay beside rtpengine (user space) and nftables
 # forwarding, in the lab, interleaved (TestBenchMedia, shortened here to

@@ -43,6 +43,8 @@ type Config struct {
 	// CDR writes call detail records (cdr.go); nil: none.
 	CDR *CDR `yaml:"cdr"`
 	HEP HEP  `yaml:"hep"` // HEP tracing to a Homer collector (hep.go)
+
+	Overload Overload `yaml:"overload"` // shedding new calls past capacity (overload.go)
 }
 
 // Realm is one side of the SBC: a network it listens on and speaks to.
@@ -294,6 +296,7 @@ func (c *Config) applyDefaults() {
 	c.lifecycleDefaults()
 	c.cdrDefaults()
 	c.hepDefaults()
+	c.overloadDefaults()
 }
 
 // DefaultAllowedHeaders pass between realms in mode allow (a realm's own
@@ -412,6 +415,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateHEP(); err != nil {
+		return err
+	}
+	if err := c.validateOverload(); err != nil {
 		return err
 	}
 	for i, rt := range c.Routes {

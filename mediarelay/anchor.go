@@ -360,7 +360,7 @@ func (a *Anchor) ensureStream(c *anchored, i int) error {
 	st, err := a.relay.NewStream(local[SideA], local[SideB])
 	c.mu.Lock()
 	if err != nil {
-		return fmt.Errorf("media stream %v <-> %v: %w", local[SideA], local[SideB], err)
+		return fmt.Errorf("%w: %v <-> %v: %w", ErrStreamUnavailable, local[SideA], local[SideB], err)
 	}
 	c.streams[i] = st
 	st.setOnLatch(a.latchHook(c.ref.ID))

@@ -18,6 +18,12 @@ import (
 // ErrRelayClosed: NewStream after Relay.Close.
 var ErrRelayClosed = errors.New("media relay closed")
 
+// ErrStreamUnavailable: the SBC could not open a call's media sockets (out
+// of file descriptors, or a pool port taken by another program). Like an
+// empty pool it is the SBC out of media resources, not a fault of the
+// offer: the SIP side answers 503.
+var ErrStreamUnavailable = errors.New("media stream unavailable")
+
 // errBadStream wraps NewStream's argument errors.
 var errBadStream = errors.New("bad media stream address")
 

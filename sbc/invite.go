@@ -26,6 +26,11 @@ func (s *SBC) onInvite(r *Realm, req *sip.Request, tx sip.ServerTransaction) {
 	if s.refuseDrained(r, req, tx) { // drain.go
 		return
 	}
+	release, ok := s.admitSetup(r, req, tx) // overload.go: 503 past capacity
+	if !ok {
+		return
+	}
+	defer release()
 	mf := maxForwards(req)
 	if mf <= 0 {
 		s.reply(r, req, tx, sip.StatusTooManyHops, "Too Many Hops", newTag())
@@ -173,10 +178,13 @@ func (s *SBC) merged(req *sip.Request) bool {
 	return false
 }
 
-// mediaRefusal maps a media hook error to the answer leg A gets.
+// mediaRefusal maps a media hook error to the answer leg A gets: 503
+// when the SBC is out of media resources (an empty pool, sockets it could
+// not open, a relay shutting down), 400 or 488 when the offer is at fault.
 func mediaRefusal(err error) (int, string) {
 	switch {
-	case errors.Is(err, mediarelay.ErrPortsExhausted):
+	case errors.Is(err, mediarelay.ErrPortsExhausted), errors.Is(err, mediarelay.ErrStreamUnavailable),
+		errors.Is(err, mediarelay.ErrRelayClosed):
 		return sip.StatusServiceUnavailable, "Service Unavailable"
 	case errors.Is(err, mediarelay.ErrBadSDP):
 		return sip.StatusBadRequest, "Bad SDP"

@@ -2,6 +2,7 @@ package sbc_test
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -139,4 +140,35 @@ func TestNoCommonCodec488(t *testing.T) {
 	}
 	callee.Answer(inv, 486, "Busy Here", "b", "")
 	caller.ExpectResponse(486, sip.INVITE, wait)
+}
+
+// TestMediaSocketRefused503: the carrier pool's one pair is free in the
+// pool but its port is taken by another socket (as when the process is out
+// of file descriptors, or another program holds the port), so the SBC
+// cannot open the call's media sockets. That is the SBC out of media
+// resources, as an empty pool is: 503, not the 488 that tells the caller
+// to change its offer. Nothing reaches the callee.
+func TestMediaSocketRefused503(t *testing.T) {
+	caller, callee := testphone.NewLoopback(t), testphone.NewLoopback(t)
+	pair := onePair(t)
+	lo, _, _ := strings.Cut(pair, "-")
+	port, _ := strconv.Atoi(lo)
+	squat, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squat.Close()
+	s := startRefusalSBC(t, callee.Addr, pair, "")
+
+	caller.Invite(s.carrier, "1000", "sock-1", testphone.TestSDP)
+	m := caller.Next(wait, isInviteFinal)
+	if m == nil {
+		t.Fatal("no final answer")
+	}
+	if res := m.(*sip.Response); res.StatusCode != 503 {
+		t.Fatalf("answered %d %s, want 503 (no media socket)", res.StatusCode, res.Reason)
+	}
+	callee.Quiet(300*time.Millisecond, func(m sip.Message) bool { return m != nil }, "message for a call refused for media")
+	s.waitCalls(t, "media_503", 1)
+	s.waitIdle(t)
 }

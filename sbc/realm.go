@@ -207,6 +207,9 @@ func (r *Realm) readFilter(s *SBC) sip.TransportReadFilter {
 		switch v.Action {
 		case sipguard.Accept:
 			r.hepRead(p.RemoteAddr, data)
+			if s.shedRaw(r, p, data) { // overload.go: 503 before parsing
+				return nil, nil
+			}
 			return s.guard.markLength(p, data), nil
 		case sipguard.Reject:
 			s.metrics.Malformed.WithLabelValues(r.Name, v.Why).Inc()

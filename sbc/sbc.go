@@ -43,17 +43,18 @@ type Options struct {
 
 // SBC is one running B2BUA.
 type SBC struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	pol     atomic.Pointer[policySnap] // routes and dial plan for new calls (reload.go)
-	realms  map[string]*Realm
-	order   []*Realm
-	calls   *callTable
-	metrics *Metrics
-	media   MediaHook
-	guard   *guard
-	trunks  *trunkSet // trunk.go
-	hep     *hepTap   // hep.go: nil when tracing is off
+	cfg      *config.Config
+	log      *slog.Logger
+	pol      atomic.Pointer[policySnap] // routes and dial plan for new calls (reload.go)
+	realms   map[string]*Realm
+	order    []*Realm
+	calls    *callTable
+	metrics  *Metrics
+	media    MediaHook
+	guard    *guard
+	trunks   *trunkSet        // trunk.go
+	hep      *hepTap          // hep.go: nil when tracing is off
+	overload *overloadControl // overload.go: nil when off
 	// challenges: relayed 401/407s waiting for the caller's retry (authrelay.go)
 	challenges challengeStore
 
@@ -101,6 +102,7 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.guard = newGuard(cfg, s, s.metrics, s.log)
 	s.guard.now = opt.Clock
+	s.overload = newOverloadControl(cfg.Overload, s.metrics.Registry, opt.Clock)
 	setLingerOnce(cfg.SIP.TransactionLinger.Std()) // sipgo_timers.go
 	if err := s.setupHEP(); err != nil {
 		s.cancel()
@@ -130,6 +132,9 @@ func New(cfg *config.Config, opt Options) (*SBC, error) {
 		s.rec.start()
 	}
 	go s.guard.sweep(s.ctx)
+	if s.overload != nil {
+		go s.overload.measure(s.ctx)
+	}
 	return s, nil
 }
 

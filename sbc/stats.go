@@ -7,7 +7,8 @@ import "math"
 type CallCounts struct {
 	// Offered counts new INVITEs that passed the ACL and digest auth and
 	// reached admission; Shed those refused for load: 503 from an
-	// admission limit, or every trunk of the route full.
+	// admission limit, from overload control (overload.go), or every
+	// trunk of the route full.
 	Offered, Shed uint64
 	Active        int
 	// MOS is the mean estimate over the active calls with media, MOSMin

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what `make bench-media` and `make bench-sip` compare sbcd with,
-# from Debian's packages: rtpengine-daemon (run by the benchmark in
-# user-space mode, --table=-1, inside namespace sbc), nftables (kernel
-# forwarding with DNAT/SNAT as the floor) and kamailio (the stateful proxy
-# bench-sip runs beside sbcd). Idempotent: it does nothing when all are there.
+# Installs what the benchmarks compare sbcd with, from Debian's packages:
+# for `make bench-media` rtpengine-daemon (run by the benchmark in
+# user-space mode, --table=-1, inside namespace sbc) and nftables (kernel
+# forwarding with DNAT/SNAT as the floor); for `make bench-overload`
+# and `make bench-sip` kamailio (a stateful proxy, run by the benchmark
+# in namespace sbc). Idempotent: it does nothing when all are there.
 #
 # There is no init system here to run rtpengine as a service, and the
 # benchmark starts its own; the package's init script is kept from starting
@@ -34,7 +35,8 @@ if [ ! -e "$policy" ]; then
   chmod 755 "$policy"
   added_policy=1
 fi
-before=$(pgrep -x rtpengine || true)
+daemons() { pgrep -x rtpengine || true; pgrep -x kamailio || true; }
+before=$(daemons | tr "\n" " ")
 cleanup() {
   if [ "$added_policy" = 1 ]; then rm -f "$policy"; fi
 }
@@ -45,8 +47,9 @@ apt-get update -qq
 # the benchmark uses rtpengine's user-space forwarding only.
 apt-get install -y -qq --no-install-recommends "${need[@]}"
 
-# Stop any rtpengine the install started (not one that ran before it).
-for pid in $(pgrep -x rtpengine || true); do
+# Stop any rtpengine or kamailio the install started (not one that ran
+# before it).
+for pid in $(daemons); do
   case " $before " in *" $pid "*) continue ;; esac
   kill "$pid" 2>/dev/null || true
 done

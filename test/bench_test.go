@@ -231,17 +231,6 @@ func dash(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-// loadAvg is the machine's load average (1, 5, 15 min), for the record:
-// other work on a shared machine moves every figure.
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func head(s string, n int) string {
 	l := strings.Split(s, "\n")
 	return strings.Join(l[:min(n, len(l))], "\n")

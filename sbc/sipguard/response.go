@@ -19,6 +19,13 @@ const maxReason = 64
 // no Via, or status is outside 100..699. The result never exceeds
 // len(msg)+256 bytes.
 func StatelessResponse(msg []byte, status int, reason string) []byte {
+	return statelessResponse(msg, status, reason, "", nil)
+}
+
+// statelessResponse is StatelessResponse with a prefix for the To tag it
+// makes and extra header lines (each ending in CRLF) before
+// Content-Length.
+func statelessResponse(msg []byte, status int, reason, tagPrefix string, extra []byte) []byte {
 	if status < 100 || status > 699 {
 		return nil
 	}
@@ -56,7 +63,7 @@ func StatelessResponse(msg []byte, status int, reason string) []byte {
 	}
 
 	limit := len(msg) + 256
-	const tail = len("Content-Length: 0\r\n\r\n")
+	tail := len("Content-Length: 0\r\n\r\n") + len(extra)
 	out := make([]byte, 0, min(limit, 1024))
 	out = append(out, "SIP/2.0 "...)
 	out = strconv.AppendInt(out, int64(status), 10)
@@ -104,11 +111,12 @@ func StatelessResponse(msg []byte, status int, reason string) []byte {
 	out = appendIfFits(out, "From", from, nil, limit-tail)
 	var tag []byte
 	if to != nil && !toTag {
-		tag = responseTag(from, callID, cseq)
+		tag = responseTag(tagPrefix, from, callID, cseq)
 	}
 	out = appendIfFits(out, "To", to, tag, limit-tail)
 	out = appendIfFits(out, "Call-ID", callID, nil, limit-tail)
 	out = appendIfFits(out, "CSeq", cseq, nil, limit-tail)
+	out = append(out, extra...)
 	return append(out, "Content-Length: 0\r\n\r\n"...)
 }
 
@@ -183,13 +191,14 @@ func defaultReason(status int) string {
 
 // responseTag derives a To tag from the request so that a retransmitted
 // request gets the very same answer.
-func responseTag(from, callID, cseq []byte) []byte {
+func responseTag(prefix string, from, callID, cseq []byte) []byte {
 	h := fnv.New64a()
 	h.Write(from)
 	h.Write(callID)
 	h.Write(cseq)
-	tag := make([]byte, 0, 5+16)
+	tag := make([]byte, 0, 5+len(prefix)+16)
 	tag = append(tag, ";tag="...)
+	tag = append(tag, prefix...)
 	return strconv.AppendUint(tag, h.Sum64(), 16)
 }
 
