@@ -231,20 +231,27 @@ func (s *SBC) onGivenUp(c *Call, b *Leg, res *sip.Response) bool {
 // 17.1.1.3): the INVITE's top Via, Request-URI, From, Call-ID, CSeq number
 // and Route, and the answer's To.
 func ackNon2xx(inv *sip.Request, res *sip.Response) *sip.Request {
-	ack := sip.NewRequest(sip.ACK, inv.Recipient)
-	ack.AppendHeader(sip.HeaderClone(inv.Via()))
+	return sameTransaction(sip.ACK, inv, res.To())
+}
+
+// sameTransaction is a request of the INVITE's own transaction (its ACK
+// for a non-2xx, or its CANCEL): the INVITE's Request-URI, top Via,
+// Route, From, Call-ID and CSeq number, with to as To and no body.
+func sameTransaction(method sip.RequestMethod, inv *sip.Request, to *sip.ToHeader) *sip.Request {
+	req := sip.NewRequest(method, inv.Recipient)
+	req.AppendHeader(sip.HeaderClone(inv.Via()))
 	for _, h := range inv.GetHeaders("Route") {
-		ack.AppendHeader(sip.HeaderClone(h))
+		req.AppendHeader(sip.HeaderClone(h))
 	}
 	mf := sip.MaxForwardsHeader(70)
-	ack.AppendHeader(&mf)
-	ack.AppendHeader(sip.HeaderClone(inv.From()))
-	ack.AppendHeader(sip.HeaderClone(res.To()))
-	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.ACK})
-	ack.SetBody(nil)
-	ack.SetTransport(inv.Transport())
-	return ack
+	req.AppendHeader(&mf)
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(to))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: method})
+	req.SetBody(nil)
+	req.SetTransport(inv.Transport())
+	return req
 }
 
 // cancelOnce is a CANCEL that came for a server transaction: done is

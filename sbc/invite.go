@@ -646,22 +646,10 @@ func (s *SBC) send(r *Realm, req *sip.Request) {
 // Call-ID, From, To, CSeq number and top Via as the INVITE), with a
 // Reason (RFC 3326) when one is given.
 func (s *SBC) sendCancel(r *Realm, inv *sip.Request, reason string) {
-	cancel := sip.NewRequest(sip.CANCEL, inv.Recipient)
-	cancel.AppendHeader(sip.HeaderClone(inv.Via()))
-	for _, h := range inv.GetHeaders("Route") {
-		cancel.AppendHeader(sip.HeaderClone(h))
-	}
-	mf := sip.MaxForwardsHeader(70)
-	cancel.AppendHeader(&mf)
-	cancel.AppendHeader(sip.HeaderClone(inv.From()))
-	cancel.AppendHeader(sip.HeaderClone(inv.To()))
-	cancel.AppendHeader(sip.HeaderClone(inv.CallID()))
-	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	cancel := sameTransaction(sip.CANCEL, inv, inv.To()) // cancel.go
 	if reason != "" {
 		cancel.AppendHeader(sip.NewHeader("Reason", reason))
 	}
-	cancel.SetBody(nil)
-	cancel.SetTransport(inv.Transport())
 	s.finish(r, cancel)
 }
 
