@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build install run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-overload bench-media bench-ha bench-raft bench-tls bench-dashboard fuzz vet fmt clean
+.PHONY: all build install run test test-long test-unit deps lab-up lab-down bench-load bench-sip bench-capacity bench-overload bench-media bench-ha bench-raft bench-tls bench-dashboard fuzz vet fmt clean
 
 all: build
 
@@ -83,13 +83,23 @@ lab-up:
 lab-down:
 	bash scripts/lab.sh down
 
-# SIPp uac -> sbcd -> SIPp uas across the lab at stepped rates, beside the
-# same SIPp pair with no SBC in between. Root; takes several minutes.
-# BASELINE=<git rev> also runs sbcd as built at that revision, alternating
-# with this tree's build step by step (before/after in one run).
+# SIPp uac -> sbcd -> SIPp uas across the lab at stepped rates (SDP, media
+# anchored, BYE after 0.5 s), alternating step by step with Kamailio as a
+# stateful record-routing proxy (test/kamailio/stateful.cfg) and the same
+# SIPp pair with no SBC in between. Root; takes tens of minutes.
+# BASELINE=<git rev> also runs sbcd as built at that revision on the same
+# ladder (before/after in one run). PROFILE=<dir> saves sbcd's CPU, alloc
+# and heap profiles at 200 calls/s there.
 bench-sip: deps build
+	bash scripts/bench-deps.sh
 	$(if $(BASELINE),bash scripts/build-at.sh $(BASELINE) $(BIN)/sbcd-baseline)
-	SBC_BENCH_SIP=1 $(if $(BASELINE),SBC_BENCH_SIP_BASELINE=$(abspath $(BIN))/sbcd-baseline) $(GO) test -count=1 -timeout 90m -run TestBenchSIP -v ./test
+	SBC_BENCH_SIP=1 $(if $(BASELINE),SBC_BENCH_SIP_BASELINE=$(abspath $(BIN))/sbcd-baseline) $(if $(PROFILE),SBC_BENCH_PROFILE=$(abspath $(PROFILE))) $(GO) test -count=1 -timeout 90m -run TestBenchSIP -v ./test
+
+# 5,000 calls held through sbcd with media anchored: live heap, RSS, fds
+# and goroutines per call over idle, then back to idle after they end.
+# Root; about 2 minutes.
+bench-capacity: deps build
+	SBC_BENCH_CAPACITY=1 $(GO) test -count=1 -timeout 15m -run TestBenchCapacity -v ./test
 
 # What the dashboard's polling costs sbcd: its CPU with 1,000 calls held
 # up by SIPp on loopback, without a browser and with headless Chromium

@@ -376,7 +376,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestShippedConfigsLoad(t *testing.T) {
-	for _, name := range []string{"default.yaml", "lab.yaml"} {
+	for _, name := range []string{"default.yaml", "lab.yaml", "lab6.yaml", "lab46.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			c, err := config.Load(filepath.Join("..", "configs", name))
 			if err != nil {

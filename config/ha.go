@@ -120,8 +120,8 @@ func (c *Config) validateHA(sbcNode bool) error {
 			return keyErr(k+".iface", "%q is not an interface name", v.Iface)
 		}
 		p, err := netip.ParsePrefix(v.Address)
-		if err != nil || !p.Addr().Is4() {
-			return keyErr(k+".address", "%q is not an IPv4 address with prefix length, like 203.0.113.1/24", v.Address)
+		if err != nil || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return keyErr(k+".address", "%q is not an IPv4 or IPv6 address with prefix length, like 203.0.113.1/24 or 2001:db8:1::1/64", v.Address)
 		}
 		if seen[p.Addr().String()] {
 			return keyErr(k+".address", "%s listed twice", p.Addr())

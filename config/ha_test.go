@@ -42,6 +42,11 @@ func TestParseHA(t *testing.T) {
 	if c.HA.HeartbeatTimeout.Std() != 300*time.Millisecond || c.HA.LeaderLease.Std() != 250*time.Millisecond {
 		t.Fatalf("timing %+v", c.HA)
 	}
+	// IPv6 VIPs beside the IPv4 ones.
+	v6 := strings.Replace(haYAML, "address: 198.51.100.1/24", "address: 2001:db8:2::1/64", 1)
+	if c, err := config.Parse([]byte(baseYAML + v6)); err != nil || c.HA.VIPs[1].Prefix().String() != "2001:db8:2::1/64" {
+		t.Fatalf("IPv6 VIP: %v", err)
+	}
 	if c, err := config.Parse([]byte(baseYAML)); err != nil || c.HA != nil {
 		t.Fatalf("no ha section: %v %+v", err, c.HA)
 	}
@@ -65,7 +70,7 @@ func TestParseHAInvalid(t *testing.T) {
 		{"realm: carrier,", "realm: nope,", "ha.vips[0].realm"},
 		{"iface: ext0", "iface: 'a very long interface name'", "ha.vips[0].iface"},
 		{"address: 203.0.113.1/24", "address: 203.0.113.1", "ha.vips[0].address"},
-		{"address: 203.0.113.1/24", "address: 2001:db8::1/64", "ha.vips[0].address"},
+		{"address: 203.0.113.1/24", "address: '::ffff:203.0.113.1/120'", "ha.vips[0].address"},
 		{"address: 198.51.100.1/24", "address: 203.0.113.1/24", "ha.vips[1].address"},
 		{"  vips:\n", "  heartbeat_timeout: 1ms\n  vips:\n", "ha.heartbeat_timeout"},
 		{"  vips:\n", "  leader_lease: 400ms\n  vips:\n", "ha.leader_lease"},

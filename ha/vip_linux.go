@@ -30,9 +30,10 @@ const (
 )
 
 // TakeVIPs adds every VIP (netlink AddrReplace: idempotent, so taking
-// twice is harmless), then sends a burst of gratuitous ARP for each, now,
-// and again garpRepeatIn later if the address is still there. It returns
-// after the first burst. IPv4 only (IPv6 would need unsolicited NA).
+// twice is harmless), then announces each, gratuitous ARP for IPv4 and
+// unsolicited neighbour advertisements for IPv6 (vip6_linux.go), in a
+// burst now and again garpRepeatIn later if the address is still there.
+// It returns after the first burst.
 func TakeVIPs(vs []VIP) error {
 	if len(vs) == 0 {
 		return nil
@@ -50,16 +51,25 @@ func TakeVIPs(vs []VIP) error {
 		time.Sleep(garpRepeatIn)
 		for _, v := range vs {
 			if held, _ := HoldsVIP(v); held {
-				_ = sendGARP(v, garpCount)
+				_ = announce(v, garpCount)
 			}
 		}
 	}()
 	return nil
 }
 
+// announce tells the segment the VIP is here: gratuitous ARP for IPv4,
+// unsolicited neighbour advertisements for IPv6.
+func announce(v VIP, count int) error {
+	if v.Prefix.Addr().Is4() {
+		return sendGARP(v, count)
+	}
+	return sendUNA(v, count)
+}
+
 func takeVIP(v VIP) error {
-	if !v.Prefix.Addr().Is4() {
-		return fmt.Errorf("ha: VIP %s: only IPv4 VIPs are supported", v)
+	if a := v.Prefix.Addr(); !a.Is4() && (a.Is4In6() || a.Zone() != "") {
+		return fmt.Errorf("ha: VIP %s: an IPv4 or a plain IPv6 address, please", v)
 	}
 	link, err := netlink.LinkByName(v.Iface)
 	if err != nil {
@@ -68,8 +78,8 @@ func takeVIP(v VIP) error {
 	if err := netlink.AddrReplace(link, vipAddr(v)); err != nil {
 		return fmt.Errorf("ha: VIP %s: add address: %w", v, err)
 	}
-	if err := sendGARP(v, garpCount); err != nil {
-		return fmt.Errorf("ha: VIP %s: gratuitous ARP: %w", v, err)
+	if err := announce(v, garpCount); err != nil {
+		return fmt.Errorf("ha: VIP %s: announce: %w", v, err)
 	}
 	return nil
 }
@@ -96,7 +106,7 @@ func HoldsVIP(v VIP) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return false, err
 	}
@@ -110,7 +120,14 @@ func HoldsVIP(v VIP) (bool, error) {
 
 func vipAddr(v VIP) *netlink.Addr {
 	ip := v.Prefix.Addr().AsSlice()
-	return &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(v.Prefix.Bits(), 32)}}
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(v.Prefix.Bits(), 8*len(ip))}}
+	if len(ip) == 16 {
+		// No duplicate address detection: the VIP moves between nodes
+		// by design, and a tentative address could not be bound for the
+		// second or more DAD takes (calls would wait on it).
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 // sendGARP broadcasts count gratuitous ARP requests and replies for the

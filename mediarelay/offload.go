@@ -277,6 +277,12 @@ func (s *Stream) desired() []wantFlow {
 	if !st[0].ok || !st[1].ok || st[0].mux != st[1].mux {
 		return nil
 	}
+	if family4(s.local[0]) != family4(s.local[1]) {
+		// IPv4 on one side, IPv6 on the other: the kernel program only
+		// rewrites addresses in place, it does not translate headers, so a
+		// flow that crosses families stays in the user-space relay.
+		return nil
+	}
 	var out []wantFlow
 	for from := range 2 {
 		to := 1 - from
@@ -296,6 +302,10 @@ func (s *Stream) desired() []wantFlow {
 	}
 	return out
 }
+
+// family4 reports whether ap is IPv4 (IPv4-mapped IPv6 counts as IPv4, as
+// the kernel's flow key does).
+func family4(ap netip.AddrPort) bool { return ap.Addr().Unmap().Is4() }
 
 func rtcpAddr(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr(), ap.Port()+1)

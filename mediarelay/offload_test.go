@@ -2,6 +2,8 @@ package mediarelay
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/edgesbc/edgesbc/internal/ci"
 )
 
 // fakeDatapath stands in for bpf.Datapath, which needs root and an
@@ -471,4 +475,50 @@ func TestOffloadSRTPStaysInUserSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFlows(t, dp, 2)
+}
+
+// TestOffloadCrossFamilyStaysInRelay: side A on IPv4, side B on IPv6. The
+// relay carries RTP both ways between the families (each side sees only
+// its own), and nothing goes to the kernel, whose program rewrites
+// addresses in place and cannot translate IPv4 to IPv6.
+func TestOffloadCrossFamilyStaysInRelay(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	r, dp, _ := offloadRelay(t, nil)
+	defer r.Close()
+	var s *Stream
+	var err error
+	for range 50 {
+		p := uint16(20000 + 2*rand.IntN(6000))
+		if s, err = r.NewStream(netip.AddrPortFrom(loopback, p), netip.MustParseAddrPort(fmt.Sprintf("[::1]:%d", p+2))); err == nil {
+			break
+		}
+	}
+	if s == nil {
+		ci.Skipf(t, "no stream on 127.0.0.1 and [::1]: %v", err)
+	}
+	defer s.Close()
+	pa, pb := newPhone(t, "127.0.0.1"), newPhone6(t)
+	s.SetRemote(SideA, pa.ap, netip.AddrPort{}, false)
+	s.SetRemote(SideB, pb.ap, netip.AddrPort{}, false)
+	for i := range 5 {
+		pa.send(rtpPacket(t, uint16(i), 0, 0xa, 'a'), s.Local(SideA))
+		b, from := pb.recv(2 * time.Second)
+		if b == nil || from != s.Local(SideB) {
+			t.Fatalf("IPv4 -> IPv6 packet %d: %d bytes from %v", i, len(b), from)
+		}
+		checkPacket(t, b, uint16(i), 'a')
+		pb.send(rtpPacket(t, uint16(i), 0, 0xb, 'b'), s.Local(SideB))
+		b, from = pa.recv(2 * time.Second)
+		if b == nil || from != s.Local(SideA) {
+			t.Fatalf("IPv6 -> IPv4 packet %d: %d bytes from %v", i, len(b), from)
+		}
+		checkPacket(t, b, uint16(i), 'b')
+	}
+	time.Sleep(150 * time.Millisecond) // three offload ticks after both latched
+	if n := len(dp.snapshot()); n != 0 {
+		t.Fatalf("%d flows offloaded for a stream that crosses families", n)
+	}
+	if p := s.Path(); p != PathUserSpace {
+		t.Errorf("stream path %q, want %q", p, PathUserSpace)
+	}
 }

@@ -427,10 +427,10 @@ func (s *SBC) newLegB(c *Call, out *Realm, t config.Target, req *sip.Request) *L
 	b.local.SIPS = target.Scheme == "sips"
 	b.d = topology.Dialog{
 		CallID:     newSIPCallID(),
-		LocalURI:   sip.Uri{Scheme: "sip", User: from.Address.User, Host: b.local.Host},
+		LocalURI:   sip.Uri{Scheme: "sip", User: from.Address.User, Host: uriHost(b.local.Host)},
 		LocalName:  from.DisplayName,
 		LocalTag:   newTag(),
-		RemoteURI:  sip.Uri{Scheme: "sip", User: to.Address.User, Host: t.Host},
+		RemoteURI:  sip.Uri{Scheme: "sip", User: to.Address.User, Host: uriHost(t.Host)},
 		RemoteName: to.DisplayName,
 		Target:     target,
 	}

@@ -66,7 +66,7 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	}}).With("realm", rc.Name)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(rc.UserAgent),
-		sipgo.WithUserAgentHostname(rc.AdvertiseAddr()),
+		sipgo.WithUserAgentHostname(uriHost(rc.AdvertiseAddr())),
 		sipgo.WithUserAgenTLSConfig(r.clientTLSConfig()),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(lib),
@@ -84,7 +84,7 @@ func newRealm(s *SBC, rc config.Realm) (*Realm, error) {
 	if r.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(lib)); err != nil {
 		return nil, fmt.Errorf("realm %s: server: %w", rc.Name, err)
 	}
-	if r.cli, err = sipgo.NewClient(ua, sipgo.WithClientLogger(lib), sipgo.WithClientHostname(rc.AdvertiseAddr())); err != nil {
+	if r.cli, err = sipgo.NewClient(ua, sipgo.WithClientLogger(lib), sipgo.WithClientHostname(uriHost(rc.AdvertiseAddr()))); err != nil {
 		return nil, fmt.Errorf("realm %s: client: %w", rc.Name, err)
 	}
 	return r, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgesbc/edgesbc/config"
 	"github.com/edgesbc/edgesbc/policy"
+	"github.com/edgesbc/edgesbc/topology"
 )
 
 // registrar is the SBC acting as registrar for a realm (RFC 3261 10.3):
@@ -125,7 +126,7 @@ func bindingFor(aor string, contact sip.Uri, src netip.AddrPort, transport strin
 	if port == 0 {
 		port = 5060
 	}
-	if ip, err := netip.ParseAddr(contact.Host); err == nil && ip.Unmap() == src.Addr() {
+	if ip, err := netip.ParseAddr(topology.PlainHost(contact.Host)); err == nil && ip.Unmap() == src.Addr() {
 		b.Host, b.Port = ip.Unmap().String(), port
 	} else {
 		b.Host, b.Port = src.Addr().String(), int(src.Port())

@@ -42,7 +42,7 @@ func legBTarget(t config.Target, user string, sips bool) (transport string, uri 
 	if transport == "" {
 		transport = "UDP"
 	}
-	uri = sip.Uri{Scheme: "sip", User: user, Host: t.Host, Port: t.Port}
+	uri = sip.Uri{Scheme: "sip", User: user, Host: uriHost(t.Host), Port: t.Port}
 	switch {
 	case sips && transport == "TLS":
 		uri.Scheme = "sips"

@@ -121,7 +121,7 @@ func (s *SBC) reauthInvite(c *Call, out *Realm, b *Leg, inv *sip.Request, res *s
 func newVia(l topology.Local) *sip.ViaHeader {
 	via := &sip.ViaHeader{
 		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: l.Transport,
-		Host: l.Host, Port: l.Port, Params: sip.NewParams(),
+		Host: uriHost(l.Host), Port: l.Port, Params: sip.NewParams(),
 	}
 	via.Params.Add("branch", topology.NewBranch())
 	return via

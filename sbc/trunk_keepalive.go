@@ -85,16 +85,16 @@ func (ts *trunkSet) options1(ctx context.Context, run *trunkRun, tg config.Targe
 		transport = "TCP"
 	}
 	l := r.local(transport)
-	target := sip.Uri{Scheme: "sip", Host: tg.Host, Port: tg.Port}
+	target := sip.Uri{Scheme: "sip", Host: uriHost(tg.Host), Port: tg.Port}
 	if transport == "TCP" {
 		target.UriParams = sip.NewParams()
 		target.UriParams.Add("transport", "tcp")
 	}
 	d := topology.Dialog{
 		CallID:    newSIPCallID(),
-		LocalURI:  sip.Uri{Scheme: "sip", User: "sbc", Host: l.Host},
+		LocalURI:  sip.Uri{Scheme: "sip", User: "sbc", Host: uriHost(l.Host)},
 		LocalTag:  newTag(),
-		RemoteURI: sip.Uri{Scheme: "sip", Host: tg.Host},
+		RemoteURI: sip.Uri{Scheme: "sip", Host: uriHost(tg.Host)},
 		Target:    target,
 	}
 	req := topology.BuildRequest(sip.OPTIONS, d, 1, 70, l, nil, nil, nil, "")

@@ -21,7 +21,7 @@ func trunkNumbers(b *Leg, dec policy.Decision, i int, req *sip.Request) {
 	b.d.Target.User = called
 	b.d.LocalURI.User = dec.CallerFor(i, b.d.LocalURI.User)
 	if tr := dec.Trunk(i); tr != nil && tr.Domain != "" {
-		b.d.RemoteURI.Host = tr.Domain
+		b.d.RemoteURI.Host = uriHost(tr.Domain)
 	}
 }
 

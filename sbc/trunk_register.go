@@ -84,7 +84,7 @@ func (g *registration) user() string {
 
 // aor is the address of record: user@domain.
 func (g *registration) aor() sip.Uri {
-	return sip.Uri{Scheme: "sip", User: g.user(), Host: g.tk.t.Domain}
+	return sip.Uri{Scheme: "sip", User: g.user(), Host: uriHost(g.tk.t.Domain)}
 }
 
 // run registers until ctx ends.
@@ -228,7 +228,7 @@ func (g *registration) build(tg config.Target, expires int) *sip.Request {
 	}
 	l := r.local(transport)
 	aor := g.aor()
-	ruri := sip.Uri{Scheme: "sip", Host: g.tk.t.Domain}
+	ruri := sip.Uri{Scheme: "sip", Host: uriHost(g.tk.t.Domain)}
 	if transport == "TCP" {
 		ruri.UriParams = sip.NewParams()
 		ruri.UriParams.Add("transport", "tcp")

@@ -3,8 +3,8 @@
 # for `make bench-media` rtpengine-daemon (run by the benchmark in
 # user-space mode, --table=-1, inside namespace sbc) and nftables (kernel
 # forwarding with DNAT/SNAT as the floor); for `make bench-overload`
-# kamailio (a stateful proxy with pike, run by the benchmark in namespace
-# sbc). Idempotent: it does nothing when all are there.
+# and `make bench-sip` kamailio (a stateful proxy, run by the benchmark
+# in namespace sbc). Idempotent: it does nothing when all are there.
 #
 # There is no init system here to run rtpengine as a service, and the
 # benchmark starts its own; the package's init script is kept from starting

@@ -8,6 +8,10 @@
 #   lab.sh ha-down   same as down
 #   lab.sh status    list lab namespaces and their addresses
 #
+# Every lab interface is dual-stack: IPv6 carrier 2001:db8:1::/64,
+# enterprise 2001:db8:2::/64, control 2001:db8:c::/64, each host's last
+# group mirroring its IPv4 last octet (203.0.113.10 -> 2001:db8:1::10).
+#
 # Needs root and the Debian packages iproute2, ethtool, iputils-ping.
 set -euo pipefail
 
@@ -20,6 +24,7 @@ ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
 # new_ns NS: fresh namespace with lo up (the admin API listens on 127.0.0.1).
 new_ns() {
 	ip netns add "$1"
+	no_dad "$1"
 	ip -n "$1" link set lo up
 }
 
@@ -33,6 +38,18 @@ veth() {
 
 addr() { ip -n "$1" addr add "$3" dev "$2"; }
 
+# addr6 NS DEV CIDR: an IPv6 address usable at once. nodad: duplicate
+# address detection would hold it "tentative" (unbindable) for a second or
+# more, and the lab's addresses are fixed and unique.
+addr6() { ip -n "$1" addr add "$3" dev "$2" nodad; }
+
+# new_ns turns DAD off namespace-wide too, so the VIPs an SBC node adds
+# later (ha/) and the link-local addresses are usable at once as well.
+no_dad() {
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.default.accept_dad=0
+}
+
 # nic_like NS DEV: make a veth behave like a real NIC. tx off: no
 # CHECKSUM_PARTIAL packets, which an XDP checksum update would corrupt.
 # gro on: lets XDP_REDIRECT into the peer veth be delivered instead of dropped.
@@ -43,7 +60,10 @@ nic_like() {
 
 # The SBC is a B2BUA and media relay, never a router: the realms must only
 # meet through sbcd.
-no_forward() { ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=0; }
+no_forward() {
+	ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=0
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.forwarding=0
+}
 
 # can NS DST: one ping, a few tries so a just-created link gets its ARP done.
 can() {
@@ -86,6 +106,10 @@ up() {
 	addr sbc ext0 203.0.113.1/24
 	addr sbc int0 198.51.100.1/24
 	addr ent ent0 198.51.100.10/24
+	addr6 car car0 2001:db8:1::10/64
+	addr6 sbc ext0 2001:db8:1::1/64
+	addr6 sbc int0 2001:db8:2::1/64
+	addr6 ent ent0 2001:db8:2::10/64
 	nic_like car car0
 	nic_like ent ent0
 	no_forward sbc
@@ -93,20 +117,25 @@ up() {
 
 	check car 203.0.113.1
 	check ent 198.51.100.1
+	check car 2001:db8:1::1
+	check ent 2001:db8:2::1
 	isolated car 198.51.100.10
 	isolated ent 203.0.113.10
+	isolated car 2001:db8:2::10
+	isolated ent 2001:db8:1::10
 	[ "$FAILED" = 0 ] || die "lab up: checks failed"
 	echo "lab up"
 }
 
-# plug NS DEV BRIDGE CIDR: veth from NS into a bridge in sw. The bridge end
-# is named NS-DEV and behaves like a NIC (switch port) too.
+# plug NS DEV BRIDGE CIDR CIDR6: veth from NS into a bridge in sw. The
+# bridge end is named NS-DEV and behaves like a NIC (switch port) too.
 plug() {
 	local port="$1-$2"
 	veth "$1" "$2" sw "$port"
 	ip -n sw link set "$port" master "$3"
 	nic_like sw "$port"
 	addr "$1" "$2" "$4"
+	addr6 "$1" "$2" "$5"
 }
 
 ha_up() {
@@ -120,18 +149,19 @@ ha_up() {
 		ip -n sw link set "$br" up
 	done
 
-	plug car  car0 brext 203.0.113.10/24
-	plug ent  ent0 brint 198.51.100.10/24
+	plug car  car0 brext 203.0.113.10/24 2001:db8:1::10/64
+	plug ent  ent0 brint 198.51.100.10/24 2001:db8:2::10/64
 	nic_like car car0
 	nic_like ent ent0
-	# The VIPs (203.0.113.1, 198.51.100.1) are added by the active node, not here.
-	plug sbca ext0 brext 203.0.113.2/24
-	plug sbca int0 brint 198.51.100.2/24
-	plug sbca ctl0 brctl 192.0.2.2/24
-	plug sbcb ext0 brext 203.0.113.3/24
-	plug sbcb int0 brint 198.51.100.3/24
-	plug sbcb ctl0 brctl 192.0.2.3/24
-	plug wit  ctl0 brctl 192.0.2.4/24
+	# The VIPs (203.0.113.1, 198.51.100.1, 2001:db8:1::1, 2001:db8:2::1) are
+	# added by the active node, not here.
+	plug sbca ext0 brext 203.0.113.2/24 2001:db8:1::2/64
+	plug sbca int0 brint 198.51.100.2/24 2001:db8:2::2/64
+	plug sbca ctl0 brctl 192.0.2.2/24 2001:db8:c::2/64
+	plug sbcb ext0 brext 203.0.113.3/24 2001:db8:1::3/64
+	plug sbcb int0 brint 198.51.100.3/24 2001:db8:2::3/64
+	plug sbcb ctl0 brctl 192.0.2.3/24 2001:db8:c::3/64
+	plug wit  ctl0 brctl 192.0.2.4/24 2001:db8:c::4/64
 	no_forward sbca
 	no_forward sbcb
 
@@ -141,7 +171,12 @@ ha_up() {
 	check sbca 192.0.2.3
 	check wit 192.0.2.2
 	check wit 192.0.2.3
+	check car 2001:db8:1::2
+	check ent 2001:db8:2::3
+	check wit 2001:db8:c::2
+	check sbca 2001:db8:c::3
 	isolated car 198.51.100.10
+	isolated car 2001:db8:2::10
 	[ "$FAILED" = 0 ] || die "lab ha-up: checks failed"
 	echo "lab ha up"
 }

@@ -46,7 +46,14 @@ func exchange(t *testing.T, c *net.UDPConn, b []byte, d time.Duration) string {
 // (RFC 3261 17.2.1), the sign the INVITE was taken as well-formed.
 func exchangeTrying(t *testing.T, c *net.UDPConn, b []byte, d time.Duration) (final string, trying bool) {
 	t.Helper()
-	if _, err := c.WriteToUDP(b, &net.UDPAddr{IP: net.ParseIP(sbcExt), Port: 5060}); err != nil {
+	return exchangeTryingTo(t, c, sbcExt, b, d)
+}
+
+// exchangeTryingTo is exchangeTrying toward the SBC address sbc (its IPv6
+// carrier face, say).
+func exchangeTryingTo(t *testing.T, c *net.UDPConn, sbc string, b []byte, d time.Duration) (final string, trying bool) {
+	t.Helper()
+	if _, err := c.WriteToUDP(b, &net.UDPAddr{IP: net.ParseIP(sbc), Port: 5060}); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 65535)

@@ -226,6 +226,11 @@ func tail(s string, n int) string {
 // get fetches an admin API path; the admin API listens on 127.0.0.1 inside
 // namespace sbc, so the connection is made from in there.
 func (s *sbcd) get(path string) ([]byte, error) {
+	return s.getWithin(path, 3*time.Second)
+}
+
+// getWithin is get with its own timeout (a CPU profile takes its seconds).
+func (s *sbcd) getWithin(path string, timeout time.Duration) ([]byte, error) {
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var c net.Conn
 		err := inNetns("sbc", func() error {
@@ -236,7 +241,7 @@ func (s *sbcd) get(path string) ([]byte, error) {
 		return c, err
 	}}
 	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr, Timeout: 3 * time.Second}
+	cl := &http.Client{Transport: tr, Timeout: timeout}
 	res, err := cl.Get("http://127.0.0.1:8080" + path)
 	if err != nil {
 		return nil, err

@@ -59,8 +59,12 @@ media: {timeout: %s%s}
 }
 
 func offerSDP(ip string, port int, dir string, version int) string {
-	return fmt.Sprintf("v=0\r\no=phone 4242 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=%s\r\n",
-		version, ip, ip, port, dir)
+	fam := "IP4"
+	if strings.Contains(ip, ":") {
+		fam = "IP6"
+	}
+	return fmt.Sprintf("v=0\r\no=phone 4242 %d IN %s %s\r\ns=-\r\nc=IN %s %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=%s\r\n",
+		version, fam, ip, fam, ip, port, dir)
 }
 
 // sdpMedia parses a message's SDP and requires that it names only the

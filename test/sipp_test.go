@@ -185,7 +185,7 @@ func carrierArgs(extra ...string) []string {
 	return append([]string{"-i", carrierHost, "-p", "5060"}, extra...)
 }
 
-// pcapPayloads reads a classic pcap of Ethernet/IPv4 frames and returns
+// pcapPayloads reads a classic pcap of Ethernet/IPv4 or IPv6 frames and returns
 // each UDP or TCP payload. Enough of a reader for the lab's own captures.
 func pcapPayloads(b []byte) ([][]byte, error) {
 	if len(b) < 24 {
@@ -211,16 +211,28 @@ func pcapPayloads(b []byte) ([][]byte, error) {
 		}
 		frame := b[off : off+n]
 		off += n
-		if len(frame) < 14+20 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 {
+		if len(frame) < 14+20 {
 			continue
 		}
 		ip := frame[14:]
-		ihl := int(ip[0]&0x0f) * 4
-		if len(ip) < ihl {
+		var proto byte
+		var seg []byte
+		switch binary.BigEndian.Uint16(frame[12:]) {
+		case 0x0800:
+			ihl := int(ip[0]&0x0f) * 4
+			if len(ip) < ihl {
+				continue
+			}
+			proto, seg = ip[9], ip[ihl:]
+		case 0x86dd: // IPv6 without extension headers: all the lab sends
+			if len(ip) < 40 {
+				continue
+			}
+			proto, seg = ip[6], ip[40:]
+		default:
 			continue
 		}
-		seg := ip[ihl:]
-		switch ip[9] {
+		switch proto {
 		case 17:
 			if len(seg) >= 8 {
 				out = append(out, seg[8:])

@@ -104,7 +104,7 @@ func carriesAllow(method sip.RequestMethod, status int) bool {
 // 5630 deprecates the parameter for SIPS semantics, but a plain sip: URI
 // would resolve to UDP, RFC 3263, and the peer must reach the SBC over TLS).
 func (l Local) Contact() sip.Uri {
-	u := sip.Uri{Scheme: "sip", User: "sbc", Host: l.Host, Port: l.Port}
+	u := sip.Uri{Scheme: "sip", User: "sbc", Host: URIHost(l.Host), Port: l.Port}
 	if l.SIPS {
 		u.Scheme = "sips"
 		return u
@@ -142,7 +142,7 @@ func BuildRequest(method sip.RequestMethod, d Dialog, cseq uint32, maxFwd int, l
 	req := sip.NewRequest(method, d.Target)
 	via := &sip.ViaHeader{
 		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: l.Transport,
-		Host: l.Host, Port: l.Port, Params: sip.NewParams(),
+		Host: URIHost(l.Host), Port: l.Port, Params: sip.NewParams(),
 	}
 	via.Params.Add("branch", NewBranch())
 	req.AppendHeader(via)

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -67,7 +69,8 @@ func guardCommand(c *http.Client, admin, cmd string, args []string, asJSON bool)
 		}
 		fmt.Fprintln(w, "REALM\tAOR\tCONTACT\tTARGET\tSOURCE\tEXPIRES IN")
 		for _, x := range l {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s:%d;%s\t%s\t%s\n", x.Realm, x.AOR, x.Contact, x.Host, x.Port, x.Transport, x.Source, time.Until(x.Expires).Round(time.Second))
+			target := net.JoinHostPort(x.Host, strconv.Itoa(x.Port)) // IPv6 in brackets
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s;%s\t%s\t%s\n", x.Realm, x.AOR, x.Contact, target, x.Transport, x.Source, time.Until(x.Expires).Round(time.Second))
 		}
 	case "admission":
 		var l []api.Admission

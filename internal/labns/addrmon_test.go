@@ -2,6 +2,7 @@ package labns
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -112,5 +113,26 @@ func TestPrivilegedUDPListening(t *testing.T) {
 	c.Close()
 	if ok, _ := UDPListening(ns, lo, 5071); ok {
 		t.Fatal("closed socket still seen")
+	}
+}
+
+// udpListed finds IPv4 and IPv6 sockets in this process's own tables (on
+// loopback: nothing of the lab needed).
+func TestUDPListedBothFamilies(t *testing.T) {
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		a := netip.MustParseAddr(ip)
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+		if err != nil {
+			t.Fatalf("listen on %s: %v", ip, err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		table, err := os.ReadFile("/proc/self/net/" + udpTable(a))
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !udpListed(table, a, port) {
+			t.Errorf("%s:%d not found in /proc/self/net/%s", ip, port, udpTable(a))
+		}
 	}
 }

@@ -114,27 +114,54 @@ func MountBPFFS() error {
 }
 
 // UDPListening reports whether a UDP socket is bound to ip:port in ns
-// (read from the namespace's /proc/net/udp: no packet sent, no tool run).
+// (read from the namespace's /proc/net/udp or udp6: no packet sent, no
+// tool run).
 func UDPListening(ns string, ip netip.Addr, port int) (bool, error) {
-	var b []byte
+	var raw []byte
 	err := Do(ns, func() error {
 		var err error
-		b, err = os.ReadFile("/proc/thread-self/net/udp")
+		raw, err = os.ReadFile("/proc/thread-self/net/" + udpTable(ip))
 		return err
 	})
 	if err != nil {
 		return false, err
 	}
-	a4 := ip.As4()
-	// /proc/net/udp writes the address as the host-order hex of the
-	// network-order word: little-endian machines reverse the bytes.
-	want := fmt.Sprintf("%02X%02X%02X%02X:%04X", a4[3], a4[2], a4[1], a4[0], port)
-	wild := fmt.Sprintf("00000000:%04X", port)
-	for _, l := range strings.Split(string(b), "\n") {
+	return udpListed(raw, ip, port), nil
+}
+
+// udpTable is the /proc/net file that lists ip's family's UDP sockets.
+func udpTable(ip netip.Addr) string {
+	if ip.Unmap().Is4() {
+		return "udp"
+	}
+	return "udp6"
+}
+
+// udpListed reports whether a /proc/net/udp or udp6 table lists a socket
+// bound to ip:port or to the wildcard address on port.
+func udpListed(table []byte, ip netip.Addr, port int) bool {
+	var want, wild string
+	if ip.Unmap().Is4() {
+		a4 := ip.Unmap().As4()
+		// The address is the host-order hex of the network-order word:
+		// little-endian machines reverse the bytes.
+		want = fmt.Sprintf("%02X%02X%02X%02X:%04X", a4[3], a4[2], a4[1], a4[0], port)
+		wild = fmt.Sprintf("00000000:%04X", port)
+	} else {
+		// udp6: four such words.
+		a := ip.As16()
+		var b strings.Builder
+		for w := 0; w < 16; w += 4 {
+			fmt.Fprintf(&b, "%02X%02X%02X%02X", a[w+3], a[w+2], a[w+1], a[w])
+		}
+		want = fmt.Sprintf("%s:%04X", b.String(), port)
+		wild = fmt.Sprintf("%032X:%04X", 0, port)
+	}
+	for _, l := range strings.Split(string(table), "\n") {
 		f := strings.Fields(l)
 		if len(f) > 2 && (f[1] == want || f[1] == wild) {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }

@@ -82,7 +82,7 @@ func (p *Phone) Recv(d time.Duration) sip.Message {
 	p.t.Helper()
 	buf := make([]byte, 65535)
 	_ = p.conn.SetReadDeadline(time.Now().Add(d))
-	n, _, err := p.conn.ReadFromUDP(buf)
+	n, from, err := p.conn.ReadFromUDP(buf)
 	if err != nil {
 		return nil
 	}
@@ -93,6 +93,10 @@ func (p *Phone) Recv(d time.Duration) sip.Message {
 	if err != nil {
 		p.t.Fatalf("%s: SBC sent an unparsable message: %v\n%s", p.Addr, err, buf[:n])
 	}
+	// Where it came from, as a transport would set it: without it sipgo
+	// derives Source from the top Via and joins an IPv6 host and port
+	// without brackets.
+	m.SetSource(from.String())
 	return m
 }
 

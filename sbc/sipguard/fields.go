@@ -4,6 +4,8 @@ package sipguard
 // included), returns an empty why when the value is fine, and walks the
 // value once.
 
+import "net/netip"
+
 // checkVia validates every via-parm of a Via value:
 // "SIP" / "2.0" / transport LWS host [":" port] *(";" param).
 func checkVia(v []byte) (why, reason string) {
@@ -72,6 +74,11 @@ func hostPort(v []byte, p int) (int, bool) {
 			p++
 		}
 		if p == start+1 || p >= len(v) || v[p] != ']' {
+			return p, false
+		}
+		// The characters alone let through what is no IPv6 address, like
+		// RFC 5118 4.10's 2001:db8:::192.0.2.1 (three colons).
+		if a, err := netip.ParseAddr(string(v[start+1 : p])); err != nil || !a.Is6() {
 			return p, false
 		}
 		p++

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,10 +19,12 @@ import (
 )
 
 const (
-	wait     = 3 * time.Second
-	ptime    = 20 * time.Millisecond
-	sbcExtSI = vipExt + ":5060"
+	wait  = 3 * time.Second
+	ptime = 20 * time.Millisecond
 )
+
+// sbcExtSI is where callers send: the carrier VIP's SIP address.
+func sbcExtSI() string { return net.JoinHostPort(vipExt, "5060") }
 
 func udp(t testing.TB, ns, ip string, port int) *net.UDPConn {
 	t.Helper()
@@ -33,8 +36,12 @@ func udp(t testing.TB, ns, ip string, port int) *net.UDPConn {
 }
 
 func offer(ip string, port, version int) string {
-	return fmt.Sprintf("v=0\r\no=phone 4242 %d IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\na=sendrecv\r\n",
-		version, ip, ip, port)
+	fam := "IP4"
+	if strings.Contains(ip, ":") {
+		fam = "IP6"
+	}
+	return fmt.Sprintf("v=0\r\no=phone 4242 %d IN %s %s\r\ns=-\r\nc=IN %s %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=ptime:20\r\na=sendrecv\r\n",
+		version, fam, ip, fam, ip, port)
 }
 
 func sdpAddr(t testing.TB, m sip.Message, want string) netip.AddrPort {
@@ -159,7 +166,7 @@ func (p *phones) try(i int, callID string, patience, retransmit time.Duration) (
 	// the 100 Trying: one sent while no node serves the VIP is lost.
 	trying := false
 	for end := time.Now().Add(patience); !trying && time.Now().Before(end); {
-		c.caller.Invite(sbcExtSI, c.user, callID, offer(carrierHost, int(c.aRTP.Addr().Port()), 1))
+		c.caller.Invite(sbcExtSI(), c.user, callID, offer(carrierHost, int(c.aRTP.Addr().Port()), 1))
 		trying = c.caller.Next(min(retransmit, time.Until(end)), func(m sip.Message) bool {
 			r, ok := m.(*sip.Response)
 			return ok && r.CallID().Value() == callID && r.StatusCode == 100
@@ -190,7 +197,7 @@ func (p *phones) try(i int, callID string, patience, retransmit time.Duration) (
 	}
 	res := om.(*sip.Response)
 	c.aTo = sdpAddr(p.t, res, vipExt)
-	c.dA = testphone.CallerDialog(res, sbcExtSI)
+	c.dA = testphone.CallerDialog(res, sbcExtSI())
 	c.caller.Ack(c.dA, 1, callID+"-ack")
 	p.mu.Lock()
 	am := p.callee.Next(wait, func(m sip.Message) bool {

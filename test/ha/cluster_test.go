@@ -18,13 +18,18 @@ import (
 	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
-// Fixed HA lab addresses (docs/architecture.md, "The netns lab").
-const (
+// Fixed HA lab addresses (docs/architecture.md, "The netns lab"); the
+// IPv6 tests switch them to the lab's IPv6 ones (useIPv6, ipv6_test.go).
+var (
 	carrierHost = "203.0.113.10"
 	pbxHost     = "198.51.100.10"
 	vipExt      = "203.0.113.1"
 	vipInt      = "198.51.100.1"
 )
+
+// configRewrite, when set, rewrites every node's config as newCluster
+// writes it (useIPv6 puts the realms, VIPs and Raft on IPv6).
+var configRewrite func(string) string
 
 // node is one sbcd process of the HA lab; it can be killed and started
 // again on the same data directory.
@@ -64,6 +69,9 @@ func newCluster(t testing.TB, extra string) *cluster {
 			t.Fatal(err)
 		}
 		y := dataDirRe.ReplaceAllString(string(b), "${1} "+data)
+		if configRewrite != nil {
+			y = configRewrite(y)
+		}
 		if !witness {
 			y += extra
 		}
@@ -229,7 +237,7 @@ func (n *node) calls() int {
 
 // holdsVIPs reports whether the node's namespace has the VIPs (both, one).
 func (n *node) holdsVIPs() (ext, int bool) {
-	out, _ := exec.Command("ip", "-n", n.ns, "-br", "-4", "addr", "show").Output()
+	out, _ := exec.Command("ip", "-n", n.ns, "-br", "addr", "show").Output()
 	s := string(out)
 	return strings.Contains(s, vipExt+"/"), strings.Contains(s, vipInt+"/")
 }
