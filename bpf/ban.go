@@ -10,12 +10,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// Ban drops every IPv4 packet from addr arriving on the attached
-// interfaces (SIP and media alike, before any parsing beyond the IP
-// header) until `until`; a zero until bans until Unban. Banning an address
-// again moves its end. IPv6 sources cannot be banned here.
+// Ban drops every packet from addr (IPv4 or IPv6; an IPv4-mapped IPv6
+// address bans the IPv4 source) arriving on the attached interfaces (SIP
+// and media alike, before any parsing beyond the IP header) until `until`;
+// a zero until bans until Unban. Banning an address again moves its end.
 func (d *Datapath) Ban(addr netip.Addr, until time.Time) error {
-	key, err := banKey(addr)
+	m, key, err := banKey(&d.objs, addr)
 	if err != nil {
 		return err
 	}
@@ -32,9 +32,9 @@ func (d *Datapath) Ban(addr netip.Addr, until time.Time) error {
 	if d.closed {
 		return ErrClosed
 	}
-	err = d.objs.Bans.Update(key, end, ebpf.UpdateNoExist)
+	err = m.Update(key, end, ebpf.UpdateNoExist)
 	if errors.Is(err, ebpf.ErrKeyExist) {
-		err = d.objs.Bans.Update(key, end, ebpf.UpdateExist)
+		err = m.Update(key, end, ebpf.UpdateExist)
 		if err != nil {
 			return fmt.Errorf("bpf: ban %s: %w", addr, err)
 		}
@@ -48,7 +48,7 @@ func (d *Datapath) Ban(addr netip.Addr, until time.Time) error {
 
 // Unban lifts addr's ban (no error when there is none).
 func (d *Datapath) Unban(addr netip.Addr) error {
-	key, err := banKey(addr)
+	m, key, err := banKey(&d.objs, addr)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (d *Datapath) Unban(addr netip.Addr) error {
 	if d.closed {
 		return ErrClosed
 	}
-	err = d.objs.Bans.Delete(key)
+	err = m.Delete(key)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
 	}
@@ -82,7 +82,8 @@ func (d *Datapath) BanCount() (int, error) {
 	return int(n), nil
 }
 
-// ExpireBans removes bans that have ended and returns how many.
+// ExpireBans removes bans that have ended (both families) and returns how
+// many.
 func (d *Datapath) ExpireBans() (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -90,12 +91,26 @@ func (d *Datapath) ExpireBans() (int, error) {
 		return 0, ErrClosed
 	}
 	now := monotonicNow()
+	n4, err := expire[uint32](d.objs.Bans, now)
+	if err == nil {
+		var n6 int
+		n6, err = expire[[16]byte](d.objs.Bans6, now)
+		n4 += n6
+	}
+	if cerr := d.addBanCount(-n4); err == nil {
+		err = cerr
+	}
+	return n4, err
+}
+
+// expire deletes m's entries whose end has passed now and returns how many.
+func expire[K comparable](m *ebpf.Map, now uint64) (int, error) {
 	var (
-		key     uint32
+		key     K
 		end     uint64
-		expired []uint32
+		expired []K
 	)
-	it := d.objs.Bans.Iterate()
+	it := m.Iterate()
 	for it.Next(&key, &end) {
 		if end != 0 && end <= now {
 			expired = append(expired, key)
@@ -106,15 +121,15 @@ func (d *Datapath) ExpireBans() (int, error) {
 	}
 	n := 0
 	for _, k := range expired {
-		if err := d.objs.Bans.Delete(k); err == nil {
+		if err := m.Delete(k); err == nil {
 			n++
 		}
 	}
-	return n, d.addBanCount(-n)
+	return n, nil
 }
 
 // addBanCount keeps ban_count[0] (read by the programs to skip the ban
-// lookup when nothing is banned) in step with the bans map. Callers hold mu.
+// lookup when nothing is banned) in step with the bans and bans6 maps. Callers hold mu.
 func (d *Datapath) addBanCount(delta int) error {
 	var n uint32
 	if err := d.objs.BanCount.Lookup(uint32(0), &n); err != nil {
@@ -127,12 +142,17 @@ func (d *Datapath) addBanCount(delta int) error {
 	return nil
 }
 
-func banKey(addr netip.Addr) (uint32, error) {
+// banKey picks the ban map for addr's family and addr's key there.
+func banKey(objs *datapathObjects, addr netip.Addr) (*ebpf.Map, any, error) {
 	addr = addr.Unmap()
-	if !addr.Is4() {
-		return 0, fmt.Errorf("%w: only IPv4 sources can be banned, got %s", ErrBadFlow, addr)
+	switch {
+	case addr.Is4():
+		b := addr.As4()
+		// The program reads iph->saddr as a native u32 from network-order bytes.
+		return objs.Bans, binary.NativeEndian.Uint32(b[:]), nil
+	case addr.Is6():
+		// The wire's 16 bytes, as the program copies ip6->saddr.
+		return objs.Bans6, addr.As16(), nil
 	}
-	b := addr.As4()
-	// The program reads iph->saddr as a native u32 from network-order bytes.
-	return binary.NativeEndian.Uint32(b[:]), nil
+	return nil, nil, fmt.Errorf("%w: cannot ban %s", ErrBadFlow, addr)
 }

@@ -43,12 +43,21 @@ type datapathFlowStats struct {
 	LastSeen uint64
 }
 
+type datapathIn6Addr struct {
+	_    structs.HostLayout
+	In6U struct {
+		_       structs.HostLayout
+		U6Addr8 [16]uint8
+	}
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	datapathMapBanCount     = "ban_count"
 	datapathMapBans         = "bans"
+	datapathMapBans6        = "bans6"
 	datapathMapCounters     = "counters"
 	datapathMapFlowCounters = "flow_counters"
 	datapathMapFlows        = "flows"
@@ -112,6 +121,7 @@ type datapathProgramSpecs struct {
 type datapathMapSpecs struct {
 	BanCount     *ebpf.MapSpec `ebpf:"ban_count"`
 	Bans         *ebpf.MapSpec `ebpf:"bans"`
+	Bans6        *ebpf.MapSpec `ebpf:"bans6"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	FlowCounters *ebpf.MapSpec `ebpf:"flow_counters"`
 	Flows        *ebpf.MapSpec `ebpf:"flows"`
@@ -147,6 +157,7 @@ func (o *datapathObjects) Close() error {
 type datapathMaps struct {
 	BanCount     *ebpf.Map `ebpf:"ban_count"`
 	Bans         *ebpf.Map `ebpf:"bans"`
+	Bans6        *ebpf.Map `ebpf:"bans6"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	FlowCounters *ebpf.Map `ebpf:"flow_counters"`
 	Flows        *ebpf.Map `ebpf:"flows"`
@@ -158,6 +169,7 @@ func (m *datapathMaps) Close() error {
 	return _DatapathClose(
 		m.BanCount,
 		m.Bans,
+		m.Bans6,
 		m.Counters,
 		m.FlowCounters,
 		m.Flows,

@@ -595,7 +595,107 @@ func TestPrivilegedBan(t *testing.T) {
 	if n, _ := d.BanCount(); n != 0 {
 		t.Errorf("ban count %d after expiry, want 0", n)
 	}
-	if err := d.Ban(netip.MustParseAddr("2001:db8::1"), time.Time{}); !errors.Is(err, ErrBadFlow) {
-		t.Errorf("IPv6 ban: %v, want ErrBadFlow", err)
+	if err := d.Ban(netip.Addr{}, time.Time{}); !errors.Is(err, ErrBadFlow) {
+		t.Errorf("ban of the zero address: %v, want ErrBadFlow", err)
+	}
+}
+
+// TestPrivilegedBan6: a banned IPv6 source's packets (UDP and ping) never
+// reach the stack, and banning its IPv4 address or lifting the ban lets
+// them through again; an IPv6 ban does not touch the host's IPv4.
+func TestPrivilegedBan6(t *testing.T) {
+	requirePrivileged(t)
+	tp := newTopo(t, true)
+	a6 := netip.MustParseAddrPort("[2001:db8:1::10]:5004")
+	s6 := netip.MustParseAddrPort("[2001:db8:1::1]:40002")
+	tp.a.ip(t, "addr", "add", a6.Addr().String()+"/64", "dev", "a0", "nodad")
+	tp.s.ip(t, "addr", "add", s6.Addr().String()+"/64", "dev", "s0", "nodad")
+	tp.a.exec(t, "ping", "-6", "-c1", "-W2", s6.Addr().String())
+	d := tp.open(t, "auto")
+	defer d.Unload()
+	var (
+		srv, cli *net.UDPConn
+		err      error
+	)
+	tp.s.must(t, func() error {
+		srv, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(s6))
+		return err
+	})
+	tp.a.must(t, func() error {
+		cli, err = net.DialUDP("udp6", net.UDPAddrFromAddrPort(a6), net.UDPAddrFromAddrPort(s6))
+		return err
+	})
+	defer srv.Close()
+	defer cli.Close()
+	// through sends n datagrams and counts those the SBC's socket gets.
+	through := func(n int, wait time.Duration) int {
+		t.Helper()
+		for i := range n {
+			if _, err := cli.Write([]byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, buf := 0, make([]byte, 64)
+		_ = srv.SetReadDeadline(time.Now().Add(wait))
+		for got < n {
+			if _, _, err := srv.ReadFromUDPAddrPort(buf); err != nil {
+				break
+			}
+			got++
+		}
+		return got
+	}
+	if got := through(10, 2*time.Second); got != 10 {
+		t.Fatalf("before the ban: %d of 10 datagrams arrived", got)
+	}
+	if err := d.Ban(aAddr.Addr(), time.Time{}); err != nil { // the IPv4 address
+		t.Fatal(err)
+	}
+	if got := through(10, 2*time.Second); got != 10 {
+		t.Errorf("IPv4 address banned: %d of 10 IPv6 datagrams arrived, want 10", got)
+	}
+	if err := d.Unban(aAddr.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := d.Counters()
+	if err := d.Ban(a6.Addr(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.BanCount(); n != 1 || err != nil {
+		t.Fatalf("ban count %d (%v), want 1", n, err)
+	}
+	if got := through(20, 200*time.Millisecond); got != 0 {
+		t.Errorf("banned IPv6 source: %d of 20 datagrams reached the socket", got)
+	}
+	if err := exec.Command("ip", "netns", "exec", tp.a.name, "ping", "-6", "-c1", "-W1", s6.Addr().String()).Run(); err == nil {
+		t.Error("banned IPv6 source still gets ping answers")
+	}
+	if c, _ := d.Counters(); c[CounterBanned]-before[CounterBanned] < 21 {
+		t.Errorf("banned counter rose by %d, want >= 21", c[CounterBanned]-before[CounterBanned])
+	}
+	if err := exec.Command("ip", "netns", "exec", tp.a.name, "ping", "-c1", "-W2", "203.0.113.1").Run(); err != nil {
+		t.Errorf("IPv6 ban: the source's IPv4 ping failed: %v", err)
+	}
+	if err := d.Unban(a6.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := d.BanCount(); n != 0 {
+		t.Errorf("ban count %d after unban, want 0", n)
+	}
+	tp.a.exec(t, "ping", "-6", "-c1", "-W2", s6.Addr().String()) // neighbour again
+	if got := through(10, 2*time.Second); got != 10 {
+		t.Errorf("after unban: %d of 10 datagrams arrived", got)
+	}
+
+	// A timed IPv6 ban ends by itself and ExpireBans clears it.
+	if err := d.Ban(a6.Addr(), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if n, err := d.ExpireBans(); n != 1 || err != nil {
+		t.Errorf("ExpireBans %d (%v), want 1", n, err)
+	}
+	if n, _ := d.BanCount(); n != 0 {
+		t.Errorf("ban count %d after expiry, want 0", n)
 	}
 }

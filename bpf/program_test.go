@@ -61,6 +61,12 @@ func resetTestObjects(t testing.TB, objs *datapathObjects) {
 			t.Fatal(err)
 		}
 	}
+	var bk6 [16]byte
+	for objs.Bans6.NextKey(nil, &bk6) == nil {
+		if err := objs.Bans6.Delete(bk6); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := objs.BanCount.Update(uint32(0), uint32(0), ebpf.UpdateAny); err != nil {
 		t.Fatal(err)
 	}
@@ -329,18 +335,30 @@ func TestProgramNonIP(t *testing.T) {
 	}
 }
 
-// TestProgramBans: a banned IPv4 source is dropped before anything else,
-// an ended ban and other sources are not.
+// TestProgramBans: a banned IPv4 or IPv6 source is dropped before
+// anything else, an ended ban and other sources are not.
 func TestProgramBans(t *testing.T) {
 	objs := loadTestObjects(t)
 	const xdpDrop, tcShot = 1, 2
 	drop := map[string]uint32{"xdp": xdpDrop, "tc": tcShot}
-	hit := frameSpec{src: carrier, dst: sbcExt, payload: []byte("0123456789abcdef")}
-	other := hit
-	other.src = netip.MustParseAddrPort("203.0.113.99:5004")
+	families := []struct {
+		name  string
+		key   FlowKey
+		act   FlowAction
+		src   netip.AddrPort
+		other netip.Addr
+	}{
+		{"ipv4", FlowKey{sbcExt}, FlowAction{Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1},
+			carrier, netip.MustParseAddr("203.0.113.99")},
+		{"ipv6", FlowKey{sbcExt6}, FlowAction{Src: sbcInt6, Dst: pbx6, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1},
+			car6, netip.MustParseAddr("2001:db8:1::99")},
+	}
 	ban := func(a netip.Addr, end uint64) {
-		k, _ := banKey(a)
-		if err := objs.Bans.Update(k, end, ebpf.UpdateAny); err != nil {
+		m, k, err := banKey(objs, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Update(k, end, ebpf.UpdateAny); err != nil {
 			t.Fatal(err)
 		}
 		if err := objs.BanCount.Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
@@ -348,31 +366,39 @@ func TestProgramBans(t *testing.T) {
 		}
 	}
 	for _, pc := range progCases {
-		t.Run(pc.name, func(t *testing.T) {
-			resetTestObjects(t, objs)
-			putTestFlow(t, objs, FlowKey{sbcExt}, FlowAction{Src: sbcInt, Dst: pbx, SrcMAC: egrMAC, DstMAC: pbxMAC, Ifindex: 1})
-			ban(carrier.Addr(), 0) // until Unban
-			if ret, _ := run(t, pc.prog(objs), hit.build()); ret != drop[pc.name] {
-				t.Errorf("banned source: verdict %d, want drop %d", ret, drop[pc.name])
-			}
-			vlan := hit
-			vlan.vlan = 9
-			if ret, _ := run(t, pc.prog(objs), vlan.build()); ret != drop[pc.name] {
-				t.Errorf("banned source, VLAN-tagged: verdict %d, want drop %d", ret, drop[pc.name])
-			}
-			if ret, _ := run(t, pc.prog(objs), other.build()); ret != pc.redir {
-				t.Errorf("other source: verdict %d, want redirect %d", ret, pc.redir)
-			}
-			ban(carrier.Addr(), 1) // ended long ago (1 ns after boot)
-			if ret, _ := run(t, pc.prog(objs), hit.build()); ret != pc.redir {
-				t.Errorf("ended ban: verdict %d, want redirect %d", ret, pc.redir)
-			}
-			if n := counterOf(t, objs, CounterBanned); n != 2 {
-				t.Errorf("banned counter %d, want 2", n)
-			}
-			k, _ := banKey(carrier.Addr())
-			_ = objs.Bans.Delete(k)
-		})
+		for _, f := range families {
+			t.Run(pc.name+"/"+f.name, func(t *testing.T) {
+				resetTestObjects(t, objs)
+				putTestFlow(t, objs, f.key, f.act)
+				hit := frameSpec{src: f.src, dst: f.key.Dst, payload: []byte("0123456789abcdef")}
+				other := hit
+				other.src = netip.AddrPortFrom(f.other, f.src.Port())
+				if ret, _ := run(t, pc.prog(objs), hit.build()); ret != pc.redir {
+					t.Fatalf("before the ban: verdict %d, want redirect %d (counters %v)", ret, pc.redir, countersOf(t, objs))
+				}
+				ban(f.src.Addr(), 0) // until Unban
+				if ret, _ := run(t, pc.prog(objs), hit.build()); ret != drop[pc.name] {
+					t.Errorf("banned source: verdict %d, want drop %d", ret, drop[pc.name])
+				}
+				vlan := hit
+				vlan.vlan = 9
+				if ret, _ := run(t, pc.prog(objs), vlan.build()); ret != drop[pc.name] {
+					t.Errorf("banned source, VLAN-tagged: verdict %d, want drop %d", ret, drop[pc.name])
+				}
+				if ret, _ := run(t, pc.prog(objs), other.build()); ret != pc.redir {
+					t.Errorf("other source: verdict %d, want redirect %d", ret, pc.redir)
+				}
+				ban(f.src.Addr(), 1) // ended long ago (1 ns after boot)
+				if ret, _ := run(t, pc.prog(objs), hit.build()); ret != pc.redir {
+					t.Errorf("ended ban: verdict %d, want redirect %d", ret, pc.redir)
+				}
+				if n := counterOf(t, objs, CounterBanned); n != 2 {
+					t.Errorf("banned counter %d, want 2", n)
+				}
+				m, k, _ := banKey(objs, f.src.Addr())
+				_ = m.Delete(k)
+			})
+		}
 	}
 }
 

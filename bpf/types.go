@@ -153,7 +153,7 @@ const (
 	CounterTTL                        // TTL / hop limit would expire
 	CounterNoEgress                   // flow's egress interface not in the DEVMAP
 	CounterError                      // a helper failed mid-rewrite (dropped)
-	CounterBanned                     // dropped: IPv4 source on the ban list
+	CounterBanned                     // dropped: source (IPv4 or IPv6) on the ban list
 	CounterSrcMismatch                // a flow's packet from another source than its From (to the stack)
 	counterMax
 )

@@ -40,8 +40,8 @@ type BanList interface {
 // BanMirror receives every ban and unban of a Bans list. Its method set is
 // that of the bpf package's *Datapath (Ban, Unban on its XDP ban map), so
 // the datapath plugs in as is: SBC.MirrorBans(datapath) and banned sources
-// are dropped in XDP before they reach user space. Errors (an IPv6 source
-// the map cannot hold, say) leave the user-space list authoritative.
+// are dropped in XDP before they reach user space. Errors (a full map, say)
+// leave the user-space list authoritative.
 type BanMirror interface {
 	Ban(addr netip.Addr, until time.Time) error
 	Unban(addr netip.Addr) error

@@ -295,20 +295,36 @@ func TestLabClassification(t *testing.T) {
 // A banned source's packets, SIP and media alike, are dropped in the
 // kernel (the XDP/tc program's ban map, counted there) before the stack,
 // and it is unbanned after the ban time: in sbcd's list, in the kernel
-// map, and its packets reach the stack again.
+// map, and its packets reach the stack again. IPv4 and IPv6 sources alike
+// (the IPv6 case on the carrier realm's IPv6 face).
 func TestLabKernelBans(t *testing.T) {
 	needLab(t)
-	s := startSBCD(t, guardConfig(t, `"`+pbxHost+`:5060"`, `guard:
+	t.Run("ipv4", func(t *testing.T) { kernelBans(t, sbcExt, carAddrs(t, 50, 50)[0]) })
+	t.Run("ipv6", func(t *testing.T) { kernelBans(t, sbcExt6, carAddr6(t, 50)) })
+}
+
+// sipHost is ip as a SIP URI's host (an IPv6 reference in brackets).
+func sipHost(ip string) string {
+	if strings.Contains(ip, ":") {
+		return "[" + ip + "]"
+	}
+	return ip
+}
+
+// kernelBans is TestLabKernelBans with the carrier realm on sbcIP and the
+// scanner on src (a car0 address of the same family).
+func kernelBans(t *testing.T, sbcIP, src string) {
+	s := startSBCD(t, guardConfigOn(t, sbcIP, `"`+pbxHost+`:5060"`, `guard:
   bans: {duration: 3s}
 `))
 	if !strings.Contains(s.log.String(), "media datapath: kernel fast path") {
 		t.Fatalf("no kernel datapath in the lab: nothing to test\n%s", s.log)
 	}
-	src := carAddrs(t, 50, 50)[0]
 	c := carSocket(t, src)
-	sipAddr := &net.UDPAddr{IP: net.ParseIP(sbcExt), Port: 5060}
-	media := &net.UDPAddr{IP: net.ParseIP(sbcExt), Port: 20000}
-	scan := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-kb1\r\nFrom: <sip:s@%s>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: kb1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n", sbcExt, c.LocalAddr(), src, sbcExt)
+	sipAddr := &net.UDPAddr{IP: net.ParseIP(sbcIP), Port: 5060}
+	media := &net.UDPAddr{IP: net.ParseIP(sbcIP), Port: 20000}
+	host, from := sipHost(sbcIP), sipHost(src)
+	scan := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-kb1\r\nFrom: <sip:s@%s>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: kb1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n", host, c.LocalAddr(), from, host)
 	if _, err := c.WriteToUDP([]byte(scan), sipAddr); err != nil {
 		t.Fatal(err)
 	}

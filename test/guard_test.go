@@ -26,13 +26,20 @@ import (
 // the PBX) plus a guard section.
 func guardConfig(t *testing.T, pbxTargets, guard string) string {
 	t.Helper()
+	return guardConfigOn(t, sbcExt, pbxTargets, guard)
+}
+
+// guardConfigOn is guardConfig with the carrier realm on address carIP
+// (sbcExt6 for an IPv6 carrier face).
+func guardConfigOn(t *testing.T, carIP, pbxTargets, guard string) string {
+	t.Helper()
 	y := fmt.Sprintf(`realms:
-  - {name: carrier, listen: "%s:5060", transports: [udp, tcp]}
+  - {name: carrier, listen: "%s", transports: [udp, tcp]}
   - {name: enterprise, listen: "%s:5060", transports: [udp, tcp]}
 routes:
   - {name: carrier-to-pbx, from_realm: carrier, to_realm: enterprise, user_prefix: "1000", targets: [%s], target_timeout: 1s}
   - {name: pbx-to-carrier, from_realm: enterprise, to_realm: carrier, targets: ["%s:5060"]}
-%s`, sbcExt, sbcInt, pbxTargets, carrierHost, guard)
+%s`, net.JoinHostPort(carIP, "5060"), sbcInt, pbxTargets, carrierHost, guard)
 	p := filepath.Join(t.TempDir(), "sbc.yaml")
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
@@ -54,6 +61,18 @@ func carAddrs(t *testing.T, from, to int) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// carAddr6 adds the secondary address 2001:db8:1::<n> (no DAD) to car0
+// for the test's life.
+func carAddr6(t *testing.T, n int) string {
+	t.Helper()
+	a := fmt.Sprintf("2001:db8:1::%d", n)
+	if b, err := exec.Command("ip", "-n", "car", "addr", "replace", a+"/64", "dev", "car0", "nodad").CombinedOutput(); err != nil {
+		t.Fatalf("add %s to car0: %v: %s", a, err, b)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "-n", "car", "addr", "del", a+"/64", "dev", "car0").Run() })
+	return a
 }
 
 // carSocket is a UDP socket in namespace car on addr (any port).

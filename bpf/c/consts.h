@@ -38,7 +38,7 @@ enum counter {
 	CNT_TTL,          /* TTL / hop limit would expire */
 	CNT_NO_EGRESS,    /* flow's egress interface not in tx_ports */
 	CNT_ERROR,        /* a helper failed mid-rewrite (tc) */
-	CNT_BANNED,       /* dropped: IPv4 source on the ban list */
+	CNT_BANNED,       /* dropped: source on the ban list */
 	CNT_SRC_MISMATCH, /* flow hit from a source other than its latched one */
 	CNT_MAX,
 };

@@ -4,6 +4,7 @@
 #define EDGESBC_MAPS_H
 
 #include <linux/bpf.h>
+#include <linux/in6.h>
 #include <bpf/bpf_helpers.h>
 #include "consts.h"
 #include "structs.h"
@@ -51,7 +52,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bans SEC(".maps");
 
-/* Entry 0: number of entries in bans, kept by the loader, so that the
+/* Banned IPv6 sources (the 16 address bytes as on the wire) -> ban end,
+ * as in bans. A second map rather than one 16-byte key so that the IPv4
+ * lookup stays a u32 hash and pinned IPv4 bans survive an upgrade. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_BANS);
+	__type(key, struct in6_addr);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} bans6 SEC(".maps");
+
+/* Entry 0: number of entries in bans and bans6 together, kept by the loader, so that the
  * common case (no bans) costs one array lookup. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -133,8 +133,8 @@ static __always_inline int from_ok(const struct pkt *p, const struct flow_action
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
 }
 
-/* banned says whether the frame is IPv4 from a source on the ban list
- * whose ban has not ended. Anything it cannot read is not banned. */
+/* banned says whether the frame is IPv4 or IPv6 from a source on the ban
+ * list whose ban has not ended. Anything it cannot read is not banned. */
 static __always_inline int banned(void *data, void *data_end)
 {
 	__u32 zero = 0;
@@ -153,13 +153,23 @@ static __always_inline int banned(void *data, void *data_end)
 		proto = vh->proto;
 		off += VLAN_HLEN;
 	}
-	if (proto != bpf_htons(ETH_P_IP))
+	__u64 *until;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = data + off;
+		if ((void *)(iph + 1) > data_end)
+			return 0;
+		__u32 saddr = iph->saddr;
+		until = bpf_map_lookup_elem(&bans, &saddr);
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + off;
+		if ((void *)(ip6 + 1) > data_end)
+			return 0;
+		struct in6_addr saddr;
+		__builtin_memcpy(&saddr, &ip6->saddr, sizeof(saddr));
+		until = bpf_map_lookup_elem(&bans6, &saddr);
+	} else {
 		return 0;
-	struct iphdr *iph = data + off;
-	if ((void *)(iph + 1) > data_end)
-		return 0;
-	__u32 saddr = iph->saddr;
-	__u64 *until = bpf_map_lookup_elem(&bans, &saddr);
+	}
 	if (!until)
 		return 0;
 	return *until == 0 || *until > bpf_ktime_get_ns();

@@ -32,8 +32,8 @@ func (k *Kernel) BanMirror() BanMap {
 }
 
 // kernelBans logs the first failure of each kind once: the user-space
-// list stays authoritative (an IPv6 source the IPv4 map cannot hold is
-// still dropped there, before parsing).
+// list stays authoritative (a source the kernel map refused, a full map
+// say, is still dropped there, before parsing).
 type kernelBans struct{ k *Kernel }
 
 func (b kernelBans) Ban(addr netip.Addr, until time.Time) error {
