@@ -25,43 +25,9 @@ import (
 // many it sent and how long that took, measured at the sender.
 func mixedFlood(t *testing.T, addrs []string, prefix string, pps int, d time.Duration, max int) (int64, time.Duration) {
 	t.Helper()
-	var sent atomic.Int64
-	dst := &net.UDPAddr{IP: net.ParseIP(sbcExt), Port: 5060}
-	perSource := float64(pps) / float64(len(addrs))
-	conns := make([]*net.UDPConn, len(addrs))
-	for i, a := range addrs {
-		conns[i] = carSocket(t, a)
-	}
-	start := time.Now()
-	end := start.Add(d)
-	var wg sync.WaitGroup
-	for i, a := range addrs {
-		c := conns[i]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(5 * time.Millisecond)
-			defer tick.Stop()
-			port := c.LocalAddr().(*net.UDPAddr).Port
-			for n := 0; ; {
-				now := <-tick.C
-				if now.After(end) {
-					return
-				}
-				due := int(perSource * now.Sub(start).Seconds())
-				for ; n < due; n++ {
-					if sent.Load() >= int64(max) {
-						return
-					}
-					if _, err := c.WriteToUDP(floodMessage(n, i, a, port, prefix), dst); err == nil {
-						sent.Add(1)
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return sent.Load(), time.Since(start)
+	return paced(t, addrs, pps, d, max, func(n, i int, a string, port int) []byte { // guard_test.go
+		return floodMessage(n, i, a, port, prefix)
+	})
 }
 
 // floodMessage is the n-th datagram of source i (address a, port).

@@ -271,12 +271,25 @@ func TestLabRegistrar(t *testing.T) {
 // flood sends INVITEs with an SDP offer, as a real attack does, to
 // routable numbers (prefix, the source's index digit, a call number:
 // the PBX tells the sources apart by them), from each address for d
-// at pps packets a second in total, bounded by max packets. It returns
-// how many datagrams it sent (writes that succeeded) and how long that
-// took, measured at the sender. A sender that falls behind catches up at
-// the next tick, so the rate is what it claims unless the machine cannot
-// send it (which the caller asserts).
+// at pps packets a second in total, bounded by max packets (paced).
 func flood(t *testing.T, addrs []string, prefix string, pps int, d time.Duration, max int) (int64, time.Duration) {
+	t.Helper()
+	return paced(t, addrs, pps, d, max, func(n, i int, a string, port int) []byte {
+		sdp := fmt.Sprintf("v=0\r\no=- %d 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n", n, a, a, 20000+2*(n%10000))
+		num := fmt.Sprintf("%s%d%06d", prefix, i%10, n)
+		return fmt.Appendf(nil, "INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-f%d-%d\r\nMax-Forwards: 70\r\nFrom: <sip:flood@%s>;tag=f%d\r\nTo: <sip:%s@%s>\r\nCall-ID: flood-%d-%d\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@%s:%d>\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+			num, sbcExt, a, port, i, n, a, n, num, sbcExt, i, n, a, port, len(sdp), sdp)
+	})
+}
+
+// paced sends msg(n, i, a, port), the n-th datagram of source i (address
+// a, bound to port), from each address to the SBC's carrier side for d at
+// pps datagrams a second in total, bounded by max. It returns how many it
+// sent (writes that succeeded) and how long that took, measured at the
+// sender. A sender that falls behind catches up at the next tick, so the
+// rate is what it claims unless the machine cannot send it (which the
+// caller asserts).
+func paced(t *testing.T, addrs []string, pps int, d time.Duration, max int, msg func(n, i int, a string, port int) []byte) (int64, time.Duration) {
 	t.Helper()
 	var sent atomic.Int64
 	dst := &net.UDPAddr{IP: net.ParseIP(sbcExt), Port: 5060}
@@ -306,11 +319,7 @@ func flood(t *testing.T, addrs []string, prefix string, pps int, d time.Duration
 					if sent.Load() >= int64(max) {
 						return
 					}
-					sdp := fmt.Sprintf("v=0\r\no=- %d 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n", n, a, a, 20000+2*(n%10000))
-					num := fmt.Sprintf("%s%d%06d", prefix, i%10, n)
-					msg := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-f%d-%d\r\nMax-Forwards: 70\r\nFrom: <sip:flood@%s>;tag=f%d\r\nTo: <sip:%s@%s>\r\nCall-ID: flood-%d-%d\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@%s:%d>\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
-						num, sbcExt, a, port, i, n, a, n, num, sbcExt, i, n, a, port, len(sdp), sdp)
-					if _, err := c.WriteToUDP([]byte(msg), dst); err == nil {
+					if _, err := c.WriteToUDP(msg(n, i, a, port), dst); err == nil {
 						sent.Add(1)
 					}
 				}
