@@ -120,8 +120,11 @@ type Call struct {
 	// abandoned: another node owns it now, so ending it here sends
 	// nothing and leaves the record alone.
 	recorded, abandoned bool
-	// onEnd runs once, in order, when the call ends (OnEnd).
+	// onEnd runs once, in order, when the call ends (OnEnd); leave runs
+	// after all of them (track: the call leaves the table last, so a call
+	// no longer listed has released every hold it had).
 	onEnd []func()
+	leave func()
 	// notes gather what the call's record needs (cdr.go).
 	notes callNotes
 
@@ -161,11 +164,14 @@ func (c *Call) end(result, reason string) bool {
 	c.state = StateEnded
 	c.result, c.reason = result, reason
 	close(c.done)
-	hooks := c.onEnd
-	c.onEnd = nil
+	hooks, leave := c.onEnd, c.leave
+	c.onEnd, c.leave = nil, nil
 	c.mu.Unlock()
 	for _, f := range hooks {
 		f()
+	}
+	if leave != nil {
+		leave()
 	}
 	return true
 }

@@ -123,7 +123,17 @@ func (s *SBC) track(c *Call) bool {
 		return false
 	}
 	s.recordOnEnd(c) // cdr.go: before ended releases the media
-	c.OnEnd(func() { s.ended(c) })
+	// ended runs after every other OnEnd hook (the guard's and the trunk's
+	// holds included, registered after this), so a call gone from the
+	// table holds nothing: a caller told "call over" may call again.
+	c.mu.Lock()
+	if c.state == StateEnded {
+		c.mu.Unlock()
+		s.ended(c)
+	} else {
+		c.leave = func() { s.ended(c) }
+		c.mu.Unlock()
+	}
 	s.metrics.ActiveCalls.Inc()
 	return true
 }
@@ -144,13 +154,14 @@ func (s *SBC) ended(c *Call) {
 	answered, result := c.answered, c.result
 	c.mu.Unlock()
 
-	s.calls.removeActive(c)
-	time.AfterFunc(callLinger, func() { s.calls.remove(c, ids...) })
 	s.hepMedia(c, ids[0]) // hep.go: before the media hook forgets the call
 	s.media.End(c.ID)
 	s.recordEnded(c)
 	s.metrics.ActiveCalls.Dec()
 	s.metrics.Calls.WithLabelValues(result).Inc()
+	// Last: a call no longer listed as active is counted and released.
+	s.calls.removeActive(c)
+	time.AfterFunc(callLinger, func() { s.calls.remove(c, ids...) })
 	attrs := []any{"call", c.ID, "result", result, "route", c.route}
 	if !answered.IsZero() {
 		attrs = append(attrs, "talk", time.Since(answered).Round(time.Millisecond))
