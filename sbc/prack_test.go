@@ -26,23 +26,14 @@ func inviteWith(p *testphone.Phone, sbcAddr, callID, extra, sdp string) {
 		%s`, sbcAddr, p.Addr, callID, p.Addr, callID, sbcAddr, callID, p.Addr, extra), sdp)
 }
 
-// respondWith answers req as a UAS, with extra header lines.
+// respondWith answers req as a UAS, with extra header lines and an SDP
+// body (none when empty).
 func respondWith(p *testphone.Phone, req *sip.Request, code int, reason, tag, extra, body string) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "SIP/2.0 %d %s\n", code, reason)
-	for _, v := range req.GetHeaders("Via") {
-		fmt.Fprintf(&b, "Via: %s\n", v.Value())
+	ctype := ""
+	if body != "" {
+		ctype = "application/sdp"
 	}
-	to := req.To().Value()
-	if tag != "" && !strings.Contains(to, "tag=") {
-		to += ";tag=" + tag
-	}
-	fmt.Fprintf(&b, "From: %s\nTo: %s\nCall-ID: %s\nCSeq: %s\n", req.From().Value(), to, req.CallID().Value(), req.CSeq().Value())
-	if code > 100 && code < 300 {
-		fmt.Fprintf(&b, "Contact: <sip:callee@%s>\n", p.Addr)
-	}
-	b.WriteString(extra)
-	p.Send(req.Source(), b.String(), body)
+	p.AnswerTyped(req, code, reason, tag, extra, ctype, []byte(body))
 }
 
 // inDialogWith sends a request in dialog d with extra header lines.
