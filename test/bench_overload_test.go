@@ -1,20 +1,14 @@
 package test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
 // TestBenchOverload is `make bench-overload` (issue 16 item 6): sbcd's
@@ -163,103 +157,11 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// kamailio is a Kamailio process tree in namespace sbc.
-type kamailio struct {
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	done chan error
-}
-
 // startKamailio runs test/kamailio/overload.cfg on the SBC's addresses
 // with pike tripping past density new INVITEs per 2 s from one source.
-func startKamailio(t *testing.T, density int) *kamailio {
+func startKamailio(t *testing.T, density int) *kamailioRef {
 	t.Helper()
-	tmpl, err := os.ReadFile(filepath.Join("kamailio", "overload.cfg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.NewReplacer("SBC_EXT", sbcExt, "SBC_INT", sbcInt, "PBX_HOST", pbxHost, "PIKE_DENSITY", strconv.Itoa(density)).Replace(string(tmpl))
-	dir := t.TempDir()
-	p := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	k := &kamailio{out: &bytes.Buffer{}, done: make(chan error, 1)}
-	// -DD: stay in the foreground (children still forked), -E: log to
-	// stderr; 256 MiB of shared memory, 16 of private per process.
-	k.cmd = exec.Command("ip", "netns", "exec", "sbc", "kamailio", "-DD", "-E", "-f", p, "-m", "256", "-M", "16", "-Y", dir)
-	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out
-	if err := k.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { k.done <- k.cmd.Wait() }()
-	t.Cleanup(func() { k.stop(t) })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		select {
-		case err := <-k.done:
-			k.done <- err
-			t.Fatalf("kamailio exited: %v\n%s", err, tail(k.out.String(), 30))
-		default:
-		}
-		if ok, _ := labns.UDPListening("sbc", netip.MustParseAddr(sbcExt), 5060); ok {
-			return k
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kamailio not listening after 10 s\n%s", tail(k.out.String(), 30))
-		}
-	}
-}
-
-func (k *kamailio) stop(t *testing.T) {
-	select {
-	case err := <-k.done:
-		k.done <- err
-		return
-	default:
-	}
-	_ = k.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-k.done:
-		k.done <- err
-	case <-time.After(10 * time.Second):
-		_ = k.cmd.Process.Kill()
-		t.Errorf("kamailio did not stop on SIGTERM")
-	}
-}
-
-// pssMiB sums the proportional set size of Kamailio and its children
-// (shared memory counted once across them).
-func (k *kamailio) pssMiB() float64 {
-	pids := []int{k.cmd.Process.Pid}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'.
-		if i := bytes.LastIndexByte(b, ')'); i > 0 {
-			f := strings.Fields(string(b[i+1:]))
-			if len(f) > 1 && f[1] == strconv.Itoa(k.cmd.Process.Pid) {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	var kb float64
-	for _, pid := range pids {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
-				v, _ := strconv.ParseFloat(f[1], 64)
-				kb += v
-			}
-		}
-	}
-	return kb / 1024
+	return startKamailioCfg(t, "overload.cfg", 256, "PIKE_DENSITY", strconv.Itoa(density)) // kamailio_ref_test.go
 }
 
 // callStates counts sbcd's calls by state.

@@ -15,8 +15,9 @@ import (
 	"github.com/edgesbc/edgesbc/internal/labns"
 )
 
-// kamailioRef is Kamailio running test/kamailio/stateful.cfg in namespace
-// sbc, in sbcd's place: the reference system of make bench-sip.
+// kamailioRef is Kamailio running one of test/kamailio/*.cfg in namespace
+// sbc, in sbcd's place: the reference system of make bench-sip
+// (stateful.cfg) and make bench-overload (overload.cfg, with pike).
 type kamailioRef struct {
 	cmd  *exec.Cmd
 	out  *bytes.Buffer
@@ -28,24 +29,34 @@ type kamailioRef struct {
 // listens on both.
 func startKamailioRef(t *testing.T, children int) *kamailioRef {
 	t.Helper()
+	return startKamailioCfg(t, "stateful.cfg", 512, "CHILDREN", strconv.Itoa(children))
+}
+
+// startKamailioCfg runs test/kamailio/<file>, its SBC_EXT, SBC_INT and
+// PBX_HOST set to the lab's addresses and vars (name, value pairs) put in,
+// with shmMiB of shared memory, and waits until it listens on both of the
+// SBC's addresses.
+func startKamailioCfg(t *testing.T, file string, shmMiB int, vars ...string) *kamailioRef {
+	t.Helper()
 	if _, err := exec.LookPath("kamailio"); err != nil {
 		t.Fatal("kamailio not installed (scripts/bench-deps.sh installs it)")
 	}
-	tmpl, err := os.ReadFile(filepath.Join("kamailio", "stateful.cfg"))
+	tmpl, err := os.ReadFile(filepath.Join("kamailio", file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.NewReplacer("SBC_EXT", sbcExt, "SBC_INT", sbcInt, "PBX_HOST", pbxHost,
-		"CHILDREN", strconv.Itoa(children)).Replace(string(tmpl))
+	cfg := strings.NewReplacer(append([]string{"SBC_EXT", sbcExt, "SBC_INT", sbcInt, "PBX_HOST", pbxHost}, vars...)...).Replace(string(tmpl))
 	dir := t.TempDir()
 	p := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	k := &kamailioRef{out: &bytes.Buffer{}, done: make(chan error, 1)}
-	// -m: shared memory for the transactions of a few thousand calls per
-	// second held for their wait timer; -Y: runtime files in the temp dir.
-	k.cmd = exec.Command("ip", "netns", "exec", "sbc", "kamailio", "-DD", "-E", "-f", p, "-m", "512", "-M", "16", "-Y", dir)
+	// -DD: stay in the foreground (children still forked), -E: log to
+	// stderr; -m: shared memory (the transactions of a few thousand calls
+	// per second held for their wait timer), -M: 16 MiB private per
+	// process; -Y: runtime files in the temp dir.
+	k.cmd = exec.Command("ip", "netns", "exec", "sbc", "kamailio", "-DD", "-E", "-f", p, "-m", strconv.Itoa(shmMiB), "-M", "16", "-Y", dir)
 	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out
 	if err := k.cmd.Start(); err != nil {
 		t.Fatal(err)
