@@ -39,7 +39,11 @@ func startCapture(t *testing.T, ns, dev string) *capture {
 func startCaptureFilter(t *testing.T, ns, dev, filter string) *capture {
 	t.Helper()
 	c := &capture{file: filepath.Join(t.TempDir(), ns+"-"+dev+".pcap"), out: &syncbuf.Buffer{}}
-	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", dev, "-f", filter, "-F", "pcap", "-w", c.file)
+	// dumpcap itself, not tshark: tshark -w copies what dumpcap hands it
+	// through a pipe, and a short capture stopped while tshark was still
+	// starting lost every packet (TestSIPIThroughSBC saw a whole wire
+	// empty). dumpcap writes the file and flushes it on SIGINT. -P: pcap.
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "dumpcap", "-q", "-P", "-i", dev, "-f", filter, "-w", c.file)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Wait returns this long after tshark exits even if dumpcap still
